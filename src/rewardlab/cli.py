@@ -1,0 +1,51 @@
+"""`rewardlab` command line: data | train | score | eval | optimize | serve | lab.
+
+Each pipeline stage registers its own commands from ``<stage>/cli.py`` (``register(app)``); those modules import
+only typer at module level so that ``rewardlab --help`` answers fast. Heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rewardlab.errors import UserError
+
+app = typer.Typer(
+    name="rewardlab",
+    help="Train, evaluate, optimize against and serve reward models — and measure whether they are good teachers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_all() -> None:
+    from rewardlab.data import cli as data_cli
+    from rewardlab.evaluate import cli as evaluate_cli
+    from rewardlab.lab import cli as lab_cli
+    from rewardlab.optimize import cli as optimize_cli
+    from rewardlab.rewards import cli as rewards_cli
+    from rewardlab.serve import cli as serve_cli
+    from rewardlab.train import cli as train_cli
+
+    for module in (data_cli, train_cli, rewards_cli, evaluate_cli, optimize_cli, serve_cli, lab_cli):
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console entry point: user errors (bad data, bad flags) print one line and exit 2, no traceback."""
+    try:
+        app()
+    except UserError as e:
+        for line in e.lines():
+            print(line, file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
