@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 Message = dict[str, str]
-Prompt = Union[str, list[Message]]
-Response = Union[str, list[Message]]
+Prompt = str | list[Message]
+Response = str | list[Message]
 
 
 @dataclass
@@ -67,7 +66,7 @@ class RatedRow:
     source: Source | None = field(default=None, compare=False, repr=False)
 
 
-Row = Union[PreferencePair, KWayRow, RatedRow]
+Row = PreferencePair | KWayRow | RatedRow
 
 
 def pairs_to_items(pairs: Sequence[PreferencePair]) -> tuple[list[Prompt], list[Response]]:

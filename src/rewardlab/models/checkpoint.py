@@ -1,0 +1,97 @@
+"""Reward-model checkpoints: a directory that carries everything needed to score (DESIGN §3).
+
+``model.safetensors`` (backbone **and** head), ``config.json`` (the backbone's HF config), the tokenizer files, and
+``rewardlab.json`` (head spec, pooling, max length, normalization stats, data hash, library versions). Loading
+rebuilds the backbone from its config and reads weights with safetensors only — never pickle. The directory is
+written to a temporary sibling and renamed into place, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from rewardlab.errors import UserError
+from rewardlab.models.reward_model import RewardModel
+
+MANIFEST = "rewardlab.json"
+WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    import tokenizers
+    import transformers
+
+    import rewardlab
+
+    return {"rewardlab": rewardlab.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
+def _state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared storage (tied embeddings): save contiguous, unshared copies.
+    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
+                      manifest: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint directory atomically. ``manifest`` entries are merged into ``rewardlab.json``."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        save_file(_state_dict_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        model.backbone.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        info = {"format_version": FORMAT_VERSION, "head": model.spec(), "versions": library_versions()}
+        info.update(manifest or {})
+        (tmp / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path) / MANIFEST
+    if not p.exists():
+        raise UserError(f"{path}: not a rewardlab checkpoint (no {MANIFEST})")
+    return json.loads(p.read_text())
+
+
+def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+                      dtype: torch.dtype | None = None) -> tuple[RewardModel, Any, dict[str, Any]]:
+    """Rebuild a RewardModel from a checkpoint directory. Returns ``(model, tokenizer, manifest)``."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    manifest = read_manifest(path)
+    config = AutoConfig.from_pretrained(path)
+    backbone = AutoModel.from_config(config)
+    head = manifest["head"]
+    model = RewardModel(backbone, num_outputs=head["num_outputs"], pooling=head["pooling"], head=head["head"])
+    state = load_file(str(Path(path) / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Tied/derived buffers (e.g. attention bias masks) may be absent from the file; real weights may not.
+    missing = [k for k in missing if not k.endswith((".bias_mask", ".masked_bias", ".attn.bias"))]
+    if missing or unexpected:
+        raise UserError(f"{path}/{WEIGHTS}: weights do not match the config (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model.to(device=device, dtype=dtype).eval()
+    return model, tokenizer, manifest

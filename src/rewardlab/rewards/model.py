@@ -1,0 +1,108 @@
+"""ModelReward: a trained RewardModel as a :class:`~rewardlab.rewards.base.Reward`, with fast batched scoring.
+
+Scoring sorts items by token length and batches neighbours together (little padding), then restores input order.
+Scores are independent of batch size and composition (the pooling reads the last non-pad token from the mask).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rewardlab.data.records import Prompt, Response
+from rewardlab.data.tokenize import PairEncoder
+from rewardlab.models.reward_model import RewardModel
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad id lists into ``(input_ids [b, t], attention_mask [b, t])``."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if side == "right":
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
+        else:
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, token_budget: int | None = None) -> list[list[int]]:
+    """Group indices into batches of similar length (longest first): at most ``batch_size`` items and, if given,
+    at most ``token_budget`` padded tokens per batch."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[current[0]] if current else lengths[i]
+        too_many = len(current) >= batch_size
+        too_wide = token_budget is not None and current and (len(current) + 1) * width > token_budget
+        if current and (too_many or too_wide):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class ModelReward:
+    """Reward from a :class:`RewardModel`: ``score`` returns ``[n]`` (one head) or ``[n, k]`` (k outputs)."""
+
+    def __init__(self, model: RewardModel, tokenizer, max_length: int = 512, batch_size: int = 32,
+                 device: str | torch.device | None = None, manifest: dict[str, Any] | None = None,
+                 token_budget: int | None = None, name: str = "model"):
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest or {}
+        self.max_length = int(self.manifest.get("max_length", max_length))
+        self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.name = name
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate")
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, **kwargs) -> ModelReward:
+        from rewardlab.models.checkpoint import load_reward_model
+
+        model, tokenizer, manifest = load_reward_model(path, device=device or "cpu")
+        kwargs.setdefault("name", os.path.basename(os.path.normpath(str(path))))
+        return cls(model, tokenizer, manifest=manifest, **kwargs)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.model.num_outputs
+
+    @property
+    def normalization(self) -> dict[str, float] | None:
+        return self.manifest.get("normalization")
+
+    def encode(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> list[list[int]]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        return [self.encoder.encode(p, r) for p, r in zip(prompts, responses)]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids for an already-rendered full text (e.g. OpenRLHF's query), with the tokenizer's special tokens."""
+        return self.encoder.encode("", text)
+
+    @torch.no_grad()
+    def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Score token-id sequences in length-sorted batches; results in input order, on CPU, float32."""
+        out = torch.empty((len(seqs), self.num_outputs), dtype=torch.float32)
+        if not seqs:
+            return out.squeeze(-1) if self.num_outputs == 1 else out
+        for batch in length_sorted_batches([len(s) for s in seqs], self.batch_size, self.token_budget):
+            ids, mask = pad_batch([seqs[i] for i in batch], self.pad_id)
+            out[batch] = self.model(ids.to(self.device), mask.to(self.device)).float().cpu()
+        return out.squeeze(-1) if self.num_outputs == 1 else out
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
+        return self.score_ids(self.encode(prompts, responses))

@@ -1,0 +1,38 @@
+import random
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+WORDS = ("the cat dog sat ran on a mat big small red blue good bad answer question please help me with this "
+         "task now yes no maybe one two three four five").split()
+
+
+def sentence(rng: random.Random, lo: int = 3, hi: int = 12) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[str]:
+    rng = random.Random(0)
+    return [sentence(rng) for _ in range(400)]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(corpus):
+    from rewardlab.models.tiny import train_tiny_tokenizer
+
+    return train_tiny_tokenizer(corpus, vocab_size=128)
+
+
+@pytest.fixture
+def pair_rows() -> list[dict]:
+    rng = random.Random(1)
+    rows = []
+    for i in range(64):
+        prompt = sentence(rng)
+        chosen = "good " + sentence(rng)  # a learnable signal: chosen starts with "good"
+        rejected = "bad " + sentence(rng)
+        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": str(i)})
+    return rows
