@@ -1,0 +1,71 @@
+"""Advantages and policy losses for the optimize loops — pure functions (DESIGN §6).
+
+Shapes: ``P`` prompts, ``k`` samples per prompt, ``b = P·k`` sequences, ``T`` response tokens (right-padded, with a
+``mask`` of 1 on real tokens). Sequence log-probs ``Σ_t log π(y_t)`` are ``(logps * mask).sum(-1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def kl_penalized_rewards(rewards: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """``R_i = r(x, y_i) − β·KL_i`` with ``KL_i`` the sequence KL estimate (Ahmadian et al. 2024, RLOO). Shape kept."""
+    return rewards - kl_coef * kl
+
+
+def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out advantages ``A_i = R_i − (1/(k−1)) Σ_{j≠i} R_j`` within each prompt's group.
+
+    ``rewards``: ``[P, k]`` with k ≥ 2. Returns ``[P, k]``. Kool et al. 2019; Ahmadian et al. 2024 ("Back to
+    Basics: Revisiting REINFORCE Style Optimization for Learning from Human Feedback in LLMs").
+    """
+    k = rewards.shape[-1]
+    if k < 2:
+        raise ValueError(f"RLOO needs k >= 2 samples per prompt, got {k}")
+    loo_mean = (rewards.sum(-1, keepdim=True) - rewards) / (k - 1)
+    return rewards - loo_mean
+
+
+def grpo_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Group-normalized advantages ``A_i = (R_i − mean(R)) / (std(R) + eps)`` within each group.
+
+    ``rewards``: ``[P, k]``; std is the unbiased sample std (k−1 denominator, as in TRL's GRPOTrainer).
+    Shao et al. 2024 (DeepSeekMath, GRPO). Returns ``[P, k]``; a group with equal rewards gets zeros.
+    """
+    mean = rewards.mean(-1, keepdim=True)
+    std = rewards.std(-1, keepdim=True) if rewards.shape[-1] > 1 else torch.zeros_like(mean)
+    return (rewards - mean) / (std + eps)
+
+
+def reinforce_loss(logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """REINFORCE with a baseline: ``L = −(1/b) Σ_i A_i · Σ_t log π(y_{i,t})``.
+
+    ``logps``, ``mask``: ``[b, T]``; ``advantages``: ``[b]`` (treated as constants). Returns a scalar.
+    """
+    return -(advantages.detach() * (logps * mask).sum(-1)).mean()
+
+
+def ppo_clip_loss(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor,
+                  clip_eps: float = 0.2) -> torch.Tensor:
+    """PPO clipped surrogate with a sequence-level advantage applied to every token (Schulman et al. 2017).
+
+    ``ρ_t = exp(log π(y_t) − log π_old(y_t))``;
+    ``L = −mean_{tokens} min(ρ_t·A_i, clip(ρ_t, 1−ε, 1+ε)·A_i)`` averaged over the masked tokens of the batch.
+    ``logps``, ``old_logps``, ``mask``: ``[b, T]``; ``advantages``: ``[b]``. Returns a scalar.
+    """
+    ratio = (logps - old_logps.detach()).exp()
+    adv = advantages.detach()[:, None]
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    return -(surrogate * mask).sum() / mask.sum().clamp_min(1)
+
+
+def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
+             ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """DPO: ``L = −log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))])`` (Rafailov et al. 2023).
+
+    All inputs are sequence log-probs ``[b]``; returns the per-pair losses ``[b]`` (take ``.mean()``).
+    """
+    margin = (chosen_logps - ref_chosen_logps.detach()) - (rejected_logps - ref_rejected_logps.detach())
+    return -F.logsigmoid(beta * margin)
