@@ -1,0 +1,189 @@
+"""Adapts any :class:`~rewardlab.rewards.base.Reward` to the server: input preparation, limits, scalar outputs.
+
+Two kinds of reward are served:
+
+- a *model* reward (duck-typed: ``encode``, ``encode_text``, ``score_ids``, ``tokenizer``, e.g.
+  :class:`~rewardlab.rewards.model.ModelReward`): requests are tokenized on a preparation thread and the batcher
+  runs ``score_ids`` on the token ids, exactly what offline ``ModelReward.score`` runs;
+- any other reward: items stay ``(prompt, response)`` and the batcher calls ``reward.score``. Text-only protocols
+  (OpenRLHF ``query``, vLLM ``input``) have no prompt/response split, so the full text is the response and the
+  prompt is ``""``. Token counts are then UTF-8 bytes (an upper bound for byte-level tokenizers).
+
+Full texts (OpenRLHF queries) arrive decoded with special tokens kept. Before encoding, leading pad tokens and a
+leading copy of the tokenizer's own start tokens (e.g. bos) are removed, as are trailing pad/eos/end tokens; the
+model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos scores like
+offline ``score([""], [text])``.
+
+Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it (ensembles), else the
+mean over outputs; per-output values are available from the native API (``members``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rewardlab.data.records import Prompt, Response
+
+
+class InputError(ValueError):
+    """A request the server refuses (answered 4xx): ``status`` 413 or 422, ``message`` for the client."""
+
+    def __init__(self, message: str, status: int = 422, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.param = param
+
+
+@dataclass
+class Prepared:
+    items: list[Any]
+    costs: list[int]
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.costs)
+
+
+def _text_bytes(x: Prompt | Response) -> int:
+    if isinstance(x, str):
+        return len(x.encode("utf-8"))
+    return sum(len(m.get("content", "").encode("utf-8")) for m in x)
+
+
+def _contents(x: Prompt | Response) -> str:
+    return x if isinstance(x, str) else "\n".join(m.get("content", "") for m in x)
+
+
+class ServedReward:
+    """The served reward plus everything the endpoints need to know about it."""
+
+    def __init__(self, reward: Any, name: str | None = None, max_item_tokens: int = 16384):
+        self.reward = reward
+        self.name = name or getattr(reward, "name", None) or type(reward).__name__
+        self.max_item_tokens = max_item_tokens
+        self.is_model = all(hasattr(reward, a) for a in ("encode", "encode_text", "score_ids", "tokenizer"))
+        self.tokenizer = reward.tokenizer if self.is_model else None
+        self.max_length: int | None = getattr(reward, "max_length", None)
+        norm = getattr(reward, "normalization", None)
+        if norm is None:
+            norm = (getattr(reward, "manifest", None) or {}).get("normalization")
+        self.normalization: dict[str, float] | None = norm
+        self._num_outputs: int | None = getattr(reward, "num_outputs", None)
+        if self.is_model:
+            self._lead, self._trail = self._strip_sets()
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def num_outputs(self) -> int:
+        if self._num_outputs is None:  # ask the reward once, with a harmless probe
+            rows = self.reward.score([""], [""])
+            self._num_outputs = 1 if rows.ndim == 1 else int(rows.shape[1])
+        return self._num_outputs
+
+    # ------------------------------------------------------------------ preparation (runs on the prep thread)
+    def _check_tokens(self, index: int, nbytes: int, text: str) -> None:
+        if nbytes <= self.max_item_tokens:  # tokens <= bytes for byte-level / byte-fallback tokenizers
+            return
+        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if self.is_model else nbytes
+        if n > self.max_item_tokens:
+            unit = "tokens" if self.is_model else "bytes"
+            raise InputError(f"item {index} has {n} {unit}; this server accepts at most {self.max_item_tokens} "
+                             f"per item (--max-item-tokens)", 422, param=f"item[{index}]")
+
+    def prepare_pairs(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> Prepared:
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+            self._check_tokens(i, _text_bytes(p) + _text_bytes(r), _contents(p) + _contents(r))
+        if self.is_model:
+            ids = self.reward.encode(prompts, responses)
+            return Prepared(self._check_ids(ids), [len(x) for x in ids])
+        costs = [_text_bytes(p) + _text_bytes(r) for p, r in zip(prompts, responses, strict=True)]
+        return Prepared(list(zip(prompts, responses, strict=True)), costs)
+
+    def prepare_texts(self, texts: Sequence[str]) -> Prepared:
+        for i, t in enumerate(texts):
+            self._check_tokens(i, len(t.encode("utf-8")), t)
+        if self.is_model:
+            ids = [self.reward.encode_text(self.strip_special(t)) for t in texts]
+            return Prepared(self._check_ids(ids), [len(x) for x in ids])
+        return Prepared([("", t) for t in texts], [len(t.encode("utf-8")) for t in texts])
+
+    def prepare_ids(self, seqs: Sequence[Sequence[int]]) -> Prepared:
+        """Token-id input (vLLM ``input: [[int]]``): scored as given, only checked against the vocabulary/limits."""
+        if not self.is_model:
+            raise InputError("token-id input needs a model reward; this server serves a non-model reward", 422,
+                             param="input")
+        vocab = len(self.tokenizer)
+        limit = min(self.max_item_tokens, self.max_length or self.max_item_tokens)
+        for i, s in enumerate(seqs):
+            if len(s) > limit:
+                raise InputError(f"input {i} has {len(s)} tokens; at most {limit} accepted", 422, param="input")
+            if any(t < 0 or t >= vocab for t in s):
+                raise InputError(f"input {i} has token ids outside [0, {vocab})", 422, param="input")
+        return Prepared([list(s) for s in seqs], [len(s) for s in seqs])
+
+    def _check_ids(self, ids: list[list[int] | None]) -> list[list[int]]:
+        for i, x in enumerate(ids):
+            if not x:
+                raise InputError(f"item {i} encodes to no tokens (dropped as over-long or empty)", 422)
+        return ids  # type: ignore[return-value]
+
+    def _strip_sets(self) -> tuple[set[int], set[int]]:
+        """Special ids to strip from the start / end of a full text before the layout adds its own."""
+        tok = self.tokenizer
+        probe = tok("a", add_special_tokens=False)["input_ids"]
+        laid = self.reward.encode_text("a")
+        start, end = [], []
+        for i in range(len(laid) - len(probe) + 1):
+            if laid[i : i + len(probe)] == probe:
+                start, end = laid[:i], laid[i + len(probe) :]
+                break
+        special = set(tok.all_special_ids)
+        pad_eos = {x for x in (tok.pad_token_id, tok.eos_token_id) if x is not None}
+        return ({tok.pad_token_id} | set(start)) & special, (pad_eos | set(end)) & special
+
+    def strip_special(self, text: str) -> str:
+        """Remove leading pad/start and trailing pad/eos/end special tokens from an already-rendered text."""
+        tok = self.tokenizer
+        lead = [tok.convert_ids_to_tokens(i) for i in self._lead]
+        trail = [tok.convert_ids_to_tokens(i) for i in self._trail]
+        changed = True
+        while changed:
+            changed = False
+            for s in lead:
+                if s and text.startswith(s):
+                    text, changed = text[len(s) :], True
+            for s in trail:
+                if s and text.endswith(s):
+                    text, changed = text[: -len(s)], True
+        return text
+
+    # ------------------------------------------------------------------ scoring (runs on the batcher thread)
+    def run(self, items: list[Any]) -> torch.Tensor:
+        if self.is_model:
+            return self.reward.score_ids(items)
+        return self.reward.score([p for p, _ in items], [r for _, r in items])
+
+    # ------------------------------------------------------------------ outputs
+    def matrix(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows as ``[n, k]``."""
+        return rows.unsqueeze(-1) if rows.ndim == 1 else rows
+
+    def scalar(self, rows: torch.Tensor) -> torch.Tensor:
+        """One reward per item, ``[n]``."""
+        if rows.ndim == 1:
+            return rows
+        if rows.shape[1] == 1:
+            return rows[:, 0]
+        aggregate = getattr(self.reward, "aggregate", None)
+        return aggregate(rows) if callable(aggregate) else rows.mean(dim=1)
+
+    def normalize(self, scalar: torch.Tensor) -> torch.Tensor | None:
+        """``(r - mean) / std`` with the manifest's fixed reference stats; None when the reward has none."""
+        if not self.normalization:
+            return None
+        mean, std = float(self.normalization["mean"]), float(self.normalization["std"])
+        return (scalar - mean) / (std if std > 0 else 1.0)
