@@ -58,7 +58,7 @@ def _raw_rows(path: Path, max_line_bytes: int) -> Iterator[tuple[int, Any]]:
                 if not text.strip():
                     continue
                 try:
-                    yield i, json.loads(text)
+                    yield i, json.loads(text.rstrip("\r\n"))
                 except json.JSONDecodeError as e:
                     yield i, RowError(f"truncated or invalid JSON ({e.msg} at column {e.colno})")
 

@@ -2,8 +2,8 @@
 
 ``model.safetensors`` (backbone **and** head), ``config.json`` (the backbone's HF config), the tokenizer files, and
 ``rewardlab.json`` (head spec, pooling, max length, normalization stats, data hash, library versions). Loading
-rebuilds the backbone from its config and reads weights with safetensors only — never pickle. The directory is
-written to a temporary sibling and renamed into place, so a crash never leaves a half-written checkpoint.
+rebuilds the backbone from its config and reads weights with safetensors only — never pickle. The files are
+written to a temporary folder and moved into place one by one with ``os.replace``, manifest last.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
                       manifest: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint directory atomically. ``manifest`` entries are merged into ``rewardlab.json``."""
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".saving."))
     try:
         save_file(_state_dict_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
         model.backbone.config.save_pretrained(tmp)
@@ -54,17 +54,12 @@ def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
         info = {"format_version": FORMAT_VERSION, "head": model.spec(), "versions": library_versions()}
         info.update(manifest or {})
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
+        # Move file by file with os.replace (atomic each); the manifest goes last, so a directory with a manifest
+        # always has complete weights. Other files in ``out`` (metrics, checkpoints/) are left alone.
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == MANIFEST):
+            os.replace(f, out / f.name)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

