@@ -7,3 +7,45 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+
+    @app.command("serve")
+    def serve(
+        model: str = typer.Argument(..., metavar="MODEL_DIR_OR_SPEC",
+                                    help="A checkpoint directory or a reward spec (see rewardlab.rewards.registry)."),
+        host: str = typer.Option("127.0.0.1", help="Bind address. A non-loopback address needs a token."),
+        port: int = typer.Option(5000, help="Port (OpenRLHF's default is 5000)."),
+        token_env: str = typer.Option("REWARDLAB_TOKEN", help="Environment variable holding the bearer token."),
+        token_file: str = typer.Option(None, help="File holding the bearer token (first line); wins over the env."),
+        name: str = typer.Option(None, help="Model name reported by /v1/models and responses (default: dir name)."),
+        device: str = typer.Option(None, help="torch device for the model (default: cpu)."),
+        max_batch_tokens: int = typer.Option(16384, help="Token budget of one dynamic batch."),
+        max_batch_items: int = typer.Option(256, help="Items per dynamic batch at most."),
+        max_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests once it has one."),
+        max_body_mb: float = typer.Option(8.0, help="Largest request body accepted (413 above)."),
+        max_items: int = typer.Option(1024, help="Most items in one request (413 above)."),
+        max_item_tokens: int = typer.Option(16384, help="Most tokens in one item before truncation (422 above)."),
+        normalize: bool = typer.Option(False, help="Standardize /get_reward and /classify outputs with the "
+                                                   "manifest's normalization stats."),
+        log_level: str = typer.Option("info", help="uvicorn log level."),
+    ) -> None:
+        """Serve a reward model over HTTP: OpenRLHF /get_reward, vLLM /classify, native /v1/score and more."""
+        from rewardlab.errors import UserError
+        from rewardlab.rewards.registry import load_reward
+        from rewardlab.serve.app import ServeConfig
+        from rewardlab.serve.security import check_bind, read_token
+        from rewardlab.serve.server import serve_forever
+
+        token = read_token(token_env, token_file)
+        check_bind(host, token)  # before loading a model: fail fast
+        if max_body_mb <= 0 or max_items < 1 or max_item_tokens < 1:
+            raise UserError("--max-body-mb, --max-items and --max-item-tokens must be positive")
+        reward = load_reward(model, device=device)
+        if normalize and not (getattr(reward, "normalization", None)
+                              or (getattr(reward, "manifest", None) or {}).get("normalization")):
+            raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest")
+        config = ServeConfig(token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_items=max_items,
+                             max_item_tokens=max_item_tokens, max_batch_tokens=max_batch_tokens,
+                             max_batch_items=max_batch_items, max_wait_ms=max_wait_ms, normalize=normalize)
+        auth = "bearer token required" if token else "no auth (loopback only)"
+        typer.echo(f"rewardlab serve: {model} on http://{host}:{port} ({auth}); docs at /docs", err=True)
+        serve_forever(reward, host=host, port=port, config=config, name=name, log_level=log_level)

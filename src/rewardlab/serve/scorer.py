@@ -14,8 +14,10 @@ leading copy of the tokenizer's own start tokens (e.g. bos) are removed, as are 
 model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos scores like
 offline ``score([""], [text])``.
 
-Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it (ensembles), else the
-mean over outputs; per-output values are available from the native API (``members``).
+Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it, else the mean over
+outputs. An ensemble (``score_members`` + ``method``, e.g. :class:`~rewardlab.rewards.ensemble.EnsembleReward`) is
+run once for its member scores and aggregated with its own method, so ``/v1/score`` can return both the aggregate
+(``scores``, equal to ``ensemble.score``) and the members (``members``).
 """
 
 from __future__ import annotations
@@ -66,13 +68,14 @@ class ServedReward:
         self.name = name or getattr(reward, "name", None) or type(reward).__name__
         self.max_item_tokens = max_item_tokens
         self.is_model = all(hasattr(reward, a) for a in ("encode", "encode_text", "score_ids", "tokenizer"))
+        self.is_ensemble = not self.is_model and hasattr(reward, "score_members") and hasattr(reward, "method")
         self.tokenizer = reward.tokenizer if self.is_model else None
         self.max_length: int | None = getattr(reward, "max_length", None)
         norm = getattr(reward, "normalization", None)
         if norm is None:
             norm = (getattr(reward, "manifest", None) or {}).get("normalization")
         self.normalization: dict[str, float] | None = norm
-        self._num_outputs: int | None = getattr(reward, "num_outputs", None)
+        self._num_outputs: int | None = 1 if self.is_ensemble else getattr(reward, "num_outputs", None)
         if self.is_model:
             self._lead, self._trail = self._strip_sets()
 
@@ -165,6 +168,8 @@ class ServedReward:
     def run(self, items: list[Any]) -> torch.Tensor:
         if self.is_model:
             return self.reward.score_ids(items)
+        if self.is_ensemble:  # one pass gives the members; the aggregate is computed from them
+            return self.reward.score_members([p for p, _ in items], [r for _, r in items])
         return self.reward.score([p for p, _ in items], [r for _, r in items])
 
     # ------------------------------------------------------------------ outputs
@@ -176,8 +181,12 @@ class ServedReward:
         """One reward per item, ``[n]``."""
         if rows.ndim == 1:
             return rows
-        if rows.shape[1] == 1:
+        if rows.shape[1] == 1 and not self.is_ensemble:
             return rows[:, 0]
+        if self.is_ensemble:
+            from rewardlab.rewards.ensemble import aggregate as ensemble_aggregate
+
+            return ensemble_aggregate(rows, self.reward.method, getattr(self.reward, "uwo_lambda", 0.5))
         aggregate = getattr(self.reward, "aggregate", None)
         return aggregate(rows) if callable(aggregate) else rows.mean(dim=1)
 
