@@ -200,6 +200,8 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
     async def pooled(body: P.ClassifyRequest, endpoint: str) -> tuple[torch.Tensor, int]:
         if (body.input is None) == (body.messages is None):
             raise InputError("give exactly one of 'input' or 'messages'", 422, param="input")
+        if body.input == []:
+            return torch.zeros((0, 1)), 0
         if body.messages is not None:
             msgs = P.to_plain(body.messages)
             prepared = await prepare(served.prepare_pairs, [msgs[:-1]], [msgs[-1:]])

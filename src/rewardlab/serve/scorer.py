@@ -122,6 +122,8 @@ class ServedReward:
         vocab = len(self.tokenizer)
         limit = min(self.max_item_tokens, self.max_length or self.max_item_tokens)
         for i, s in enumerate(seqs):
+            if not s:
+                raise InputError(f"input {i} is an empty token list", 422, param="input")
             if len(s) > limit:
                 raise InputError(f"input {i} has {len(s)} tokens; at most {limit} accepted", 422, param="input")
             if any(t < 0 or t >= vocab for t in s):
