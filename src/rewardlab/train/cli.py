@@ -50,7 +50,9 @@ def train(
     pairs = load_pairs(data, skip_invalid=skip_invalid, skipped_report=out / "skipped.txt")
     eval_pairs = load_pairs(eval_data) if eval_data else None
     summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume)
-    m = summary.get("metrics", {})
+    if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
+        return
+    m = summary["metrics"]
     if "eval_accuracy" in m:
         typer.echo(f"eval accuracy {m['eval_accuracy']:.4f}")
     typer.echo(f"saved reward model to {cfg.output}")

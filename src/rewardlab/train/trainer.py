@@ -159,7 +159,7 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    accelerator = Accelerator(mixed_precision=mp)
+    accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -244,7 +244,7 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
             accelerator.wait_for_everyone()
     if log:
         log.close()
-    final.update({"steps": step, "train_pairs": len(train.chosen)})
+    final.update({"steps": step, "train_pairs": len(train.chosen), "world_size": world})
     return final
 
 
