@@ -1,9 +1,118 @@
-"""CLI commands of this stage (registered by rewardlab.cli). Import only typer here; heavy imports go inside."""
+"""`rewardlab eval`: the teacher report. Imports only typer at module level; heavy imports happen inside."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def _load_sections(path: str | None) -> tuple[dict | None, dict | None]:
+    """YAML: either ``{section: [subsets]}`` or ``{sections: {...}, weights: {subset: weight}}``."""
+    if path is None:
+        return None, None
+    import yaml
+
+    from rewardlab.errors import UserError
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"{path}:1: cannot read sections YAML ({e})") from None
+    sections = doc.get("sections", doc) if isinstance(doc, dict) else None
+    weights = doc.get("weights") if isinstance(doc, dict) and "sections" in doc else None
+    if not isinstance(sections, dict) or not all(isinstance(v, list) for v in sections.values()):
+        raise UserError(f"{path}:1: expected a mapping section -> list of subset names")
+    return sections, weights
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, k = name, 2
+    while out in taken:
+        out, k = f"{name}-{k}", k + 1
+    taken.add(out)
+    return out
+
+
+def eval_command(
+    reward: str = typer.Argument(..., help="Reward spec: a checkpoint directory, python:MODULE:FN, ..."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for metrics.json, report.html, PNGs."),
+    data: Path | None = typer.Option(None, "--data", help="Preference pairs or k-way (RB2) rows."),
+    policy: Path | None = typer.Option(None, "--policy", help="HF causal LM directory, for teacher metrics."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="Prompts for the policy (default: --data's)."),
+    gold: str | None = typer.Option(None, "--gold", help="Gold/reference reward spec: on-policy accuracy."),
+    num_samples: int = typer.Option(10, "--num-samples", "-m", help="Responses sampled per prompt."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
+    compare: list[str] = typer.Option([], "--compare", help="Another reward spec, or an earlier eval output "
+                                      "directory (with metrics.json); repeatable."),
+    sections: Path | None = typer.Option(None, "--sections", help="YAML section map (default: RB1)."),
+    val_fraction: float = typer.Option(0.5, "--val-fraction", help="Pairs used to fit the temperature."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance."""
+    import json
+
+    from rewardlab.data.load import load_prompts, load_rows
+    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.errors import UserError
+    from rewardlab.evaluate.report import write_report
+    from rewardlab.evaluate.suite import EvalResult, evaluate_reward
+    from rewardlab.evaluate.teacher import SamplingConfig, load_policy, sample_rollout
+    from rewardlab.rewards.registry import load_reward
+
+    if data is None and policy is None:
+        raise UserError("rewardlab eval: give --data FILE and/or --policy PATH (with --prompts)")
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    sec_map, weights = _load_sections(str(sections) if sections else None)
+    rows = load_rows(data) if data is not None else None
+    if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow) for r in rows):
+        raise UserError(f"{data}:1: expected preference pairs or k-way rows, found {type(rows[0]).__name__} rows")
+
+    rollout, gold_reward, cfg = None, None, None
+    if policy is not None:
+        prompt_list = load_prompts(prompts or data) if (prompts or data) else None
+        if not prompt_list:
+            raise UserError("--policy needs --prompts FILE (or --data with prompts)")
+        prompt_list = prompt_list[:max_prompts] if max_prompts else prompt_list
+        cfg = SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, seed=seed)
+        lm, tok = load_policy(policy, device)
+        rollout = sample_rollout(lm, tok, prompt_list, cfg)
+        gold_reward = load_reward(gold) if gold else None
+    elif gold:
+        raise UserError("--gold needs --policy (on-policy accuracy is measured on policy samples)")
+
+    taken: set[str] = set()
+    results = []
+    for spec in [reward, *compare]:
+        prev = Path(spec) / "metrics.json"
+        if spec != reward and prev.is_file():
+            doc = json.loads(prev.read_text())
+            old = doc["models"][doc["main"]]
+            if old.get("data") != (str(data) if data else None):
+                typer.echo(f"warning: {prev} was computed on data {old.get('data')}, not {data}", err=True)
+            results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
+            continue
+        r = load_reward(spec)
+        name = _unique(getattr(r, "name", None) or Path(spec).name or spec, taken)
+        res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed)
+        res.metrics["data"] = str(data) if data else None
+        results.append(res)
+    meta = {"reward": reward, "data": str(data) if data else None, "policy": str(policy) if policy else None,
+            "gold": gold, "num_samples": num_samples if policy else None, "seed": seed,
+            "compare": ", ".join(compare) or None}
+    paths = write_report(output, results, meta)
+    s = results[0].metrics["summary"]
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in s.items() if isinstance(v, float))
+    typer.echo(f"{results[0].name}: {shown}")
+    typer.echo(f"wrote {paths['report.html']} and {len(paths) - 1} other files")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+    app.command("eval")(eval_command)

@@ -48,10 +48,14 @@ def load_policy(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any]
 
 
 def _progress(description: str):
+    """A rich progress bar on stderr; silent when stderr is not a terminal (logs stay clean)."""
+    import sys
+
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
+                    transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty())
 
 
 def sample_rollout(policy, tokenizer, prompts: Sequence[Prompt], config: SamplingConfig | None = None,

@@ -1,0 +1,324 @@
+"""The teacher report: PNG plots (matplotlib, Agg, imported lazily), a self-contained ``report.html`` with the PNGs
+embedded as base64, and ``metrics.json``. Several models appear side by side (``--compare``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.evaluate.suite import EvalResult, json_ready
+
+# comparison-table columns: (key, label, direction) with direction +1 = higher is better, -1 = lower, 0 = neither
+COLUMNS = [
+    ("accuracy", "Accuracy", 1), ("tie_rate", "Tie rate", -1), ("rb1_overall", "RB1 sections", 1),
+    ("rb2_overall", "RB2 overall", 1), ("ece", "ECE", -1), ("brier", "Brier", -1),
+    ("length_spearman", "Len. Spearman", 0), ("acc_chosen_shorter", "Acc (chosen shorter)", 1),
+    ("acc_chosen_longer", "Acc (chosen longer)", 1), ("reward_variance", "Reward variance", 1),
+    ("on_policy_accuracy", "On-policy acc.", 1),
+]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 100})
+    return plt
+
+
+def _save(fig, path: Path) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    data = buf.getvalue()
+    from rewardlab.io import write_bytes_atomic
+
+    write_bytes_atomic(path, data)
+    return data
+
+
+def plot_reliability(results: Sequence[EvalResult], path: Path) -> bytes | None:
+    """Accuracy vs confidence per bin (one line per model) against the diagonal, with bin counts below."""
+    models = [(r.name, r.metrics["pairs"]["calibration"]["reliability"]) for r in results if "pairs" in r.metrics]
+    if not models:
+        return None
+    plt = _plt()
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(6.4, 6.4), height_ratios=[3, 1], sharex=True)
+    ax.plot([0.5, 1.0], [0.5, 1.0], "--", color="grey", label="perfect calibration")
+    width = 0.5 / len(models[0][1]["count"]) / (len(models) + 1)
+    for k, (name, rd) in enumerate(models):
+        conf = np.array(rd["confidence"], dtype=float)
+        acc = np.array(rd["accuracy"], dtype=float)
+        ok = np.isfinite(conf)
+        ax.plot(conf[ok], acc[ok], "o-", label=name)
+        centers = (np.array(rd["edges"][:-1]) + np.array(rd["edges"][1:])) / 2
+        axc.bar(centers + (k - (len(models) - 1) / 2) * width, rd["count"], width=width, label=name)
+    ax.set_ylabel("accuracy (chosen ranked higher)")
+    ax.set_title("Reliability diagram: p = σ(r_chosen − r_rejected)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper left", fontsize=9)
+    ax.grid(alpha=0.3)
+    axc.set_xlabel("confidence max(p, 1 − p)")
+    axc.set_ylabel("pairs")
+    axc.set_xlim(0.48, 1.02)
+    return _save(fig, path)
+
+
+def plot_histograms(result: EvalResult, path: Path) -> bytes | None:
+    """Reward distributions of chosen vs rejected responses (one model)."""
+    a = result.arrays
+    if "chosen" not in a:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    both = np.r_[a["chosen"], a["rejected"]]
+    bins = np.linspace(both.min(), both.max() + 1e-9, 31)
+    ax.hist(a["chosen"], bins=bins, alpha=0.6, label=f"chosen (n={len(a['chosen'])})", color="tab:green")
+    ax.hist(a["rejected"], bins=bins, alpha=0.6, label=f"rejected (n={len(a['rejected'])})", color="tab:red")
+    ax.set_xlabel("reward")
+    ax.set_ylabel("responses")
+    ax.set_title(f"Rewards of chosen vs rejected — {result.name}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_reward_vs_length(result: EvalResult, path: Path) -> bytes | None:
+    a = result.arrays
+    if "chosen_len" not in a:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.scatter(a["chosen_len"], a["chosen"], s=12, alpha=0.6, label="chosen", color="tab:green")
+    ax.scatter(a["rejected_len"], a["rejected"], s=12, alpha=0.6, label="rejected", color="tab:red")
+    rho = result.metrics.get("pairs", {}).get("length_bias", {}).get("spearman")
+    ax.set_title(f"Reward vs response length — {result.name}"
+                 + (f" (Spearman {rho:.3f})" if rho is not None and math.isfinite(rho) else ""))
+    ax.set_xlabel("response length (characters)")
+    ax.set_ylabel("reward")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _subset_scores(r: EvalResult) -> dict[str, float]:
+    if "pairs" in r.metrics:
+        return {k: v["accuracy"] for k, v in r.metrics["pairs"]["subsets"].items()}
+    if "kway" in r.metrics:
+        return {k: v["score"] for k, v in r.metrics["kway"]["subsets"].items()}
+    return {}
+
+
+def plot_subsets(results: Sequence[EvalResult], path: Path) -> bytes | None:
+    """Per-subset accuracy (pairs) or RB2 score (k-way): horizontal grouped bars, one colour per model."""
+    scores = [(r.name, _subset_scores(r)) for r in results]
+    scores = [(n, sc) for n, sc in scores if sc]
+    names = sorted({s for _, sc in scores for s in sc}, reverse=True)
+    if not names:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, max(3.0, 0.28 * len(names) * len(scores) + 1.6)))
+    height = 0.8 / len(scores)
+    y = np.arange(len(names))
+    for k, (model, sc) in enumerate(scores):
+        ax.barh(y - (k - (len(scores) - 1) / 2) * height, [sc.get(s, np.nan) for s in names], height, label=model)
+    ax.set_yticks(y, names)
+    kway = any("kway" in r.metrics for r in results)
+    ax.set_xlabel("RB2 score" if kway else "pairwise accuracy (ties wrong)")
+    ax.set_xlim(0, 1.0)
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_title("Per-subset " + ("RB2 score (Ties: weighted formula)" if kway else "accuracy"))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=9, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_rv_per_prompt(results: Sequence[EvalResult], path: Path) -> bytes | None:
+    """Distribution over prompts of the within-prompt variance of globally standardized rewards, per model."""
+    data = [(r.name, np.array(r.metrics["teacher"]["reward_variance_per_prompt"], dtype=float))
+            for r in results if "teacher" in r.metrics]
+    if not data:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(data) + 2), 4.2))
+    vals = [d[np.isfinite(d)] for _, d in data]
+    ax.boxplot(vals, showfliers=False)
+    ax.set_xticks(np.arange(1, len(data) + 1), [n for n, _ in data])
+    rng = np.random.default_rng(0)
+    for k, v in enumerate(vals, start=1):
+        ax.scatter(k + rng.uniform(-0.15, 0.15, size=v.size), v, s=14, alpha=0.6)
+        ax.plot([k - 0.3, k + 0.3], [v.mean()] * 2, color="black", lw=2)
+    ax.set_ylabel("within-prompt variance of standardized reward")
+    ax.set_xlabel("reward model (black bar = RV, the mean over prompts)")
+    ax.set_title("Reward variance per prompt under the policy")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def comparison_table(results: Sequence[EvalResult]) -> str:
+    """HTML table: one row per model, the summary metrics as columns, the best value per column in bold."""
+    cols = [c for c in COLUMNS if any(r.metrics["summary"].get(c[0]) is not None for r in results)]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in cols)
+    best = {}
+    for key, _, direction in cols:
+        vals = [r.metrics["summary"].get(key) for r in results]
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        if direction and len(results) > 1 and vals:
+            best[key] = max(vals) if direction > 0 else min(vals)
+    datas = {r.metrics.get("data") for r in results}
+    if len(datas) > 1:
+        head = "<th>data</th>" + head
+    rows = []
+    for r in results:
+        data = str(r.metrics.get("data"))
+        cells = [f"<td title='{html.escape(data)}'>{html.escape(Path(data).name)}</td>"] if len(datas) > 1 else []
+        for key, _, _ in cols:
+            v = r.metrics["summary"].get(key)
+            cells.append(f"<td><b>{_fmt(v)}</b></td>" if key in best and v == best[key] else f"<td>{_fmt(v)}</td>")
+        rows.append(f"<tr><th>{html.escape(r.name)}</th>{''.join(cells)}</tr>")
+    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+
+
+LABELS = {
+    "n_pairs": "pairs", "accuracy": "accuracy (ties wrong)", "tie_rate": "tie rate", "mean_margin": "mean Δ",
+    "ece": "ECE (10 bins, T = 1)", "brier": "Brier score", "nll": "NLL of σ(Δ)", "n_val": "validation pairs",
+    "n_test": "held-out pairs", "test_ece_raw": "held-out ECE, T = 1", "test_ece_scaled": "held-out ECE, fitted T",
+    "test_nll_raw": "held-out NLL, T = 1", "test_nll_scaled": "held-out NLL, fitted T",
+    "temperature": "fitted temperature T", "spearman": "Spearman(reward, length)",
+    "acc_chosen_shorter": "accuracy, chosen shorter", "acc_chosen_longer": "accuracy, chosen longer",
+    "n_chosen_shorter": "pairs, chosen shorter", "n_chosen_longer": "pairs, chosen longer",
+    "reward_variance": "reward variance (RV)", "on_policy_accuracy": "on-policy accuracy",
+    "gold_reward_variance": "gold reward's RV", "mean_std": "mean std of Δ across members",
+    "corr_with_error": "corr(std, error), Pearson", "spearman_with_error": "corr(std, error), Spearman",
+    "error_rate": "ensemble error rate", "n_responses": "responses", "n_prompts": "prompts",
+    "mean_response_chars": "mean response length (chars)",
+}
+
+
+def _kv_table(d: dict[str, Any], skip: Sequence[str] = ()) -> str:
+    rows = "".join(f"<tr><th>{html.escape(LABELS.get(str(k), str(k).replace('_', ' ')))}</th><td>{_fmt(v)}</td></tr>"
+                   for k, v in d.items() if not isinstance(v, (dict, list)) and k not in skip)
+    return f"<table class='kv'>{rows}</table>"
+
+
+def _card(title: str, body: str) -> str:
+    return f"<div class='card'><h3>{html.escape(title)}</h3>{body}</div>"
+
+
+def _model_section(r: EvalResult) -> str:
+    m = r.metrics
+    cards = []
+    if "pairs" in m:
+        p = m["pairs"]
+        cards.append(_card("Pairwise", _kv_table(p)))
+        sub = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v['accuracy'])}</td><td>{_fmt(v['tie_rate'])}</td>"
+                      f"<td>{v['n']}</td></tr>" for k, v in p["subsets"].items())
+        cards.append(_card("Subsets", "<table><tr><th>subset</th><th>accuracy</th><th>tie rate</th><th>n</th></tr>"
+                           f"{sub}</table>"))
+        if "sections" in p:
+            sec = p["sections"]
+            extra = (f"<p>not in any section: {html.escape(', '.join(sec['unsectioned']))}</p>"
+                     if sec["unsectioned"] else "")
+            cards.append(_card("RewardBench-1-style sections", _kv_table(sec["sections"])
+                               + f"<p>overall (mean of sections): <b>{_fmt(sec['overall'])}</b></p>{extra}"))
+        cal = p["calibration"]
+        body = _kv_table(cal, skip=("temperature",))
+        if "fitted" in cal:
+            f = cal["fitted"]
+            body += f"<p>temperature fitted on {f['n_val']} pairs, tested on the other {f['n_test']}:</p>"
+            body += _kv_table(f, skip=("n_val", "n_test"))
+        cards.append(_card("Calibration of p = σ(Δ)", body))
+        cards.append(_card("Length bias", _kv_table(p["length_bias"])))
+        if "ensemble" in p:
+            cards.append(_card("Ensemble disagreement", _kv_table(p["ensemble"])))
+    if "kway" in m:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v['score'])}</td><td>{v['n']}</td></tr>"
+                       for k, v in m["kway"]["subsets"].items())
+        body = (f"<table><tr><th>subset</th><th>score</th><th>rows</th></tr>{rows}</table><p>overall "
+                f"(unweighted mean of subsets): <b>{_fmt(m['kway']['overall'])}</b></p>")
+        cards.append(_card("RewardBench-2-style (best-of-n, Ties formula)", body))
+        for name, v in m["kway"]["subsets"].items():
+            if "ties" in v:
+                cards.append(_card(f"{name}: terms of the weighted score", _kv_table(v["ties"])))
+    if "teacher" in m:
+        cards.append(_card("Teacher metrics (policy samples)", _kv_table(m["teacher"])))
+    return f"<h2>{html.escape(r.name)}</h2><div class='cards'>{''.join(cards)}</div>"
+
+
+CAPTIONS = {
+    "reliability.png": "Reliability diagram: accuracy vs confidence per bin, with the number of pairs per bin.",
+    "reward_histograms.png": "Rewards of chosen vs rejected responses (main model).",
+    "reward_vs_length.png": "Reward vs response length in characters (main model).",
+    "subsets.png": "Per-subset scores, all models.",
+    "rv_per_prompt.png": "Within-prompt reward variance per prompt (dots), its distribution (box) and RV (bar).",
+}
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;
+padding:0 16px;color:#222;line-height:1.45}table{border-collapse:collapse;margin:8px 0 16px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3}tr th:first-child{text-align:left}.kv th{text-align:left;font-weight:normal}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}.figs{display:flex;flex-wrap:wrap;gap:12px}
+.figs figure{margin:0;flex:1 1 520px}.note{background:#f7f7ff;border-left:4px solid #88a;padding:8px 12px}
+.scroll{overflow-x:auto}.cards{display:flex;flex-wrap:wrap;gap:8px 28px;align-items:flex-start}
+.card h3{margin:10px 0 4px;font-size:1.0em}figcaption{font-size:.9em;color:#555}"""
+
+
+def render_html(results: Sequence[EvalResult], figures: dict[str, bytes], meta: dict[str, Any]) -> str:
+    imgs = "".join(
+        f"<figure><img alt='{html.escape(n)}' src='data:image/png;base64,{base64.b64encode(b).decode()}'>"
+        f"<figcaption>{html.escape(CAPTIONS.get(n, ''))} ({html.escape(n)})</figcaption></figure>"
+        for n, b in figures.items())
+    meta_rows = _kv_table({k: v for k, v in meta.items() if v is not None})
+    teacher_note = ""
+    if any("teacher" in r.metrics for r in results):
+        teacher_note = ("<p class='note'><b>Reading the teacher columns.</b> Reward variance (RV) is the mean over "
+                        "prompts of the within-prompt variance of rewards standardized over all policy samples "
+                        "(Razin et al. 2025). A reward model that induces low RV gives a flat RLHF objective and "
+                        "slow optimization however accurate it is; pick teachers by accuracy <i>and</i> RV under "
+                        "the policy you will train.</p>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>rewardlab teacher report</title>"
+            f"<style>{CSS}</style></head><body><h1>Reward model teacher report</h1>{meta_rows}"
+            f"<h2>Comparison</h2><div class='scroll'>{comparison_table(results)}</div>{teacher_note}"
+            f"<div class='figs'>{imgs}</div>" + "".join(_model_section(r) for r in results) + "</body></html>")
+
+
+def write_report(out_dir: str | Path, results: Sequence[EvalResult], meta: dict[str, Any] | None = None
+                 ) -> dict[str, Path]:
+    """Write metrics.json, the PNGs and report.html into ``out_dir``; ``results[0]`` is the main model."""
+    from rewardlab.io import write_json_atomic, write_text_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = meta or {}
+    main = results[0]
+    plots = [("reliability.png", lambda p: plot_reliability(results, p)),
+             ("reward_histograms.png", lambda p: plot_histograms(main, p)),
+             ("reward_vs_length.png", lambda p: plot_reward_vs_length(main, p)),
+             ("subsets.png", lambda p: plot_subsets(results, p)),
+             ("rv_per_prompt.png", lambda p: plot_rv_per_prompt(results, p))]
+    figures, paths = {}, {}
+    for fname, fn in plots:
+        data = fn(out / fname)
+        if data is not None:
+            figures[fname], paths[fname] = data, out / fname
+    write_json_atomic(out / "metrics.json", json_ready({"main": main.name, "meta": meta,
+                                                        "models": {r.name: r.metrics for r in results}}))
+    write_text_atomic(out / "report.html", render_html(results, figures, meta))
+    paths["metrics.json"], paths["report.html"] = out / "metrics.json", out / "report.html"
+    return paths

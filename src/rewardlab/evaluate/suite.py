@@ -1,0 +1,153 @@
+"""The evaluation suite: every metric of DESIGN §5 for one reward on one dataset (and, optionally, a policy).
+
+``evaluate_reward(reward, rows, ...)`` scores the rows and returns an :class:`EvalResult`: a JSON-ready ``metrics``
+dict plus the raw arrays the plots need. The science lives in :mod:`rewardlab.evaluate.metrics` /
+:mod:`rewardlab.evaluate.rewardbench`; this module only wires scores into them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardlab.data.records import KWayRow, PreferencePair, Response
+from rewardlab.evaluate import metrics as M
+from rewardlab.evaluate.rewardbench import KWayScores, rb2_scores
+from rewardlab.evaluate.teacher import scalar, score_items, teacher_metrics
+
+
+@dataclass
+class EvalResult:
+    """``metrics``: JSON-ready dict; ``arrays``: raw scores/lengths for plots (empty when loaded from disk)."""
+
+    name: str
+    metrics: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def response_length(response: Response) -> int:
+    """Length in characters (a conversation: the sum of its messages' contents) — reward-agnostic."""
+    if isinstance(response, str):
+        return len(response)
+    return sum(len(m.get("content", "")) for m in response)
+
+
+def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[PreferencePair],
+                 sections: Mapping[str, Sequence[str]] | None = None, weights: Mapping[str, float] | None = None,
+                 val_fraction: float = 0.5, seed: int = 0, n_bins: int = 10) -> dict[str, Any]:
+    """All pairwise metrics from scores ``chosen``/``rejected`` (``[n]``, or ``[n, k]`` for k members/outputs,
+    reduced by the mean; with k > 1 ensemble disagreement is added).
+
+    Calibration: ECE/Brier/NLL of σ(Δ) on all pairs; a temperature fitted on a seeded ``val_fraction`` of the
+    pairs and ECE/NLL before/after it on the rest (``test``).
+    """
+    c, r = scalar(chosen), scalar(rejected)
+    delta = c - r
+    subsets = M.subset_accuracy(c, r, [p.subset for p in pairs])
+    out: dict[str, Any] = {
+        "n_pairs": len(pairs),
+        "accuracy": M.pairwise_accuracy(c, r),
+        "tie_rate": M.tie_rate(c, r),
+        "mean_margin": float(delta.mean()),
+        "subsets": subsets,
+    }
+    if any(p.subset for p in pairs):
+        acc = {k: v["accuracy"] for k, v in subsets.items()}
+        out["sections"] = M.section_scores(acc, sections, weights, {k: v["n"] for k, v in subsets.items()})
+    cal = M.calibration(delta, n_bins)
+    perm = np.random.default_rng(seed).permutation(len(pairs))
+    n_val = int(len(pairs) * val_fraction)
+    if n_val >= 2 and len(pairs) - n_val >= 1:
+        val, test = perm[:n_val], perm[n_val:]
+        t = M.fit_temperature(delta[val])
+        cal["fitted"] = {"temperature": t, "n_val": n_val, "n_test": len(test),
+                         "test_ece_raw": M.expected_calibration_error(M.preference_probs(delta[test]), None, n_bins),
+                         "test_ece_scaled": M.expected_calibration_error(M.preference_probs(delta[test], t), None,
+                                                                         n_bins),
+                         "test_nll_raw": M.preference_nll(delta[test]),
+                         "test_nll_scaled": M.preference_nll(delta[test], t)}
+    out["calibration"] = cal
+    out["length_bias"] = M.length_bias(c, r, [response_length(p.chosen) for p in pairs],
+                                       [response_length(p.rejected) for p in pairs])
+    if np.ndim(chosen) == 2 and np.shape(chosen)[1] > 1:
+        ens = M.ensemble_pair_disagreement(chosen, rejected)
+        out["ensemble"] = {k: v for k, v in ens.items() if k != "std"} | {"members": int(np.shape(chosen)[1])}
+    return out
+
+
+def _summary(m: dict[str, Any]) -> dict[str, float | None]:
+    """The comparison-table columns of one model."""
+    get = lambda *keys: _dig(m, keys)  # noqa: E731
+    return {
+        "accuracy": get("pairs", "accuracy"), "tie_rate": get("pairs", "tie_rate"),
+        "rb1_overall": get("pairs", "sections", "overall"), "rb2_overall": get("kway", "overall"),
+        "ece": get("pairs", "calibration", "ece"), "brier": get("pairs", "calibration", "brier"),
+        "length_spearman": get("pairs", "length_bias", "spearman"),
+        "acc_chosen_shorter": get("pairs", "length_bias", "acc_chosen_shorter"),
+        "acc_chosen_longer": get("pairs", "length_bias", "acc_chosen_longer"),
+        "reward_variance": get("teacher", "reward_variance"),
+        "on_policy_accuracy": get("teacher", "on_policy_accuracy"),
+    }
+
+
+def _dig(d: Any, keys: Sequence[str]) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def evaluate_reward(reward, rows: Sequence[PreferencePair | KWayRow] | None, name: str,
+                    sections: Mapping[str, Sequence[str]] | None = None, weights: Mapping[str, float] | None = None,
+                    rollout=None, gold=None, val_fraction: float = 0.5, seed: int = 0) -> EvalResult:
+    """Evaluate ``reward`` on ``rows`` (all pairs, or all k-way rows) and, given a ``rollout`` of a policy, as a
+    teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across rewards."""
+    metrics: dict[str, Any] = {"name": name}
+    arrays: dict[str, np.ndarray] = {}
+    if rows and isinstance(rows[0], PreferencePair):
+        prompts = [p.prompt for p in rows for _ in (0, 1)]
+        responses = [x for p in rows for x in (p.chosen, p.rejected)]
+        s = score_items(reward, prompts, responses, description=f"scoring {name}")
+        chosen, rejected = s[0::2], s[1::2]
+        metrics["pairs"] = pair_metrics(chosen, rejected, rows, sections, weights, val_fraction, seed)
+        arrays.update(chosen=scalar(chosen), rejected=scalar(rejected),
+                      chosen_len=np.array([response_length(p.chosen) for p in rows], dtype=float),
+                      rejected_len=np.array([response_length(p.rejected) for p in rows], dtype=float))
+    elif rows:
+        prompts = [row.prompt for row in rows for _ in range(len(row.chosen) + len(row.rejected))]
+        responses = [x for row in rows for x in list(row.chosen) + list(row.rejected)]
+        s = scalar(score_items(reward, prompts, responses, description=f"scoring {name}"))
+        krows, pos = [], 0
+        for row in rows:
+            nc, nr = len(row.chosen), len(row.rejected)
+            krows.append(KWayScores(s[pos : pos + nc], s[pos + nc : pos + nc + nr], row.subset, row.id))
+            pos += nc + nr
+        rb2 = rb2_scores(krows)
+        metrics["kway"] = {"n_rows": len(rows), "overall": rb2["overall"], "subsets": rb2["subsets"]}
+        is_c = np.concatenate([np.r_[np.ones(len(r.chosen)), np.zeros(len(r.rejected))] for r in rows]).astype(bool)
+        lens = np.array([response_length(x) for x in responses], dtype=float)
+        arrays.update(chosen=s[is_c], rejected=s[~is_c], chosen_len=lens[is_c], rejected_len=lens[~is_c])
+    if rollout is not None:
+        metrics["teacher"] = teacher_metrics(reward, rollout=rollout, gold=gold)
+    metrics["summary"] = _summary(metrics)
+    return EvalResult(name, metrics, arrays)
+
+
+def json_ready(obj: Any) -> Any:
+    """Replace NaN/inf by None and numpy scalars/arrays by Python values, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
