@@ -3,11 +3,15 @@
 Spec forms:
 - ``PATH`` — a rewardlab checkpoint directory → :class:`~rewardlab.rewards.model.ModelReward`
 - ``python:MODULE:FUNCTION`` — a Python callable ``fn(prompt, response) -> float`` → FunctionReward
+- ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs → EnsembleReward
+- ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
+  OpenRLHF-protocol server); the bearer token comes from ``$REWARDLAB_TOKEN`` → RemoteReward
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from rewardlab.errors import UserError
@@ -23,9 +27,19 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
         except (ValueError, ImportError, AttributeError) as e:
             raise UserError(f"reward spec {spec!r}: cannot import ({e}); expected python:MODULE:FUNCTION") from None
         return FunctionReward(fn, name=fn_name)
+    if spec.startswith("ensemble:"):
+        from rewardlab.rewards.ensemble import ensemble_from_spec
+
+        return ensemble_from_spec(spec, lambda s: load_reward(s, device=device))
+    if spec.startswith(("http://", "https://", "openrlhf+http://", "openrlhf+https://")):
+        from rewardlab.rewards.remote import RemoteReward
+
+        protocol, _, url = spec.rpartition("+")
+        return RemoteReward(url, token=os.environ.get("REWARDLAB_TOKEN"), protocol=protocol or "native")
     path = Path(spec)
     if path.is_dir():
         from rewardlab.rewards.model import ModelReward
 
         return ModelReward.from_pretrained(path, device=device)
-    raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form")
+    raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
+                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT)")
