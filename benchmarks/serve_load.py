@@ -1,0 +1,175 @@
+"""Reward-server throughput: C concurrent HTTP clients vs in-process batched scoring of the same items.
+
+Builds a small GPT-2-config reward model from config (no hub), saves it as a checkpoint, starts the real server with
+``rewardlab serve CKPT`` in a subprocess (loopback), then:
+
+1. in-process baseline: ``ModelReward.score(prompts, responses)`` on all N items at once (length-sorted batches of
+   ``--batch-size``), the best of ``--repeats`` runs;
+2. served: ``--clients`` asyncio clients (httpx, one connection each) send one item per ``POST /v1/score`` request
+   until all N items are scored, the way RLHF rollout workers call a reward server; the best of ``--repeats``
+   runs, interleaved with the baseline's so that both see the same machine load.
+
+Prints items/s for both, the ratio (target >= 0.8), per-request latency p50/p99, the batch sizes the dynamic batcher
+achieved (from ``/metrics``), and the largest |served - offline| score difference.
+
+    .venv/bin/python benchmarks/serve_load.py            # defaults: 512 items, 64 clients
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+WORDS = ("the cat dog sat ran on a mat big small red blue good bad answer question please help me with this task "
+         "now yes no maybe one two three four five because therefore however").split()
+
+
+def build(args, out_dir: Path):
+    from rewardlab.models.checkpoint import save_reward_model
+    from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
+    from rewardlab.rewards.model import ModelReward
+
+    rng = random.Random(0)
+    corpus = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40))) for _ in range(2000)]
+    tok = train_tiny_tokenizer(corpus, vocab_size=512)
+    model = tiny_reward_model(tok, n_layer=args.layers, n_embd=args.dim, n_head=args.heads, n_positions=512)
+    save_reward_model(model, tok, out_dir, manifest={"max_length": args.max_length})
+    prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 60))) for _ in range(args.items)]
+    responses = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 120))) for _ in range(args.items)]
+    reward = ModelReward.from_pretrained(out_dir, batch_size=args.batch_size)
+    return reward, prompts, responses
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(ckpt: Path, port: int, args) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("rewardlab")
+    cmd = [str(exe), "serve", str(ckpt), "--port", str(port), "--log-level", "warning",
+           "--max-wait-ms", str(args.max_wait_ms), "--max-batch-items", str(args.max_batch_items),
+           "--max-batch-tokens", str(args.max_batch_tokens)]
+    env = dict(os.environ, REWARDLAB_TOKEN="")
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+async def load(url: str, prompts, responses, clients: int):
+    """Each client takes the next unscored item and posts it alone; returns (seconds, latencies, scores)."""
+    next_item = iter(range(len(prompts)))
+    latencies: list[float] = []
+    scores = [None] * len(prompts)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        async def client():
+            for i in next_item:
+                t0 = time.perf_counter()
+                r = await http.post("/v1/score", json={"items": [{"prompt": prompts[i], "response": responses[i]}]})
+                latencies.append(time.perf_counter() - t0)
+                r.raise_for_status()
+                scores[i] = r.json()["scores"][0]
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - t0, latencies, scores
+
+
+def batch_stats(metrics: str) -> tuple[float, float, dict[str, int]]:
+    """Mean items per batch, mean requests per batch, and the cumulative bucket counts of items per batch."""
+    vals = {}
+    buckets = {}
+    for line in metrics.splitlines():
+        if line.startswith("rewardlab_batch_items_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets[le] = int(line.split()[-1])
+        elif line.startswith(("rewardlab_batch_items_sum", "rewardlab_batch_items_count",
+                              "rewardlab_batch_requests_sum", "rewardlab_batch_requests_count")):
+            vals[line.split()[0]] = float(line.split()[1])
+    return (vals["rewardlab_batch_items_sum"] / vals["rewardlab_batch_items_count"],
+            vals["rewardlab_batch_requests_sum"] / vals["rewardlab_batch_requests_count"], buckets)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=512)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32, help="in-process ModelReward batch size "
+                    "(the server's ModelReward uses its default, 32)")
+    ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    ap.add_argument("--max-batch-items", type=int, default=64)
+    ap.add_argument("--max-batch-tokens", type=int, default=16384)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-threads", type=int, default=None, help="intra-op threads on both sides")
+    args = ap.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)  # the server subprocess inherits it
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "rm"
+        reward, prompts, responses = build(args, ckpt)
+        ids = reward.encode(prompts, responses)
+        print(f"model: GPT-2 config {args.layers} layers x {args.dim} dims, max_length {args.max_length}; "
+              f"{args.items} items, {np.mean([len(x) for x in ids]):.0f} tokens/item on average; "
+              f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+
+        port = free_port()
+        proc = start_server(ckpt, port, args)
+        url = f"http://127.0.0.1:{port}"
+        base, runs = [], []
+        try:
+            reward.score(prompts[:64], responses[:64])  # warm-up, both sides
+            asyncio.run(load(url, prompts[:64], responses[:64], args.clients))
+            for _ in range(args.repeats):  # interleaved, so both sides see the same machine load
+                t0 = time.perf_counter()
+                offline = reward.score(prompts, responses)
+                base.append(time.perf_counter() - t0)
+                runs.append(asyncio.run(load(url, prompts, responses, args.clients)))
+            metrics = httpx.get(f"{url}/metrics").text
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    base_s = min(base)
+    served_s, latencies, scores = min(runs, key=lambda r: r[0])
+    mean_items, mean_reqs, buckets = batch_stats(metrics)
+    diff = float(np.max(np.abs(np.array(scores, dtype=np.float64) - offline.numpy())))
+    lat = np.array(latencies) * 1000
+    print(f"in-process batched scoring: {args.items / base_s:8.1f} items/s  (best {base_s:.2f} s of "
+          f"{', '.join(f'{b:.2f}' for b in base)})")
+    print(f"server, {args.clients} clients, 1 item/request: {args.items / served_s:8.1f} items/s  "
+          f"(best {served_s:.2f} s of {', '.join(f'{r[0]:.2f}' for r in runs)})")
+    print(f"ratio server / in-process: {base_s / served_s:.2f}  (target >= 0.80)")
+    print(f"request latency: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
+    print(f"dynamic batches (all runs incl. warm-up): {mean_items:.1f} items and {mean_reqs:.1f} requests per batch "
+          f"on average; cumulative items-per-batch buckets {buckets}")
+    print(f"max |served - offline| score: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
