@@ -65,3 +65,23 @@ def test_dpo_loss_by_hand():
     chosen = torch.tensor([-1.0], requires_grad=True)
     dpo_loss(chosen, torch.tensor([-1.0]), torch.tensor([-1.0]), torch.tensor([-1.0]), beta=0.5).sum().backward()
     assert chosen.grad.item() == pytest.approx(-0.5 * 0.5)  # -beta * sigmoid(-0)
+
+
+def test_kl_k3_by_hand():
+    from rewardlab.optimize.losses import kl_k3
+
+    logps = torch.tensor([[math.log(0.5), math.log(0.2)]], requires_grad=True)
+    ref = torch.tensor([[math.log(0.25), math.log(0.2)]])
+    mask = torch.tensor([[1.0, 1.0]])
+    # token 1: q - p = log 0.5 -> 0.5 - log 0.5 - 1 ; token 2: 0
+    expect = (0.5 - math.log(0.5) - 1) / 2
+    assert kl_k3(logps, ref, mask).item() == pytest.approx(expect)
+    assert kl_k3(ref.clone(), ref, mask).item() == 0.0
+
+
+def test_sft_loss_by_hand():
+    from rewardlab.optimize.losses import sft_loss
+
+    logps = torch.tensor([[-1.0, -3.0], [-2.0, -9.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    assert sft_loss(logps, mask).item() == pytest.approx(6.0 / 3)

@@ -61,6 +61,20 @@ def ppo_clip_loss(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tens
     return -(surrogate * mask).sum() / mask.sum().clamp_min(1)
 
 
+def kl_k3(logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token KL estimate ``k3 = exp(q − p) − (q − p) − 1`` with ``p = log π``, ``q = log π_ref``, averaged over
+    masked tokens (non-negative, unbiased for KL(π‖π_ref) under y ~ π; Schulman 2020, used in the GRPO loss of
+    Shao et al. 2024). Inputs ``[b, T]``; returns a scalar with gradient through ``logps``."""
+    d = ref_logps.detach() - logps
+    return ((d.exp() - d - 1) * mask).sum() / mask.sum().clamp_min(1)
+
+
+def sft_loss(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token-mean negative log-likelihood of the response tokens, ``−Σ_{i,t} log π(y_{i,t}) / Σ mask`` (RAFT's
+    fine-tuning step). Inputs ``[b, T]``; returns a scalar."""
+    return -(logps * mask).sum() / mask.sum().clamp_min(1)
+
+
 def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
              ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
     """DPO: ``L = −log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))])`` (Rafailov et al. 2023).

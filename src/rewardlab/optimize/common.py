@@ -1,0 +1,325 @@
+"""Pieces every optimize loop shares, written once: run directory (metrics JSONL, checkpoints, resume), gold
+tracking with Gao fits and the overoptimization plot, frozen reference copies, seeded prompt batches.
+
+A loop (``rloo.py``, ``raft.py``, ``dpo.py``) reads top to bottom::
+
+    s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=out)
+    for step in range(s.start, args.steps):
+        s.maybe_evaluate(step)
+        ...sample, score, update...            # the algorithm, every equation visible
+        s.log(step, {...}); s.maybe_checkpoint(step + 1)
+    return s.finish()
+
+Reproducibility: dropout is disabled in the policy, and every random choice (prompt batch, sampling, minibatch
+order) is seeded from ``(args.seed, step)``, so a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.data.records import Prompt
+from rewardlab.io import write_json_atomic, write_jsonl_atomic
+from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
+from rewardlab.optimize.fits import fit_gao
+from rewardlab.rewards.base import Reward
+from rewardlab.rewards.shaping import calibrate
+
+
+@dataclass
+class LoopArgs:
+    """Arguments shared by all iterative loops (each loop's dataclass extends these)."""
+
+    steps: int = 100  # optimizer iterations (RLOO/GRPO) or outer iterations (RAFT, online DPO)
+    prompts_per_step: int = 8
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 1e-5
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    batch_size: int = 64  # sequences per generation / log-prob forward
+    eval_every: int = 10  # steps between gold-tracking evaluations (0: only first and last)
+    eval_prompts: int = 32  # the first N training prompts are the evaluation prompts
+    eval_samples: int = 4  # samples per evaluation prompt
+    calibration_samples: int = 2  # initial-policy samples per prompt for rewards that need calibrate()
+    save_every: int = 0  # steps between checkpoints (0: only at the end)
+    resume: bool = False
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Set every dropout probability to 0 (RL log-probs must not depend on a dropout mask)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy in eval mode with gradients off (the reference policy)."""
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def step_seed(seed: int, step: int, salt: int = 0) -> int:
+    """A distinct, reproducible seed for each (run seed, step, purpose)."""
+    return (seed * 1_000_003 + step * 7919 + salt) % (2**31 - 1)
+
+
+def prompt_batch(prompts: Sequence[Prompt], size: int, seed: int, step: int) -> list[Prompt]:
+    """``size`` prompts for ``step``: epoch-wise shuffles of all prompts, seeded by (seed, epoch)."""
+    n = len(prompts)
+    out: list[Prompt] = []
+    start = step * size
+    while len(out) < size:
+        epoch, offset = divmod(start + len(out), n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(step_seed(seed, epoch, 1)))
+        take = min(size - len(out), n - offset)
+        out += [prompts[i] for i in order[offset : offset + take].tolist()]
+    return out
+
+
+def minibatches(n: int, size: int, seed: int) -> list[list[int]]:
+    """Shuffled index minibatches of ``size`` (``size <= 0``: one batch of all n)."""
+    if size <= 0 or size >= n:
+        return [list(range(n))]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return [order[i : i + size] for i in range(0, n, size)]
+
+
+class GoldTracker:
+    """Evaluates a policy against its initial version: proxy mean, gold mean, KL(π‖π₀) and d = √KL.
+
+    Every evaluation samples the same prompts with the same seed (common random numbers). ``fit`` fits Gao et al.'s
+    RL form to ``gold − gold(step 0)`` vs d.
+    """
+
+    def __init__(self, prompts: Sequence[Prompt], proxy: Reward, gold: Reward | None, num_samples: int,
+                 max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 batch_size: int = 64):
+        self.prompts, self.proxy, self.gold = list(prompts), proxy, gold
+        self.sampling = dict(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, seed=step_seed(seed, 0, 2), batch_size=batch_size)
+        self.history: list[dict[str, float]] = []
+
+    @torch.no_grad()
+    def evaluate(self, policy, ref, tokenizer, step: int) -> dict[str, float]:
+        ro = sample(policy, tokenizer, self.prompts, **self.sampling)
+        pad = tokenizer.pad_token_id or 0
+        logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, self.sampling["temperature"],
+                                        self.sampling["batch_size"])
+        ref_logps, _ = sequence_logprobs(ref, ro.prompt_ids, ro.response_ids, pad, self.sampling["temperature"],
+                                         self.sampling["batch_size"])
+        kl = sequence_kl(logps, ref_logps, mask).mean().item()
+        row = {"step": step, "proxy_mean": self.proxy.score(ro.prompts, ro.responses).float().mean().item(),
+               "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)),
+               "response_tokens": mask.sum(1).mean().item()}
+        if self.gold is not None:
+            row["gold_mean"] = self.gold.score(ro.prompts, ro.responses).float().mean().item()
+        self.history = [h for h in self.history if h["step"] != step] + [row]
+        return row
+
+    def fit(self, form: str = "rl") -> dict[str, Any] | None:
+        """Gao fit of gold gain vs √KL over the evaluations (None without gold or with fewer than 3 points)."""
+        if self.gold is None or len(self.history) < 3:
+            return None
+        g0 = self.history[0]["gold_mean"]
+        return fit_gao([h["sqrt_kl"] for h in self.history], [h["gold_mean"] - g0 for h in self.history],
+                       form).as_dict()
+
+
+def plot_overoptimization(d: Sequence[float], proxy: Sequence[float], gold: Sequence[float] | None,
+                          fit: dict[str, Any] | None, path: str | os.PathLike, title: str) -> None:
+    """Proxy and gold gains (relative to the first point) vs d = √KL, with the fitted Gao curve for gold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(d, np.asarray(proxy) - proxy[0], "o-", label="proxy (Δ from start)")
+    if gold is not None:
+        ax.plot(d, np.asarray(gold) - gold[0], "s-", label="gold (Δ from start)")
+    if fit is not None:
+        from rewardlab.optimize.fits import GaoFit
+
+        f = GaoFit(**{k: fit[k] for k in ("form", "alpha", "beta", "r2", "n_points")})
+        grid = np.linspace(0, max(d), 100)
+        ax.plot(grid, f.predict(grid), "--", label=f"Gao {f.form} fit α={f.alpha:.3g} β={f.beta:.3g} R²={f.r2:.2f}")
+    ax.set_xlabel("√KL(π ‖ π₀)  (nats^½)")
+    ax.set_ylabel("reward change")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def optimizer_state_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able metadata."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_state_from_safetensors(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+class Session:
+    """Set-up and tear-down of one optimize run (see the module docstring)."""
+
+    def __init__(self, policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], args: LoopArgs,
+                 gold: Reward | None = None, output_dir: str | os.PathLike | None = None, name: str = "run",
+                 fit_form: str = "rl", progress: bool = True):
+        self.policy, self.tokenizer, self.reward, self.gold, self.args = policy, tokenizer, reward, gold, args
+        self.prompts, self.name, self.fit_form = list(prompts), name, fit_form
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.out = Path(output_dir) if output_dir is not None else None
+        disable_dropout(policy)
+        self.ref = frozen_copy(policy)  # π₀: KL reference for the penalty and for gold tracking
+        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)
+        self.tracker = GoldTracker(self.prompts[: args.eval_prompts], reward, gold, args.eval_samples,
+                                   args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size)
+        self.rows: list[dict] = []
+        self.start = 0
+        self.t0 = time.perf_counter()
+        for r in (reward, gold):
+            if r is not None and callable(getattr(r, "calibrate", None)):
+                ro = sample(self.ref, tokenizer, self.prompts, args.calibration_samples, args.max_new_tokens,
+                            args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size)
+                calibrate(r, ro.prompts, ro.responses)
+        if args.resume and self.out is not None and (self.out / "checkpoint" / "state.json").exists():
+            self._load_checkpoint()
+        elif self.out is not None:
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
+        self._bar = None
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
+            self._task = self._bar.add_task("", total=args.steps, completed=self.start)
+            self._bar.start()
+
+    # -- logging -----------------------------------------------------------------------------------------------
+    def log(self, step: int, metrics: dict[str, Any], kind: str = "train") -> None:
+        row = {"kind": kind, "step": step, "time_s": round(time.perf_counter() - self.t0, 3), **metrics}
+        self.rows.append(row)
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if self._bar is not None and kind == "train":
+            shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))[:80]
+            self._bar.update(self._task, completed=step + 1, description=shown)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        row = self.tracker.evaluate(self.policy, self.ref, self.tokenizer, step)
+        self.log(step, {k: v for k, v in row.items() if k != "step"}, kind="eval")
+        return row
+
+    def maybe_evaluate(self, step: int) -> None:
+        every = self.args.eval_every
+        if step == 0 or (every > 0 and step % every == 0):
+            if not any(h["step"] == step for h in self.tracker.history):
+                self.evaluate(step)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def maybe_checkpoint(self, step: int) -> None:
+        """Checkpoint after ``step`` completed steps if ``save_every`` says so."""
+        if self.out is not None and self.args.save_every > 0 and step % self.args.save_every == 0:
+            self.save_checkpoint(step)
+
+    def save_checkpoint(self, step: int) -> None:
+        """policy (save_pretrained, safetensors) + optimizer (safetensors + JSON) + step and gold history."""
+        from safetensors.torch import save_file
+
+        final, tmp = self.out / "checkpoint", self.out / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.policy.save_pretrained(tmp / "policy")
+        tensors, meta = optimizer_state_to_safetensors(self.optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(meta))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "history": self.tracker.history,
+                                                    "args": asdict(self.args)}))
+        old = self.out / "checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_checkpoint(self) -> None:
+        from safetensors.torch import load_file
+        from transformers import AutoModelForCausalLM
+
+        ck = self.out / "checkpoint"
+        state = json.loads((ck / "state.json").read_text())
+        saved = AutoModelForCausalLM.from_pretrained(ck / "policy", use_safetensors=True)
+        self.policy.load_state_dict(saved.state_dict())
+        meta = json.loads((ck / "optimizer.json").read_text())
+        self.optimizer.load_state_dict(optimizer_state_from_safetensors(load_file(str(ck / "optimizer.safetensors")),
+                                                                        meta))
+        self.start = int(state["step"])
+        self.tracker.history = state["history"]
+        metrics = self.out / "metrics.jsonl"
+        if metrics.exists():  # drop rows logged after the checkpoint: they are recomputed identically
+            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            kept = [r for r in rows if r["step"] < self.start or (r["kind"] == "eval" and r["step"] == self.start)]
+            write_jsonl_atomic(metrics, kept)
+            self.rows = kept
+
+    # -- the end -------------------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation, Gao fit, plot, final policy and ``summary.json``; returns the summary."""
+        if self._bar is not None:
+            self._bar.stop()
+        if not any(h["step"] == self.args.steps for h in self.tracker.history):
+            self.evaluate(self.args.steps)
+        hist = sorted(self.tracker.history, key=lambda h: h["step"])
+        self.tracker.history = hist
+        fit = self.tracker.fit(self.fit_form)
+        summary = {"algorithm": self.name, "args": asdict(self.args), "evaluations": hist, "gao_fit": fit,
+                   "wall_time_s": round(time.perf_counter() - self.t0, 2)}
+        if self.gold is not None and hist:
+            best = max(hist, key=lambda h: h["gold_mean"])
+            summary["gold_peak"] = {"step": best["step"], "gold_mean": best["gold_mean"], "sqrt_kl": best["sqrt_kl"]}
+        if self.out is not None:
+            self.save_checkpoint(self.args.steps)
+            tmp = self.out / "policy.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.policy.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            shutil.rmtree(self.out / "policy", ignore_errors=True)
+            os.replace(tmp, self.out / "policy")
+            if len(hist) >= 2:
+                plot_overoptimization([h["sqrt_kl"] for h in hist], [h["proxy_mean"] for h in hist],
+                                      [h["gold_mean"] for h in hist] if self.gold is not None else None, fit,
+                                      self.out / "gold_vs_kl.png", f"{self.name}: proxy and gold vs √KL")
+            write_json_atomic(self.out / "summary.json", summary)
+        return summary

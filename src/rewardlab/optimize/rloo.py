@@ -1,0 +1,127 @@
+"""RLOO and GRPO: on-policy policy gradient with k samples per prompt (DESIGN §6), cleanrl-style.
+
+RLOO (Ahmadian et al. 2024; defaults k = 2, β = 0.05 as in Razin et al. 2025):
+    R_i = r(x, y_i) − β · Σ_t log π(y_t)/π₀(y_t)          (KL penalty folded into the reward)
+    A_i = R_i − mean_{j≠i} R_j                              (leave-one-out baseline)
+GRPO (Shao et al. 2024):
+    A_i = (r_i − mean(r)) / (std(r) + ε)                    (group-normalized)
+    loss += β · k3-KL(π ‖ π₀) per token                     (KL in the loss, not the reward)
+Loss: REINFORCE ``−A_i Σ_t log π(y_t)`` or PPO-clip (ε = 0.2) with ``ppo_epochs`` passes over minibatches.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rewardlab.data.records import Prompt
+from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
+from rewardlab.optimize.common import LoopArgs, Session, minibatches, prompt_batch, step_seed
+from rewardlab.optimize.losses import (
+    grpo_advantages,
+    kl_k3,
+    kl_penalized_rewards,
+    ppo_clip_loss,
+    reinforce_loss,
+    rloo_advantages,
+)
+from rewardlab.rewards.base import Reward
+
+
+@dataclass
+class RLOOArgs(LoopArgs):
+    algo: str = "rloo"  # rloo | grpo
+    k: int = 2  # samples per prompt
+    kl_coef: float = 0.05  # β (RLOO: in the reward; GRPO: k3 term in the loss)
+    loss: str = "reinforce"  # reinforce | ppo
+    clip_eps: float = 0.2
+    ppo_epochs: int = 1
+    minibatch_size: int = 0  # sequences per optimizer step (0: the whole batch)
+    grpo_eps: float = 1e-4
+
+
+@dataclass
+class GRPOArgs(RLOOArgs):
+    algo: str = "grpo"
+    k: int = 8
+    kl_coef: float = 0.04  # DeepSeekMath's β
+
+
+def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], args: RLOOArgs | None = None,
+               gold: Reward | None = None, output_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Optimize ``policy`` in place against ``reward``; returns the run summary (evaluations, Gao fit, ...)."""
+    args = args or RLOOArgs()
+    if args.algo not in ("rloo", "grpo") or args.loss not in ("reinforce", "ppo"):
+        raise ValueError(f"unknown algo {args.algo!r} or loss {args.loss!r}")
+    if args.k < 2:
+        raise ValueError("RLOO/GRPO need k >= 2 samples per prompt")
+    s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name=args.algo,
+                progress=progress)
+    device = next(policy.parameters()).device
+    for step in range(s.start, args.steps):
+        s.maybe_evaluate(step)
+
+        # 1. sample k responses for each of P prompts from the current policy
+        batch = prompt_batch(s.prompts, args.prompts_per_step, args.seed, step)
+        ro = sample(policy, tokenizer, batch, args.k, args.max_new_tokens, args.temperature, args.top_p,
+                    seed=step_seed(args.seed, step), batch_size=args.batch_size)
+        n = len(ro)
+
+        # 2. score with the (proxy) reward: r [n]
+        with torch.no_grad():
+            r = reward.score(ro.prompts, ro.responses).float().to(device)
+            if r.dim() != 1:
+                raise ValueError("the reward must return one scalar per response; wrap multi-output rewards")
+
+            # 3. log-probs under the sampling policy and the frozen reference π₀: [n, T]
+            old_logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, s.pad_id,
+                                                args.temperature, args.batch_size)
+            ref_logps, _ = sequence_logprobs(s.ref, ro.prompt_ids, ro.response_ids, s.pad_id, args.temperature,
+                                             args.batch_size)
+            kl = sequence_kl(old_logps, ref_logps, mask)  # [n]
+
+            # 4. advantages within each prompt's group of k
+            if args.algo == "rloo":
+                R = kl_penalized_rewards(r, kl, args.kl_coef)
+                adv = rloo_advantages(R.view(-1, args.k)).view(-1)
+            else:
+                adv = grpo_advantages(r.view(-1, args.k), args.grpo_eps).view(-1)
+
+        # 5. policy update
+        policy.train()
+        losses = []
+        for epoch in range(args.ppo_epochs):
+            for idx in minibatches(n, args.minibatch_size, step_seed(args.seed, step, 10 + epoch)):
+                logps, m = sequence_logprobs(policy, [ro.prompt_ids[i] for i in idx],
+                                             [ro.response_ids[i] for i in idx], s.pad_id, args.temperature)
+                T = m.shape[1]
+                if args.loss == "reinforce":
+                    loss = reinforce_loss(logps, m, adv[idx])
+                else:
+                    loss = ppo_clip_loss(logps, old_logps[idx, :T], m, adv[idx], args.clip_eps)
+                if args.algo == "grpo" and args.kl_coef > 0:
+                    loss = loss + args.kl_coef * kl_k3(logps, ref_logps[idx, :T], m)
+                s.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                s.optimizer.step()
+                losses.append(loss.item())
+        policy.eval()
+
+        s.log(step, {"reward_mean": r.mean().item(), "reward_std": r.std().item(), "kl_mean": kl.mean().item(),
+                     "loss": sum(losses) / len(losses), "grad_norm": float(grad_norm),
+                     "adv_abs_mean": adv.abs().mean().item(), "response_tokens": mask.sum(1).mean().item()})
+        s.maybe_checkpoint(step + 1)
+    return s.finish()
+
+
+def train_grpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], args: GRPOArgs | None = None,
+               gold: Reward | None = None, output_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """GRPO: :func:`train_rloo` with ``algo="grpo"`` (group-normalized advantages, k3 KL in the loss)."""
+    return train_rloo(policy, tokenizer, reward, prompts, args or GRPOArgs(), gold, output_dir, progress)
