@@ -83,7 +83,7 @@ def eval_command(
                              top_p=top_p, seed=seed)
         lm, tok = load_policy(policy, device)
         rollout = sample_rollout(lm, tok, prompt_list, cfg)
-        gold_reward = load_reward(gold) if gold else None
+        gold_reward = load_reward(gold, device=device) if gold else None
     elif gold:
         raise UserError("--gold needs --policy (on-policy accuracy is measured on policy samples)")
 
@@ -98,7 +98,7 @@ def eval_command(
                 typer.echo(f"warning: {prev} was computed on data {old.get('data')}, not {data}", err=True)
             results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
             continue
-        r = load_reward(spec)
+        r = load_reward(spec, device=device)
         name = _unique(getattr(r, "name", None) or Path(spec).name or spec, taken)
         res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed)
         res.metrics["data"] = str(data) if data else None

@@ -64,8 +64,9 @@ def plot_reliability(results: Sequence[EvalResult], path: Path) -> bytes | None:
         axc.bar(centers + (k - (len(models) - 1) / 2) * width, rd["count"], width=width, label=name)
     ax.set_ylabel("accuracy (chosen ranked higher)")
     ax.set_title("Reliability diagram: p = σ(r_chosen − r_rejected)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="upper left", fontsize=9)
+    ax.set_ylim(-0.02, 1.3)  # headroom for the legend above the data
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(loc="upper center", ncol=3, fontsize=9)
     ax.grid(alpha=0.3)
     axc.set_xlabel("confidence max(p, 1 − p)")
     axc.set_ylabel("pairs")
@@ -138,7 +139,7 @@ def plot_subsets(results: Sequence[EvalResult], path: Path) -> bytes | None:
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_title("Per-subset " + ("RB2 score (Ties: weighted formula)" if kway else "accuracy"))
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(scores)))
     return _save(fig, path)
 
 
