@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+
+    @app.command("lab")
+    def lab(
+        output: Path = typer.Option(..., "--output", "-o", help="Directory for report.html, results.json, PNGs."),
+        preset: str = typer.Option("quick", "--preset", help="quick (< 5 min on 2 CPU cores) or full (GPU)."),
+        only: list[str] = typer.Option(None, "--only", help="Run only this experiment (repeatable): "
+                                       "razin, gao, coste, par."),
+        seeds: int = typer.Option(None, "--seeds", help="Number of seeds (each seed = a new world)."),
+        label_noise: float = typer.Option(None, "--label-noise", help="Override the label-noise rate of every "
+                                          "experiment's world (default: 0, and 0.25 for coste)."),
+    ) -> None:
+        """Reproduce reward-model findings (Razin, Gao, Coste, PAR) in a synthetic world with a known gold reward."""
+        from rewardlab.lab.runner import run_lab
+
+        run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise)

@@ -1,0 +1,141 @@
+"""`rewardlab lab`: run the experiments of a preset, print their numbers, write results.json, PNGs and report.html."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rewardlab.errors import UserError
+from rewardlab.lab.common import ExperimentResult, jsonable
+from rewardlab.lab.experiments import coste, gao, par, razin
+from rewardlab.lab.world import WorldConfig
+
+MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par}
+
+
+@dataclass(frozen=True)
+class Preset:
+    seeds: int
+    configs: dict[str, Any] = field(default_factory=dict)
+
+
+def _full_world() -> WorldConfig:
+    return replace(WorldConfig(), n_prompts=256, n_candidates=64)
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(seeds=3, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
+                                      "coste": coste.CosteConfig(), "par": par.PARConfig()}),
+    "full": Preset(seeds=8, configs={
+        "razin": razin.RazinConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000), late=400),
+        "gao": gao.GaoConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000, 10000, 30000), bon_max_log2=14),
+        "coste": coste.CosteConfig(world=replace(_full_world(), label_noise=0.25), members=5, bon_n=16384),
+        "par": par.PARConfig(world=_full_world(), rl_steps=2000)}),
+}
+
+
+def _world_summary(cfg: WorldConfig) -> str:
+    return (f"{cfg.n_prompts} prompts × {cfg.n_candidates} candidate answers, each a {cfg.n_features}-feature vector "
+            f"(feature 0 = a heavy-tailed 'length'); gold r* = prompt offset + prompt scale × (linear + tanh "
+            f"interactions + a length term that rises up to ℓ*={cfg.length_optimum:g} and falls beyond). π₀ = softmax "
+            f"over the candidates with random logits (std {cfg.policy_logit_std:g}) that avoid long answers; "
+            f"preferences ~ σ((r*(a) − r*(b))/τ), τ={cfg.label_temperature:g}, label noise {cfg.label_noise:g} "
+            f"(Coste: {PRESETS['quick'].configs['coste'].world.label_noise:g}). Proxies = linear or one-hidden-layer "
+            "MLP RMs over the features, trained with the BT loss. Each seed draws a new world.")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def print_claims(console: Console, results: list[ExperimentResult]) -> None:
+    table = Table(title="Claims", show_lines=True)
+    for col in ("paper", "claim", "measured (mean ± sd over seeds)", "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        for c in r.claims:
+            style = "green" if c.reproduced else "red"
+            table.add_row(c.paper, c.statement, c.measured, f"[{style}]{c.verdict}[/{style}]")
+    console.print(table)
+
+
+def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, seeds: int | None = None,
+            label_noise: float | None = None, console: Console | None = None) -> dict:
+    """Run the preset's experiments (or ``only`` those), write the outputs into ``output``; returns results."""
+    console = console or Console()
+    if preset not in PRESETS:
+        raise UserError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    names = list(only or PRESETS[preset].configs)
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        raise UserError(f"--only: unknown experiment {unknown[0]!r} (choose from {', '.join(MODULES)})")
+    if seeds is not None and seeds < 1:
+        raise UserError("--seeds: must be at least 1")
+    if label_noise is not None and not 0.0 <= label_noise < 0.5:
+        raise UserError("--label-noise: must be in [0, 0.5)")
+    n_seeds = seeds or PRESETS[preset].seeds
+    seed_list = list(range(n_seeds))
+    configs = {n: PRESETS[preset].configs[n] for n in names}
+    if label_noise is not None:
+        configs = {n: replace(c, world=replace(c.world, label_noise=label_noise)) for n, c in configs.items()}
+    output.mkdir(parents=True, exist_ok=True)
+
+    t_start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tabular world is many tiny ops: one thread is ~10-50x faster on a busy machine
+    results: list[ExperimentResult] = []
+    timings: dict[str, float] = {}
+    try:
+        with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            tasks = {n: progress.add_task(n, total=configs[n].units(n_seeds)) for n in names}
+            for n in names:
+                t0 = time.perf_counter()
+                res = MODULES[n].run(configs[n], seed_list, advance=lambda k, n=n: progress.advance(tasks[n], k))
+                res.seconds = time.perf_counter() - t0
+                timings[f"experiment: {n}"] = res.seconds
+                for line in res.lines:
+                    progress.console.print(line, highlight=False)
+                results.append(res)
+    finally:
+        torch.set_num_threads(threads)
+
+    from rewardlab.lab.figures import FIGURES
+    from rewardlab.lab.report import claims_markdown, write_report
+
+    t0 = time.perf_counter()
+    figures = {r.name: FIGURES[r.name](r.data, output) for r in results if r.name in FIGURES}
+    timings["figures"] = time.perf_counter() - t0
+    wall = time.perf_counter() - t_start
+    import rewardlab
+
+    meta = {"preset": preset, "seeds": n_seeds, "only": names, "label_noise_override": label_noise,
+            "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "version": getattr(rewardlab, "__version__", "?"), "wall_seconds": wall, "timings": timings,
+            "world": _world_summary(next(iter(configs.values())).world),
+            "configs": {n: jsonable(asdict(c)) for n, c in configs.items()}}
+    t0 = time.perf_counter()
+    write_report(results, figures, output, meta)
+    timings["report"] = time.perf_counter() - t0
+    claims = [c.as_dict() for r in results for c in r.claims]
+    out = {"meta": meta, "claims": claims,
+           "experiments": {r.name: {"title": r.title, "seconds": r.seconds, "lines": r.lines, "data": r.data}
+                           for r in results}}
+    _write_json(output / "results.json", jsonable(out))
+    (output / "claims.md").write_text(claims_markdown(results) + "\n", encoding="utf-8")
+    print_claims(console, results)
+    n_ok = sum(c["reproduced"] for c in claims)
+    console.print(f"{n_ok}/{len(claims)} claims reproduced · wall time {wall:.0f} s · report: {output / 'report.html'}")
+    return out
