@@ -118,6 +118,10 @@ def test_ensemble_disagreement():
     assert out["std"] == pytest.approx([1, 0, 2])
     assert out["corr_with_error"] == pytest.approx(math.sqrt(3) / 2)
     assert out["error_rate"] == pytest.approx(1 / 3)
+    # errors of an explicit ensemble Δ (e.g. WCO = min over members: [1, 2, -4]) -> same errors here;
+    # with Δ_ens = [-1, 2, 3] the error is on the pair with std 1: xc = [0,-1,1], yc = [2/3,-1/3,-1/3] -> 0
+    out = M.ensemble_pair_disagreement([[1, 3], [2, 2], [0, -4]], np.zeros((3, 2)), ensemble_delta=[-1, 2, 3])
+    assert out["corr_with_error"] == pytest.approx(0.0, abs=1e-12) and out["error_rate"] == pytest.approx(1 / 3)
 
 
 def test_reward_variance_hand_computed():

@@ -105,3 +105,27 @@ def test_cli_sections_yaml_and_compare_dir(tmp_path):
         (3 * subs["s0"]["accuracy"] + subs["s1"]["accuracy"]) / 4)
     doc2 = json.loads((tmp_path / "r2" / "metrics.json").read_text())
     assert list(doc2["models"]) == ["length", "length (r1)"]
+
+
+def test_evaluate_ensemble_reward_uses_members_and_its_aggregation():
+    from rewardlab.rewards.ensemble import EnsembleReward
+
+    count_a = FunctionReward(lambda p, r: float(r.count("a")), name="count_a")
+    pairs = [PreferencePair("p", "aaaa", "bb"), PreferencePair("p", "ab", "bbbbb"), PreferencePair("q", "a", "aa"),
+             PreferencePair("q", "bbba", "b")]
+    ens = EnsembleReward([LEN, count_a], method="wco")
+    res = evaluate_reward(ens, pairs, "ens")
+    assert res.metrics["ensemble_standardized_on"] == "evaluation data"
+    # independent: standardize each member over the 8 evaluation responses (population std), WCO = min
+    items = [x for p in pairs for x in (p.chosen, p.rejected)]
+    raw = np.array([[len(x), x.count("a")] for x in items], dtype=float)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    agg = z.min(1)
+    c, r = agg[0::2], agg[1::2]
+    p = res.metrics["pairs"]
+    assert p["accuracy"] == M.pairwise_accuracy(c, r)
+    assert p["mean_margin"] == pytest.approx(float(np.mean(c - r)), abs=1e-6)
+    dz = z[0::2] - z[1::2]
+    assert p["ensemble"]["members"] == 2
+    assert p["ensemble"]["mean_std"] == pytest.approx(float(dz.std(1).mean()), abs=1e-6)
+    assert p["ensemble"]["error_rate"] == pytest.approx(float(np.mean(c - r <= 0)))  # errors of the WCO scalar

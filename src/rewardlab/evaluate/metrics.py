@@ -265,17 +265,20 @@ def ensemble_disagreement(member_scores: ArrayLike, ddof: int = 0) -> np.ndarray
     return s.std(axis=1, ddof=ddof)
 
 
-def ensemble_pair_disagreement(chosen: ArrayLike, rejected: ArrayLike, ddof: int = 0) -> dict[str, Any]:
+def ensemble_pair_disagreement(chosen: ArrayLike, rejected: ArrayLike, ddof: int = 0,
+                                ensemble_delta: ArrayLike | None = None) -> dict[str, Any]:
     """Disagreement of an ensemble on pairs and how well it flags errors.
 
-    ``chosen``/``rejected``: ``[n, K]``. Per pair, ``std`` = std over members of Δ_k = chosen_k −
-    rejected_k;
-    ``error`` = 1 if the mean-ensemble Δ ≤ 0. Returns the per-pair std, the mean std, and the Pearson
-    (point-biserial) and Spearman correlations of std with error (high = disagreement predicts mistakes).
+    ``chosen``/``rejected``: member scores ``[n, K]``. Per pair, ``std`` = std over members of
+    Δ_k = chosen_k − rejected_k; ``error`` = 1 if the ensemble's Δ ≤ 0, where the ensemble's Δ is
+    ``ensemble_delta`` ``[n]`` (e.g. of a WCO/UWO aggregate) or by default the mean over members. Returns the
+    per-pair std, the mean std, and the Pearson (point-biserial) and Spearman correlations of std with error
+    (high = disagreement predicts mistakes).
     """
     delta = as_numpy(chosen) - as_numpy(rejected)
     std = ensemble_disagreement(delta, ddof)
-    err = (delta.mean(axis=1) <= 0).astype(np.float64)
+    ens = delta.mean(axis=1) if ensemble_delta is None else as_numpy(ensemble_delta)
+    err = (ens <= 0).astype(np.float64)
     return {"std": std, "mean_std": float(std.mean()), "corr_with_error": pearson(std, err),
             "spearman_with_error": spearman(std, err), "error_rate": float(err.mean())}
 

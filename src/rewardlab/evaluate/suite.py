@@ -38,9 +38,11 @@ def response_length(response: Response) -> int:
 
 def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[PreferencePair],
                  sections: Mapping[str, Sequence[str]] | None = None, weights: Mapping[str, float] | None = None,
-                 val_fraction: float = 0.5, seed: int = 0, n_bins: int = 10) -> dict[str, Any]:
+                 val_fraction: float = 0.5, seed: int = 0, n_bins: int = 10,
+                 members: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """All pairwise metrics from scores ``chosen``/``rejected`` (``[n]``, or ``[n, k]`` for k members/outputs,
-    reduced by the mean; with k > 1 ensemble disagreement is added).
+    reduced by the mean). Ensemble disagreement is added from ``members`` = (chosen ``[n, k]``, rejected
+    ``[n, k]``) member scores, which default to the ``[n, k]`` inputs when k > 1.
 
     Calibration: ECE/Brier/NLL of σ(Δ) on all pairs; a temperature fitted on a seeded ``val_fraction`` of the
     pairs and ECE/NLL before/after it on the rest (``test``).
@@ -73,10 +75,59 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
     out["calibration"] = cal
     out["length_bias"] = M.length_bias(c, r, [response_length(p.chosen) for p in pairs],
                                        [response_length(p.rejected) for p in pairs])
-    if np.ndim(chosen) == 2 and np.shape(chosen)[1] > 1:
-        ens = M.ensemble_pair_disagreement(chosen, rejected)
-        out["ensemble"] = {k: v for k, v in ens.items() if k != "std"} | {"members": int(np.shape(chosen)[1])}
+    if members is None and np.ndim(chosen) == 2 and np.shape(chosen)[1] > 1:
+        members = (chosen, rejected)
+    if members is not None:
+        ens = M.ensemble_pair_disagreement(*members, ensemble_delta=delta)
+        out["ensemble"] = {k: v for k, v in ens.items() if k != "std"} | {"members": int(np.shape(members[0])[1])}
     return out
+
+
+class _Members:
+    """Adapter: an ensemble's standardized member scores ``[n, k]`` through the Reward interface."""
+
+    def __init__(self, ensemble):
+        self.ensemble = ensemble
+
+    def score(self, prompts, responses):
+        return self.ensemble.score_members(prompts, responses)
+
+
+def score_with_members(reward, prompts: Sequence, responses: Sequence, description: str = "scoring"
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scalar scores ``[n]``, member scores ``[n, k]`` or None). An ensemble (``score_members``) is scored once
+    per member and aggregated with its own rule (mean / WCO / UWO); a k-output reward is reduced by the mean."""
+    if hasattr(reward, "score_members") and hasattr(reward, "method"):
+        import torch
+
+        from rewardlab.rewards.ensemble import aggregate
+
+        mem = score_items(_Members(reward), prompts, responses, description=description)
+        agg = aggregate(torch.from_numpy(mem).float(), reward.method, getattr(reward, "uwo_lambda", 0.5))
+        return M.as_numpy(agg), mem
+    s = score_items(reward, prompts, responses, description=description)
+    return scalar(s), (s if s.ndim == 2 and s.shape[1] > 1 else None)
+
+
+def _calibrate_ensemble(reward, rows, rollout) -> str | None:
+    """An ensemble that standardizes its members needs reference statistics: policy samples when there is a
+    rollout (as the optimize loops do), else the evaluation data's responses. Returns what was used."""
+    if not (getattr(reward, "standardize", False) and getattr(reward, "means", 0) is None
+            and hasattr(reward, "calibrate")):
+        return None
+    if rollout is not None:
+        reward.calibrate(rollout.prompts, rollout.responses)
+        return "policy samples"
+    prompts, responses = _items(rows)
+    reward.calibrate(prompts, responses)
+    return "evaluation data"
+
+
+def _items(rows) -> tuple[list, list]:
+    if rows and isinstance(rows[0], PreferencePair):
+        return [p.prompt for p in rows for _ in (0, 1)], [x for p in rows for x in (p.chosen, p.rejected)]
+    return ([row.prompt for row in rows for _ in range(len(row.chosen) + len(row.rejected))],
+            [x for row in rows for x in list(row.chosen) + list(row.rejected)])
 
 
 def _summary(m: dict[str, Any]) -> dict[str, float | None]:
@@ -109,19 +160,22 @@ def evaluate_reward(reward, rows: Sequence[PreferencePair | KWayRow] | None, nam
     teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across rewards."""
     metrics: dict[str, Any] = {"name": name}
     arrays: dict[str, np.ndarray] = {}
+    calibrated_on = _calibrate_ensemble(reward, rows, rollout)
+    if calibrated_on:
+        metrics["ensemble_standardized_on"] = calibrated_on
     if rows and isinstance(rows[0], PreferencePair):
-        prompts = [p.prompt for p in rows for _ in (0, 1)]
-        responses = [x for p in rows for x in (p.chosen, p.rejected)]
-        s = score_items(reward, prompts, responses, description=f"scoring {name}")
+        prompts, responses = _items(rows)
+        s, mem = score_with_members(reward, prompts, responses, description=f"scoring {name}")
         chosen, rejected = s[0::2], s[1::2]
-        metrics["pairs"] = pair_metrics(chosen, rejected, rows, sections, weights, val_fraction, seed)
-        arrays.update(chosen=scalar(chosen), rejected=scalar(rejected),
+        members = (mem[0::2], mem[1::2]) if mem is not None else None
+        metrics["pairs"] = pair_metrics(chosen, rejected, rows, sections, weights, val_fraction, seed,
+                                        members=members)
+        arrays.update(chosen=chosen, rejected=rejected,
                       chosen_len=np.array([response_length(p.chosen) for p in rows], dtype=float),
                       rejected_len=np.array([response_length(p.rejected) for p in rows], dtype=float))
     elif rows:
-        prompts = [row.prompt for row in rows for _ in range(len(row.chosen) + len(row.rejected))]
-        responses = [x for row in rows for x in list(row.chosen) + list(row.rejected)]
-        s = scalar(score_items(reward, prompts, responses, description=f"scoring {name}"))
+        prompts, responses = _items(rows)
+        s, _ = score_with_members(reward, prompts, responses, description=f"scoring {name}")
         krows, pos = [], 0
         for row in rows:
             nc, nr = len(row.chosen), len(row.rejected)
