@@ -99,7 +99,8 @@ def eval_command(
             results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
             continue
         r = load_reward(spec, device=device)
-        name = _unique(getattr(r, "name", None) or Path(spec).name or spec, taken)
+        default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
+        name = _unique(getattr(r, "name", None) or default, taken)
         res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed)
         res.metrics["data"] = str(data) if data else None
         results.append(res)
