@@ -129,3 +129,11 @@ def test_evaluate_ensemble_reward_uses_members_and_its_aggregation():
     assert p["ensemble"]["members"] == 2
     assert p["ensemble"]["mean_std"] == pytest.approx(float(dz.std(1).mean()), abs=1e-6)
     assert p["ensemble"]["error_rate"] == pytest.approx(float(np.mean(c - r <= 0)))  # errors of the WCO scalar
+
+
+def test_temperature_at_bound_flagged_on_separable_split():
+    pairs = [PreferencePair("p", f"c{i}", f"r{i}") for i in range(10)]
+    sep = pair_metrics(np.arange(1.0, 11.0), np.zeros(10), pairs)  # every Δ > 0: no finite MLE
+    assert sep["calibration"]["fitted"]["at_bound"] and sep["calibration"]["fitted"]["temperature"] < 0.0102
+    mixed = pair_metrics(np.array([2.0, 2, 2, -2] * 4), np.zeros(16), [pairs[0]] * 16, seed=3)
+    assert not mixed["calibration"]["fitted"]["at_bound"]

@@ -212,6 +212,7 @@ LABELS = {
 
 
 def _kv_table(d: dict[str, Any], skip: Sequence[str] = ()) -> str:
+    skip = (*skip, "at_bound")
     rows = "".join(f"<tr><th>{html.escape(LABELS.get(str(k), str(k).replace('_', ' ')))}</th><td>{_fmt(v)}</td></tr>"
                    for k, v in d.items() if not isinstance(v, (dict, list)) and k not in skip)
     return f"<table class='kv'>{rows}</table>"
@@ -242,6 +243,9 @@ def _model_section(r: EvalResult) -> str:
         if "fitted" in cal:
             f = cal["fitted"]
             body += f"<p>temperature fitted on {f['n_val']} pairs, tested on the other {f['n_test']}:</p>"
+            if f.get("at_bound"):
+                body += ("<p><b>T is at its search bound</b>: the validation pairs are (nearly) separable, so the "
+                         "NLL has no finite minimizer; do not use this T.</p>")
             body += _kv_table(f, skip=("n_val", "n_test"))
         cards.append(_card("Calibration of p = σ(Δ)", body))
         cards.append(_card("Length bias", _kv_table(p["length_bias"])))

@@ -65,8 +65,11 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
     n_val = int(len(pairs) * val_fraction)
     if n_val >= 2 and len(pairs) - n_val >= 1:
         val, test = perm[:n_val], perm[n_val:]
-        t = M.fit_temperature(delta[val])
-        cal["fitted"] = {"temperature": t, "n_val": n_val, "n_test": len(test),
+        lo, hi = 1e-2, 1e2
+        t = M.fit_temperature(delta[val], bounds=(lo, hi))
+        # on a separable validation split (every Δ > 0) the NLL has no finite minimizer: T hits the search bound
+        cal["fitted"] = {"temperature": t, "at_bound": not lo * 1.01 < t < hi / 1.01,
+                         "n_val": n_val, "n_test": len(test),
                          "test_ece_raw": M.expected_calibration_error(M.preference_probs(delta[test]), None, n_bins),
                          "test_ece_scaled": M.expected_calibration_error(M.preference_probs(delta[test], t), None,
                                                                          n_bins),
