@@ -46,6 +46,7 @@ class TabularWorld:
     prompt_features: torch.Tensor  # [P, Dp]
     gold: torch.Tensor            # [P, C] r*(x, y)
     policies: dict[str, torch.Tensor]  # name -> logits [P, C]: "pi0" (initial), "off" (off-policy data), "B"
+    gold_params: GoldParams | None = None
 
     @property
     def n_prompts(self) -> int:
@@ -66,6 +67,26 @@ def length_term(length: torch.Tensor, weight: float, optimum: float) -> torch.Te
     return weight * (length - length * length / (2.0 * optimum))
 
 
+@dataclass
+class GoldParams:
+    """The fixed parameters of r*: w [D−1], A [D−1, D−1], u [Dp], v [Dp] (see the module docstring)."""
+
+    w: torch.Tensor
+    A: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+
+
+def gold_reward(features: torch.Tensor, psi: torch.Tensor, params: GoldParams, config: WorldConfig) -> torch.Tensor:
+    """r*(x, y) = b(x) + s(x)·[w·φ₁: + c·Σ_j tanh(A φ₁:)_j + g(ℓ)] for features [P, C, D], ψ [P, Dp] -> [P, C]."""
+    length, rest = features[..., 0], features[..., 1:]
+    response_part = (rest @ params.w + config.interaction_weight * torch.tanh(rest @ params.A.T).sum(-1)
+                     + length_term(length, config.length_weight, config.length_optimum))
+    offset = config.prompt_offset_std * (psi @ params.u) / params.u.norm()
+    scale = torch.exp(config.prompt_scale_std * (psi @ params.v) / params.v.norm())
+    return offset[:, None] + scale[:, None] * response_part
+
+
 def make_world(config: WorldConfig, seed: int) -> TabularWorld:
     """Sample a world (features, gold reward, policies) from ``seed``; the same seed gives the same world."""
     g = torch.Generator().manual_seed(seed)
@@ -75,17 +96,11 @@ def make_world(config: WorldConfig, seed: int) -> TabularWorld:
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
     length = torch.exp(config.length_sigma * randn(P, C))
-    rest = randn(P, C, D - 1)
-    features = torch.cat([length[..., None], rest], dim=-1)
+    features = torch.cat([length[..., None], randn(P, C, D - 1)], dim=-1)
     psi = randn(P, Dp)
-
-    w, A, u, v = randn(D - 1) / math.sqrt(D - 1), 2 * randn(D - 1, D - 1) / math.sqrt(D - 1), randn(Dp), randn(Dp)
-    nonlinear = config.interaction_weight * torch.tanh(rest @ A.T).sum(-1)
-    response_part = rest @ w + nonlinear + length_term(
-        length, config.length_weight, config.length_optimum)
-    offset = config.prompt_offset_std * (psi @ u) / u.norm()
-    scale = torch.exp(config.prompt_scale_std * (psi @ v) / v.norm())
-    gold = offset[:, None] + scale[:, None] * response_part
+    params = GoldParams(randn(D - 1) / math.sqrt(D - 1), 2 * randn(D - 1, D - 1) / math.sqrt(D - 1), randn(Dp),
+                        randn(Dp))
+    gold = gold_reward(features, psi, params, config)
 
     # π₀: diverse random logits, rarely long answers (so proxies trained on π₀ data never see the far tail).
     # "off": a verbose policy (prefers long responses) that produced the off-policy
@@ -98,7 +113,7 @@ def make_world(config: WorldConfig, seed: int) -> TabularWorld:
         "off": s * randn(P, C) + 1.0 * z_len,
         "B": 0.5 * s * randn(P, C) + 3.0 * z_gold,
     }
-    return TabularWorld(config, features, psi, gold, policies)
+    return TabularWorld(config, features, psi, gold, policies, params)
 
 
 # ------------------------------------------------------------------------------------------------ policies

@@ -81,7 +81,11 @@ def run_seed(cfg: CosteConfig, seed: int, advance: Advance = _noop) -> dict:
 
 
 def run(cfg: CosteConfig, seeds: list[int], advance: Advance = _noop) -> ExperimentResult:
-    per_seed = [run_seed(cfg, s, advance) for s in seeds]
+    return summarize(cfg, [run_seed(cfg, s, advance) for s in seeds])
+
+
+def summarize(cfg: CosteConfig, per_seed: list[dict]) -> ExperimentResult:
+    """Claims, printed lines and figure data from the per-seed measurements (pure: no optimization)."""
     K = cfg.members
     final = {}
     for kind in ("bon", "rl"):

@@ -75,7 +75,11 @@ def run_seed(cfg: GaoConfig, seed: int, advance: Advance = _noop) -> dict:
 
 
 def run(cfg: GaoConfig, seeds: list[int], advance: Advance = _noop) -> ExperimentResult:
-    per_seed = [run_seed(cfg, s, advance) for s in seeds]
+    return summarize(cfg, [run_seed(cfg, s, advance) for s in seeds])
+
+
+def summarize(cfg: GaoConfig, per_seed: list[dict]) -> ExperimentResult:
+    """Claims, printed lines and figure data from the per-seed measurements (pure: no optimization)."""
     claims, lines = [], []
     for kind, label in (("bon", "best-of-n"), ("rl", "RL (policy gradient, no KL penalty)")):
         # Over-optimization of the proxy with the least data, per seed.

@@ -61,7 +61,11 @@ def run_seed(cfg: PARConfig, seed: int, advance: Advance = _noop) -> dict:
 
 
 def run(cfg: PARConfig, seeds: list[int], advance: Advance = _noop) -> ExperimentResult:
-    per_seed = [run_seed(cfg, s, advance) for s in seeds]
+    return summarize(cfg, [run_seed(cfg, s, advance) for s in seeds])
+
+
+def summarize(cfg: PARConfig, per_seed: list[dict]) -> ExperimentResult:
+    """Claims, printed lines and figure data from the per-seed measurements (pure: no optimization)."""
     final = {name: [float(o["gold"][-1][j]) for o in per_seed] for j, name in enumerate(ARMS)}
     kl_end = {name: [float(o["d"][-1][j] ** 2) for o in per_seed] for j, name in enumerate(ARMS)}
     peak = {name: [float(o["gold"][:, j].max()) for o in per_seed] for j, name in enumerate(ARMS)}

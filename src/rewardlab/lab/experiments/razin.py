@@ -115,7 +115,11 @@ def _corrs(seed_out: dict, key: str, pol: str) -> dict[str, tuple[float, float]]
 
 
 def run(cfg: RazinConfig, seeds: list[int], advance: Advance = _noop) -> ExperimentResult:
-    per_seed = [run_seed(cfg, s, advance) for s in seeds]
+    return summarize(cfg, [run_seed(cfg, s, advance) for s in seeds])
+
+
+def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
+    """Claims, printed lines and figure data from the per-seed measurements (pure: no optimization)."""
     names = per_seed[0]["names"]
     i_low, i_gold, i_th = names.index(CONSTRUCTED[1]), names.index(CONSTRUCTED[0]), names.index(CONSTRUCTED[2])
     # The "less accurate, higher-variance" RM: per seed, the trained proxy with the highest RV under π₀.

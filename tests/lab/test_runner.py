@@ -1,0 +1,61 @@
+"""End to end on a tiny world: `rewardlab lab` writes the report, and the numbers follow the world."""
+
+import json
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from rewardlab.lab import runner
+from rewardlab.lab.experiments import coste, gao, par, razin
+from rewardlab.lab.world import WorldConfig
+
+TINY_WORLD = replace(WorldConfig(), n_prompts=8, n_candidates=8)
+TINY = runner.Preset(seeds=2, configs={
+    "razin": razin.RazinConfig(world=TINY_WORLD, n_pairs=(50,), on_policy_fractions=(0.0, 1.0), hidden_sizes=(0, 8),
+                               early=3, late=6, m_samples=4, eval_pairs=50, proxy_steps=20),
+    "gao": gao.GaoConfig(world=TINY_WORLD, n_pairs=(30, 60), bon_max_log2=4, rl_steps=20, rl_records=5,
+                         proxy_steps=20),
+    "coste": coste.CosteConfig(world=replace(TINY_WORLD, label_noise=0.25), members=2, n_pairs=60, bon_n=16,
+                               rl_steps=10, proxy_steps=20),
+    "par": par.PARConfig(world=TINY_WORLD, n_pairs=30, rl_steps=10, proxy_steps=20),
+})
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(runner.PRESETS, "tiny", TINY)
+
+
+def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
+    from rewardlab.cli import app
+
+    res = CliRunner().invoke(app, ["lab", "--preset", "tiny", "--output", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "run"
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["experiments"]) == {"razin", "gao", "coste", "par"}
+    assert len(data["claims"]) == 4 + 5 + 3 + 2
+    assert all(c["verdict"] in ("reproduced", "not reproduced") and c["rule"] for c in data["claims"])
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "src='razin" not in html  # images embedded, no external files
+    assert html.count("<img") == len(list(out.glob("*.png"))) >= 7
+    assert "claims reproduced" in res.output and (out / "claims.md").exists()
+
+
+def test_only_and_seeds_and_user_errors(tiny_preset, tmp_path):
+    out = runner.run_lab(tmp_path / "r", preset="tiny", only=["par"], seeds=1)
+    assert list(out["experiments"]) == ["par"] and out["meta"]["seeds"] == 1
+    from rewardlab.errors import UserError
+
+    with pytest.raises(UserError, match="--only"):
+        runner.run_lab(tmp_path / "x", preset="tiny", only=["nope"])
+    with pytest.raises(UserError, match="--preset"):
+        runner.run_lab(tmp_path / "x", preset="huge")
+
+
+def test_label_noise_moves_the_numbers():
+    cfg = TINY.configs["coste"]
+    noisy = coste.run(cfg, [0])
+    clean = coste.run(replace(cfg, world=replace(cfg.world, label_noise=0.0)), [0])
+    assert noisy.data["final"] != clean.data["final"]
