@@ -5,11 +5,12 @@ Builds a small GPT-2-config reward model from config (no hub), saves it as a che
 
 1. in-process baseline: ``ModelReward.score(prompts, responses)`` on all N items at once (length-sorted batches of
    ``--batch-size``), the best of ``--repeats`` runs;
-2. served: ``--clients`` asyncio clients (httpx, one connection each) send one item per ``POST /v1/score`` request
-   until all N items are scored, the way RLHF rollout workers call a reward server; the best of ``--repeats``
-   runs, interleaved with the baseline's so that both see the same machine load.
+2. served: ``--clients`` asyncio clients (one keep-alive HTTP/1.1 connection each) send one item per
+   ``POST /v1/score`` request until all N items are scored, the way RLHF rollout workers call a reward server;
+   the best of ``--repeats`` runs, interleaved with the baseline's so that both see the same machine load.
 
-Prints items/s for both, the ratio (target >= 0.8), per-request latency p50/p99, the batch sizes the dynamic batcher
+Prints items/s for both, the ratio (target >= 0.8), CPU time per item (in-process vs the server process: robust
+when the machine is shared), per-request latency p50/p99, the batch sizes the dynamic batcher
 achieved (from ``/metrics``), and the largest |served - offline| score difference.
 
     .venv/bin/python benchmarks/serve_load.py            # defaults: 512 items, 64 clients
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -76,24 +78,48 @@ def start_server(ckpt: Path, port: int, args) -> subprocess.Popen:
     raise RuntimeError("server did not start")
 
 
+async def _post(reader, writer, host: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 keep-alive POST on an open connection (a minimal client: the load generator shares the CPUs
+    with the server here, and httpx spends ~4 ms of CPU per request, which would be charged to the server)."""
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return status, await reader.readexactly(length)
+
+
 async def load(url: str, prompts, responses, clients: int):
-    """Each client takes the next unscored item and posts it alone; returns (seconds, latencies, scores)."""
+    """Each client (one keep-alive connection) posts the next unscored item alone; returns (s, latencies, scores)."""
+    host, port = url.split("//")[1].split(":")
     next_item = iter(range(len(prompts)))
     latencies: list[float] = []
     scores = [None] * len(prompts)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        async def client():
-            for i in next_item:
-                t0 = time.perf_counter()
-                r = await http.post("/v1/score", json={"items": [{"prompt": prompts[i], "response": responses[i]}]})
-                latencies.append(time.perf_counter() - t0)
-                r.raise_for_status()
-                scores[i] = r.json()["scores"][0]
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return time.perf_counter() - t0, latencies, scores
+    async def client():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for i in next_item:
+                body = json.dumps({"items": [{"prompt": prompts[i], "response": responses[i]}]}).encode()
+                t0 = time.perf_counter()
+                status, data = await _post(reader, writer, f"{host}:{port}", "/v1/score", body)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {data[:200]!r}")
+                scores[i] = json.loads(data)["scores"][0]
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - t0, latencies, scores
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def batch_stats(metrics: str) -> tuple[float, float, dict[str, int]]:
@@ -105,10 +131,12 @@ def batch_stats(metrics: str) -> tuple[float, float, dict[str, int]]:
             le = line.split('le="')[1].split('"')[0]
             buckets[le] = int(line.split()[-1])
         elif line.startswith(("rewardlab_batch_items_sum", "rewardlab_batch_items_count",
-                              "rewardlab_batch_requests_sum", "rewardlab_batch_requests_count")):
+                              "rewardlab_batch_requests_sum", "rewardlab_batch_requests_count",
+                              "rewardlab_batch_seconds_sum")):
             vals[line.split()[0]] = float(line.split()[1])
     return (vals["rewardlab_batch_items_sum"] / vals["rewardlab_batch_items_count"],
-            vals["rewardlab_batch_requests_sum"] / vals["rewardlab_batch_requests_count"], buckets)
+            vals["rewardlab_batch_requests_sum"] / vals["rewardlab_batch_requests_count"], buckets,
+            vals["rewardlab_batch_seconds_sum"])
 
 
 def main() -> None:
@@ -122,7 +150,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="in-process ModelReward batch size "
                     "(the server's ModelReward uses its default, 32)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
-    ap.add_argument("--max-batch-items", type=int, default=64)
+    ap.add_argument("--max-batch-items", type=int, default=256)
     ap.add_argument("--max-batch-tokens", type=int, default=16384)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch-threads", type=int, default=None, help="intra-op threads on both sides")
@@ -142,22 +170,25 @@ def main() -> None:
         port = free_port()
         proc = start_server(ckpt, port, args)
         url = f"http://127.0.0.1:{port}"
-        base, runs = [], []
+        base, runs, base_cpu, server_cpu = [], [], [], []
         try:
             reward.score(prompts[:64], responses[:64])  # warm-up, both sides
             asyncio.run(load(url, prompts[:64], responses[:64], args.clients))
             for _ in range(args.repeats):  # interleaved, so both sides see the same machine load
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 offline = reward.score(prompts, responses)
                 base.append(time.perf_counter() - t0)
+                base_cpu.append(time.process_time() - c0)
+                c0 = cpu_seconds(proc.pid)
                 runs.append(asyncio.run(load(url, prompts, responses, args.clients)))
+                server_cpu.append(cpu_seconds(proc.pid) - c0)
             metrics = httpx.get(f"{url}/metrics").text
         finally:
             proc.terminate()
             proc.wait(30)
     base_s = min(base)
     served_s, latencies, scores = min(runs, key=lambda r: r[0])
-    mean_items, mean_reqs, buckets = batch_stats(metrics)
+    mean_items, mean_reqs, buckets, compute_s = batch_stats(metrics)
     diff = float(np.max(np.abs(np.array(scores, dtype=np.float64) - offline.numpy())))
     lat = np.array(latencies) * 1000
     print(f"in-process batched scoring: {args.items / base_s:8.1f} items/s  (best {base_s:.2f} s of "
@@ -165,9 +196,13 @@ def main() -> None:
     print(f"server, {args.clients} clients, 1 item/request: {args.items / served_s:8.1f} items/s  "
           f"(best {served_s:.2f} s of {', '.join(f'{r[0]:.2f}' for r in runs)})")
     print(f"ratio server / in-process: {base_s / served_s:.2f}  (target >= 0.80)")
+    print(f"CPU per item: in-process {1000 * min(base_cpu) / args.items:.1f} ms, server process "
+          f"{1000 * min(server_cpu) / args.items:.1f} ms (ratio {min(base_cpu) / min(server_cpu):.2f})")
     print(f"request latency: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
     print(f"dynamic batches (all runs incl. warm-up): {mean_items:.1f} items and {mean_reqs:.1f} requests per batch "
           f"on average; cumulative items-per-batch buckets {buckets}")
+    total = sum(r[0] for r in runs)
+    print(f"server time inside the reward (all runs incl. warm-up): {compute_s:.2f} s of {total:.2f} s of load")
     print(f"max |served - offline| score: {diff:.2e}")
 
 
