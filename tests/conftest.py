@@ -1,7 +1,12 @@
+import os
 import random
 
-import pytest
-import torch
+# One thread per process: tests start subprocesses (CLI, servers, DDP) on a 2-core machine, and oversubscribed
+# OpenMP threads spin-wait each other into a 10-20x slowdown.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -1,0 +1,120 @@
+"""Training throughput, side by side in one run: rewardlab's trainer vs TRL's RewardTrainer vs a bare PyTorch loop.
+
+Same tiny GPT-2 backbone config, same pairs, same batch size, one epoch each; prints pairs/s and ratios.
+- equal-length pairs: everyone should sit at the bare-loop limit (ours vs bare on *identical* batches);
+- skewed lengths: length-bucketed batches pay off (ours vs TRL with CPU-appropriate settings, and TRL's defaults).
+
+    python benchmarks/train_throughput.py [--pairs 2000] [--batch-size 16] [--layers 4] [--embd 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from _common import make_pairs, tokenizer_for
+
+from rewardlab.models.tiny import tiny_gpt2_config, tiny_reward_model
+from rewardlab.rewards.model import pad_batch
+from rewardlab.train.config import TrainConfig
+from rewardlab.train.losses import bt_loss
+from rewardlab.train.trainer import encode_pairs, make_batches, train_loop
+
+
+def ours(tok, data, args, bucket: bool) -> float:
+    model = tiny_reward_model(tok, seed=0, n_layer=args.layers, n_embd=args.embd, n_positions=1024).train()
+    cfg = TrainConfig(batch_size=args.batch_size, epochs=1, lr=1e-4, max_length=1024, bucket=bucket, log_every=10**9)
+    with tempfile.TemporaryDirectory() as out:
+        from pathlib import Path
+
+        t = time.perf_counter()
+        train_loop(model, tok, data, cfg, None, Path(out), progress=False)
+        return len(data.chosen) / (time.perf_counter() - t)
+
+
+def bare(tok, data, args, bucket: bool) -> float:
+    """The floor: pad, one forward for chosen+rejected, BT loss, backward, AdamW step. Nothing else."""
+    model = tiny_reward_model(tok, seed=0, n_layer=args.layers, n_embd=args.embd, n_positions=1024).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = make_batches(data, args.batch_size, seed=0, epoch=0, bucket=bucket)
+    t = time.perf_counter()
+    for idx in batches:
+        ids, mask = pad_batch([data.chosen[i] for i in idx] + [data.rejected[i] for i in idx], tok.pad_token_id)
+        r = model(ids, mask)[:, 0]
+        loss = bt_loss(r[: len(idx)], r[len(idx) :]).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return len(data.chosen) / (time.perf_counter() - t)
+
+
+def trl(tok, pairs, args, cpu_settings: bool) -> float:
+    import datasets
+    from transformers import GPT2ForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    torch.manual_seed(0)
+    cfg = tiny_gpt2_config(tok, n_layer=args.layers, n_embd=args.embd, n_positions=1024)
+    cfg.num_labels = 1
+    model = GPT2ForSequenceClassification(cfg)
+    ds = datasets.Dataset.from_list([{"chosen": p.prompt + " " + p.chosen, "rejected": p.prompt + " " + p.rejected}
+                                     for p in pairs])
+    extra = dict(bf16=False, gradient_checkpointing=False) if cpu_settings else {}
+    with tempfile.TemporaryDirectory() as out:
+        conf = RewardConfig(output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=1,
+                            learning_rate=1e-4, report_to="none", logging_steps=10**9, save_strategy="no",
+                            max_length=1024, use_cpu=True, disable_tqdm=True, **extra)
+        trainer = RewardTrainer(model=model, args=conf, train_dataset=ds, processing_class=tok)
+        t = time.perf_counter()
+        trainer.train()
+        return len(pairs) / (time.perf_counter() - t)
+
+
+def run_set(skewed: bool, args) -> dict[str, float]:
+    pairs = make_pairs(args.pairs, skewed=skewed)
+    tok = tokenizer_for(pairs)
+    data = encode_pairs(pairs, tok, max_length=1024)
+    methods = {
+        "rewardlab trainer": lambda: ours(tok, data, args, bucket=True),
+        "bare loop, same batches": lambda: bare(tok, data, args, bucket=True),
+        "TRL RewardTrainer (bf16 off, no grad ckpt)": lambda: trl(tok, pairs, args, cpu_settings=True),
+    }
+    if skewed:
+        methods["bare loop, random batches"] = lambda: bare(tok, data, args, bucket=False)
+    results: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(args.rounds):  # interleave so that background load hits every method alike
+        for k, f in methods.items():
+            results[k].append(f())
+    med = {k: statistics.median(v) for k, v in results.items()}
+    if skewed and not args.skip_trl_defaults:  # several times slower on CPU: one round on a quarter of the data
+        med["TRL RewardTrainer (its defaults)"] = trl(tok, pairs[: len(pairs) // 4], args, cpu_settings=False)
+    print(f"\n[{'skewed' if skewed else 'equal'} lengths]")
+    for k, v in med.items():
+        print(f"  {k:44s} {v:8.1f} pairs/s   rewardlab/this = {med['rewardlab trainer'] / v:5.2f}x")
+    return med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--embd", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--skip-trl-defaults", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}, {args.pairs} pairs, batch {args.batch_size}, "
+          f"GPT-2 {args.layers} layers x {args.embd}, median of {args.rounds} interleaved rounds")
+    for skewed in (False, True):
+        run_set(skewed, args)
+
+
+if __name__ == "__main__":
+    main()
