@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from rewardlab.errors import UserError
+from rewardlab.rewards.model import ModelReward
 from rewardlab.serve.app import ServeConfig, create_app
 from rewardlab.serve.security import check_bind
 
@@ -148,6 +150,25 @@ def test_malformed_json_is_400(client):
         assert resp.status_code in (400, 422) and "error" in resp.json(), raw
     assert_error(client.post("/get_reward", content=b"{bad", headers={"content-type": "application/json"}), 400,
                  "malformed JSON")
+
+
+def test_hostile_bodies_are_4xx(client, model_reward):
+    deep = b'{"query": ["a"], "labels": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    resp = client.post("/get_reward", content=deep, headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["error"]["message"]
+    for payload in [b'{"query": ["\\ud800"]}', b'{"items": [{"response": "ok \\udfff"}]}']:
+        path = "/get_reward" if b"query" in payload else "/v1/score"
+        assert_error(client.post(path, content=payload, headers={"content-type": "application/json"}), 422,
+                     "lone surrogate")
+    assert_error(client.post("/get_reward", content=b'{"query": ["a"]}', headers={"content-length": "x"}), 400,
+                 "Content-Length")
+    tok = copy.deepcopy(model_reward.tokenizer)
+    tok.chat_template = "{{ raise_exception('Conversation roles must alternate') }}"
+    strict = ModelReward(model_reward.model, tok, max_length=64)
+    with TestClient(create_app(strict)) as c:
+        assert_error(c.post("/v1/score", json={"items": [{"prompt": CHAT_P, "response": CHAT_R}]}), 422,
+                     "roles must alternate")
+        assert c.post("/v1/score", json={"items": [{"prompt": "plain", "response": "text"}]}).status_code == 200
 
 
 def test_limits_are_413_or_422_and_the_server_stays_up(client, fn_reward):

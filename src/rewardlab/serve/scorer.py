@@ -52,10 +52,18 @@ class Prepared:
         return sum(self.costs)
 
 
-def _text_bytes(x: Prompt | Response) -> int:
+def _utf8_len(text: str, index: int) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # JSON allows lone surrogates ("\ud800"); no tokenizer does
+        raise InputError(f"item {index}: text is not valid Unicode (it holds a lone surrogate)", 422,
+                         param=f"item[{index}]") from None
+
+
+def _text_bytes(x: Prompt | Response, index: int) -> int:
     if isinstance(x, str):
-        return len(x.encode("utf-8"))
-    return sum(len(m.get("content", "").encode("utf-8")) for m in x)
+        return _utf8_len(x, index)
+    return sum(_utf8_len(m.get("content", ""), index) + _utf8_len(m.get("role", ""), index) for m in x)
 
 
 def _contents(x: Prompt | Response) -> str:
@@ -100,21 +108,27 @@ class ServedReward:
                              f"per item (--max-item-tokens)", 422, param=f"item[{index}]")
 
     def prepare_pairs(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> Prepared:
+        sizes = [_text_bytes(p, i) + _text_bytes(r, i) for i, (p, r) in enumerate(zip(prompts, responses, strict=True))]
         for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
-            self._check_tokens(i, _text_bytes(p) + _text_bytes(r), _contents(p) + _contents(r))
+            self._check_tokens(i, sizes[i], _contents(p) + _contents(r))
         if self.is_model:
-            ids = self.reward.encode(prompts, responses)
+            try:
+                ids = self.reward.encode(prompts, responses)
+            except Exception as e:  # a chat template refusing the conversation (e.g. roles must alternate)
+                if type(e).__module__.split(".")[0] != "jinja2":
+                    raise
+                raise InputError(f"the model's chat template refused a conversation: {e}", 422) from None
             return Prepared(self._check_ids(ids), [len(x) for x in ids])
-        costs = [_text_bytes(p) + _text_bytes(r) for p, r in zip(prompts, responses, strict=True)]
-        return Prepared(list(zip(prompts, responses, strict=True)), costs)
+        return Prepared(list(zip(prompts, responses, strict=True)), sizes)
 
     def prepare_texts(self, texts: Sequence[str]) -> Prepared:
+        sizes = [_utf8_len(t, i) for i, t in enumerate(texts)]
         for i, t in enumerate(texts):
-            self._check_tokens(i, len(t.encode("utf-8")), t)
+            self._check_tokens(i, sizes[i], t)
         if self.is_model:
             ids = [self.reward.encode_text(self.strip_special(t)) for t in texts]
             return Prepared(self._check_ids(ids), [len(x) for x in ids])
-        return Prepared([("", t) for t in texts], [len(t.encode("utf-8")) for t in texts])
+        return Prepared([("", t) for t in texts], sizes)
 
     def prepare_ids(self, seqs: Sequence[Sequence[int]]) -> Prepared:
         """Token-id input (vLLM ``input: [[int]]``): scored as given, only checked against the vocabulary/limits."""
