@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
         if max_body_mb <= 0 or max_items < 1 or max_item_tokens < 1:
             raise UserError("--max-body-mb, --max-items and --max-item-tokens must be positive")
         reward = load_reward(model, device=device)
+        if getattr(reward, "standardize", False) and getattr(reward, "means", 0) is None:
+            raise UserError(f"{model}: this ensemble standardizes its members with stats from a reference set, which "
+                            "the CLI cannot compute; build EnsembleReward(..., means=, stds=) or standardize=False "
+                            "and serve it with rewardlab.serve.server.serve_forever")
         if normalize and not (getattr(reward, "normalization", None)
                               or (getattr(reward, "manifest", None) or {}).get("normalization")):
             raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest")
