@@ -9,10 +9,14 @@ Endpoints (wire formats and their sources: :mod:`rewardlab.serve.protocols`):
   ``POST /v1/compare`` (``P(a > b) = sigmoid(r_a - r_b)``).
 - ``GET /health`` (no auth), ``GET /metrics`` (Prometheus text).
 
-Every client error is a 4xx with ``{"error": {"message", "type", "param", "code"}}``: malformed JSON 400, missing or
-wrong token 401, body over the limit 413, too many items 413, wrong types / too many tokens per item 422. No endpoint
-loads a file or model named by the client. Shutdown drains: queued and running batches finish before the worker
-stops (uvicorn first waits for in-flight requests).
+vLLM request fields rewardlab does not act on (``model``, ``truncate_prompt_tokens``, ``user``, ``priority``, ...)
+are accepted and ignored: over-long items are truncated like offline scoring, and ``model`` never selects or loads
+anything. No endpoint loads a file or model named by the client.
+
+Every client error is a 4xx with ``{"error": {"message", "type", "param", "code"}}``: malformed JSON 400, missing
+or wrong token 401, body over the limit 413, too many items 413, wrong types or too many tokens per item 422.
+Shutdown drains: queued and running batches finish before the worker stops (uvicorn first waits for in-flight
+requests).
 """
 
 from __future__ import annotations
