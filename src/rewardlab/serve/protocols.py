@@ -34,7 +34,8 @@ Protocol facts, checked against the clients' and servers' source code (read on 2
   i.e. activation on), ``truncate_prompt_tokens: int >= -1 | None``, ``truncation_side``, ``user``, ``request_id``,
   ``priority``; the chat variant has ``messages`` instead of ``input`` (``add_special_tokens`` default False). Older
   releases had ``activation``/``softmax`` (deprecated aliases of ``use_activation``); the current one rejects
-  ``normalize``. Extra fields are tolerated (``OpenAIBaseModel`` extra="allow").
+  ``normalize``. Extra fields are accepted, logged and ignored (``OpenAIBaseModel`` extra="allow",
+  ``vllm/entrypoints/openai/engine/protocol.py`` @ 040a2cc2a6295ea9c313d86526ff90a103eacb3e).
 - Response ``ClassificationResponse``: ``{"id": "classify-<uuid>", "object": "list", "created": int, "model": str,
   "data": [{"index": int, "label": str|None, "probs": [float], "num_classes": int}], "usage": {"prompt_tokens",
   "total_tokens", "completion_tokens": 0, "prompt_tokens_details": null}}``.
@@ -45,7 +46,8 @@ Protocol facts, checked against the clients' and servers' source code (read on 2
   string or a list, 1:1 or 1:N) -> ``data: [{"index", "object": "score", "score": float}]``; vLLM also mounts it at
   ``/v1/score``, which rewardlab uses for its native API, so the vLLM form is served at ``/score`` only.
 - ``GET /v1/models``: ``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by", "root",
-  "parent", "max_model_len", "permission": []}]}``. Errors: ``{"error": {"message", "type", "param", "code"}}``.
+  "parent", "max_model_len", "permission": []}]}``. Errors: ``{"error": {"message", "type", "param", "code"}}``
+  (same file as ``OpenAIBaseModel``).
 
 **verl reward loop** (volcengine/verl @ b178a3cd56f58b2d502255daba591e92833930a7,
 ``verl/experimental/reward_loop/reward_loop.py`` ``compute_score_disrm``)
