@@ -6,6 +6,13 @@ Spec forms:
 - ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs → EnsembleReward
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
   OpenRLHF-protocol server); the bearer token comes from ``$REWARDLAB_TOKEN`` → RemoteReward
+- ``rule:NAME:ARG`` — a verifiable rule (exact / numeric / regex / length) → FunctionReward (rewards/rules.py)
+- ``mix:FILE.yaml`` — weighted sums, gates and CGPO-style constraint judges over other specs (rewards/rules.py)
+- ``dpo:POLICY_DIR[:REF_DIR[:BETA]]`` — implicit DPO reward β·(log π − log π_ref) → ImplicitDPOReward; a
+  ``rewardlab train --objective dpo`` output directory alone knows its reference and β (also as a bare PATH)
+- ``armo:DIR`` — a multi-objective (ArmoRM) checkpoint: gated attribute scores → ArmoReward (also as a bare PATH)
+- ``dpa:DIR:DIRECTION`` — directional preference ⟨unit direction, attribute scores⟩ of an ArmoRM or k-output
+  checkpoint; DIRECTION = ``name=w,...`` or ``w1,w2,...`` → DirectionalReward
 """
 
 from __future__ import annotations
@@ -36,10 +43,34 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
 
         protocol, _, url = spec.rpartition("+")
         return RemoteReward(url, token=os.environ.get("REWARDLAB_TOKEN"), protocol=protocol or "native")
+    if spec.startswith("rule:"):
+        from rewardlab.rewards.rules import rule_from_spec
+
+        return rule_from_spec(spec)
+    if spec.startswith("mix:"):
+        from rewardlab.rewards.rules import mixture_from_spec
+
+        return mixture_from_spec(spec, lambda s: load_reward(s, device=device))
+    if spec.startswith("dpo:"):
+        from rewardlab.rewards.implicit import implicit_from_spec
+
+        return implicit_from_spec(spec, device=device)
+    if spec.startswith(("armo:", "dpa:")):
+        from rewardlab.rewards.multiobjective import multiobjective_from_spec
+
+        return multiobjective_from_spec(spec, device=device)
     path = Path(spec)
+    if path.is_dir() and (path / "rewardlab_dpo.json").exists():
+        from rewardlab.rewards.implicit import ImplicitDPOReward
+
+        return ImplicitDPOReward.from_pretrained(path, device=device)
+    if path.is_dir() and (path / "armo.safetensors").exists():
+        from rewardlab.rewards.multiobjective import ArmoReward
+
+        return ArmoReward.from_pretrained(path, device=device)
     if path.is_dir():
         from rewardlab.rewards.model import ModelReward
 
         return ModelReward.from_pretrained(path, device=device)
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
-                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT)")
+                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:)")
