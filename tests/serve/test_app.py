@@ -193,7 +193,10 @@ def test_long_input_within_limits_is_truncated_like_offline(model_reward):
     with TestClient(create_app(model_reward)) as c:
         got = c.post("/v1/score", json={"items": [{"prompt": long, "response": "good"}]}).json()["scores"][0]
         assert got == pytest.approx(model_reward.score([long], ["good"]).item(), abs=1e-5)
+        before = model_reward.encoder.stats.response_truncated
         assert len(c.post("/get_reward", json={"query": [long * 3]}).json()["rewards"]) == 1
+        assert model_reward.encoder.stats.response_truncated == before + 1
+        assert "rewardlab_truncated_items_total" in c.get("/metrics").text
 
 
 def test_metrics_report_batches(client):

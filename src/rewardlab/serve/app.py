@@ -140,7 +140,8 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
             await batcher.stop()
             state["prep"].shutdown(wait=True)
 
-    metrics = ServerMetrics(lambda: state["batcher"].queued_requests if "batcher" in state else 0)
+    metrics = ServerMetrics(lambda: state["batcher"].queued_requests if "batcher" in state else 0,
+                            served.truncated_items if served.truncated_items() is not None else None)
     app = FastAPI(title="rewardlab reward server", version="1", lifespan=lifespan,
                   description="Reward scoring over OpenRLHF, vLLM-compatible and native protocols.")
 

@@ -1,7 +1,8 @@
 """Server metrics in the Prometheus text exposition format (version 0.0.4), without a client library.
 
 Counters: ``rewardlab_requests_total{endpoint,status}``, ``rewardlab_items_total{endpoint}``,
-``rewardlab_batches_total``. Histograms: ``rewardlab_request_seconds{endpoint}``, ``rewardlab_batch_items``,
+``rewardlab_batches_total``, ``rewardlab_truncated_items_total`` (model rewards: items cut to max_length).
+Histograms: ``rewardlab_request_seconds{endpoint}``, ``rewardlab_batch_items``, ``rewardlab_batch_requests``,
 ``rewardlab_batch_tokens``, ``rewardlab_batch_seconds``. Gauges: ``rewardlab_queue_requests``,
 ``rewardlab_inflight_requests``. All updates happen on the event loop thread (the batcher reports from there).
 """
@@ -66,17 +67,20 @@ class Counter:
 
 
 class Gauge:
-    def __init__(self, name: str, help_: str, read: Callable[[], float]):
-        self.name, self.help, self.read = name, help_, read
+    """A value read when scraped (``kind="counter"`` for a monotonic count kept elsewhere)."""
+
+    def __init__(self, name: str, help_: str, read: Callable[[], float], kind: str = "gauge"):
+        self.name, self.help, self.read, self.kind = name, help_, read, kind
 
     def lines(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {float(self.read())!r}"]
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}",
+                f"{self.name} {float(self.read())!r}"]
 
 
 class ServerMetrics:
     """The metrics the reward server exports."""
 
-    def __init__(self, queue_depth: Callable[[], float]):
+    def __init__(self, queue_depth: Callable[[], float], truncated: Callable[[], float] | None = None):
         self.inflight = 0
         self.requests = Counter("rewardlab_requests_total", "HTTP requests by endpoint and status code.",
                                 ("endpoint", "status"))
@@ -92,6 +96,9 @@ class ServerMetrics:
             Gauge("rewardlab_queue_requests", "Requests waiting for a batch.", queue_depth),
             Gauge("rewardlab_inflight_requests", "Requests being handled.", lambda: self.inflight),
         ]
+        if truncated is not None:
+            self._gauges.append(Gauge("rewardlab_truncated_items_total", "Items cut to the model's max_length.",
+                                      truncated, kind="counter"))
 
     def on_batch(self, stats) -> None:
         self.batches.inc()

@@ -23,8 +23,9 @@ Protocol facts, checked against the clients' and servers' source code (read on 2
   stripped leading/trailing runs of pad/eos text (regex) and appended exactly one eos; the current server does not.
 - rewardlab's choice: strip leading pad (and a leading copy of the tokenizer's own start tokens, e.g. bos) and trailing
   pad/eos ids, then encode with the model's own special-token layout (e.g. ``text <eos>``) -- the same ids as offline
-  scoring of ``("", text)``, so a query with or without its trailing eos scores the same. Over-long texts keep their
-  end (the response). No chat template is applied to ``query``.
+  scoring of ``("", text)``, so a query with or without its trailing eos scores the same. Like offline scoring of
+  ``("", text)`` and like OpenRLHF's server, an over-long text is cut at its end (counted in ``/metrics``; set the
+  model's ``max_length`` to cover prompt + response). No chat template is applied to ``query``.
 
 **vLLM OpenAI-compatible pooling API** (vllm-project/vllm @ b59bccae8c4e91e2d6ecd84cf7eed4d38810e024,
 ``vllm/frontend/entrypoints/pooling/{base,classify,pooling,scoring}/protocol.py``; older path

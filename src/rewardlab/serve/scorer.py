@@ -90,6 +90,13 @@ class ServedReward:
             self._lead, self._trail = self._strip_sets()
 
     # ------------------------------------------------------------------ facts
+    def truncated_items(self) -> float | None:
+        """Items the model reward's encoder truncated so far (None when the reward keeps no such count)."""
+        stats = getattr(getattr(self.reward, "encoder", None), "stats", None)
+        if stats is None:
+            return None
+        return float(stats.prompt_truncated + stats.response_truncated + stats.dropped)
+
     @property
     def num_outputs(self) -> int:
         if self._num_outputs is None:  # ask the reward once, with a harmless probe
