@@ -1,0 +1,231 @@
+"""Backends for generative judges: a causal LM that reads a judge prompt and answers.
+
+A backend does two things for :class:`~rewardlab.rewards.judge.JudgeReward`:
+
+* ``label_logprobs(prompts, labels) -> [n, L]``: ``log P(first answer token spells label_l)`` for each judge prompt
+  (a conversation; the answer is the assistant's next turn). A label's probability is the total probability of the
+  tokens that start it, with and without a leading space (``"A"``, ``" A"``), so no free text is parsed.
+  ``-inf`` where a label got no probability mass (or, for an API, fell outside the returned top logprobs).
+* ``generate(prompts, max_new_tokens) -> list[str]``: a greedy answer (a reasoning trace ending in a verdict).
+
+:class:`HFJudgeBackend` runs a local transformers causal LM (any ``AutoModelForCausalLM`` directory, or a tiny model
+in tests). :class:`OpenAIJudgeBackend` calls an OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint
+(OpenAI, vLLM, llama.cpp server, ...) through :class:`~rewardlab.rewards.remote.RewardClient` (timeouts, bearer key,
+retries with exponential backoff on connection errors and 5xx), plus retries on 429 (rate limit), and an on-disk
+JSON cache of responses keyed by the request (atomic writes), so a rerun costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from rewardlab.data.records import Prompt
+
+
+class JudgeBackend(Protocol):
+    name: str
+
+    def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor: ...
+
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]: ...
+
+
+def label_token_ids(tokenizer, labels: Sequence[str]) -> list[list[int]]:
+    """For each label, the ids of the tokens that can start it: the first token of ``label`` and of ``" " + label``.
+
+    Raises ValueError when two labels share a starting token (their probabilities could not be told apart)."""
+    out: list[list[int]] = []
+    for label in labels:
+        ids = []
+        for variant in (label, " " + label):
+            toks = tokenizer(variant, add_special_tokens=False)["input_ids"]
+            if toks and not tokenizer.decode(toks[:1]).strip():  # a bare-space token: it does not spell the label
+                toks = []
+            if toks and toks[0] not in ids:
+                ids.append(int(toks[0]))
+        if not ids:
+            raise ValueError(f"label {label!r} encodes to no tokens")
+        out.append(ids)
+    for i in range(len(out)):
+        for j in range(i + 1, len(out)):
+            shared = set(out[i]) & set(out[j])
+            if shared:
+                raise ValueError(f"labels {labels[i]!r} and {labels[j]!r} start with the same token(s) {shared}")
+    return out
+
+
+class HFJudgeBackend:
+    """A local causal LM as judge. Prompts go through the tokenizer's chat template with the generation prompt
+    (:func:`rewardlab.models.generation.encode_prompts`); one forward pass per batch gives the next-token
+    distribution at the start of the answer."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 8, max_prompt_length: int | None = None,
+                 name: str = "hf"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_prompt_length = max_prompt_length
+        self.name = name
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None,
+                        **kwargs) -> HFJudgeBackend:
+        """Load an HF causal-LM directory (safetensors only) or a ``.gguf`` file (converted once, see
+        :func:`rewardlab.models.backbone.gguf_to_safetensors`)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rewardlab.errors import UserError
+
+        p = Path(path)
+        if p.suffix == ".gguf":
+            from rewardlab.models.backbone import gguf_to_safetensors
+
+            p = gguf_to_safetensors(p)
+        if not (p / "config.json").exists():
+            raise UserError(f"{path}: not a model directory (no config.json)")
+        tokenizer = AutoTokenizer.from_pretrained(p)
+        model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32)
+        kwargs.setdefault("name", p.name)
+        return cls(model.to(device or "cpu"), tokenizer, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def next_token_logprobs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """``log π(· | judge prompt)`` at the first answer position, ``[n, V]`` float32 (length-sorted batches,
+        input order kept; positions from the mask, so padding does not change the result)."""
+        from rewardlab.models.generation import encode_prompts, left_pad
+
+        ids = encode_prompts(self.tokenizer, prompts, self.max_prompt_length)
+        pad = self.tokenizer.pad_token_id
+        out = torch.empty((len(ids), self.model.config.vocab_size), dtype=torch.float32)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        for s in range(0, len(order), self.batch_size):
+            batch = order[s : s + self.batch_size]
+            x, mask = left_pad([ids[i] for i in batch], pad, self.device)
+            pos = (mask.cumsum(-1) - 1).clamp_min(0)
+            logits = self.model(input_ids=x, attention_mask=mask, position_ids=pos).logits[:, -1, :].float()
+            out[batch] = torch.log_softmax(logits, -1).cpu()[:, : out.shape[1]]
+        return out
+
+    def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor:
+        logp = self.next_token_logprobs(prompts)
+        return torch.stack([logp[:, ids].logsumexp(-1) for ids in label_token_ids(self.tokenizer, labels)], dim=-1)
+
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
+        from rewardlab.models.generation import sample
+
+        ro = sample(self.model, self.tokenizer, list(prompts), num_samples=1, max_new_tokens=max_new_tokens,
+                    temperature=0.0, batch_size=self.batch_size, max_prompt_length=self.max_prompt_length)
+        return ro.responses
+
+
+def as_messages(prompt: Prompt) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+
+
+class OpenAIJudgeBackend:
+    """An OpenAI-compatible chat-completions endpoint as judge.
+
+    ``base_url`` like ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1`` (default ``$OPENAI_BASE_URL``);
+    ``api_key`` default ``$OPENAI_API_KEY`` (sent as a bearer token, never written to the cache). Requests use
+    temperature 0. ``label_logprobs`` asks for one token with ``logprobs``/``top_logprobs``; a label's log-probability
+    is the logsumexp of the returned top tokens that spell it (after stripping spaces). An endpoint that returns no
+    logprobs falls back to the answer text: log-probability 0 for the label the answer starts with, ``-inf`` for the
+    others (counted in ``stats["no_logprobs"]``).
+    """
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, timeout_s: float = 60.0,
+                 retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
+                 cache_dir: str | os.PathLike | None = None, top_logprobs: int = 20, transport: Any = None):
+        from rewardlab.rewards.remote import RewardClient
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.model = model
+        self.name = f"{model}@{base_url}"
+        self.base_url = base_url.rstrip("/")
+        self.top_logprobs = top_logprobs
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        self.client = RewardClient(self.base_url, token=api_key, timeout_s=timeout_s, retries=retries,
+                                   backoff_s=backoff_s, max_backoff_s=max_backoff_s, transport=transport)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.stats = {"requests": 0, "cache_hits": 0, "no_logprobs": 0, "rate_limited": 0}
+
+    # ------------------------------------------------------------------ transport + cache
+    def _cache_path(self, payload: dict) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha256(json.dumps([self.base_url, payload], sort_keys=True).encode()).hexdigest()
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def chat(self, payload: dict) -> dict:
+        """POST ``/chat/completions`` (from the cache when the same request was answered before)."""
+        from rewardlab.io import write_json_atomic
+        from rewardlab.rewards.remote import RemoteError
+
+        path = self._cache_path(payload)
+        if path is not None and path.exists():
+            try:
+                cached = json.loads(path.read_text(encoding="utf-8"))
+                self.stats["cache_hits"] += 1
+                return cached["response"]
+            except (ValueError, KeyError):
+                pass  # an unreadable entry is refetched and overwritten
+        for attempt in range(self.retries + 1):
+            try:
+                self.stats["requests"] += 1
+                body = self.client.request("POST", "/chat/completions", payload)
+                break
+            except RemoteError as e:  # RewardClient retried connection errors and 5xx; 429 is retried here
+                if e.status != 429 or attempt == self.retries:
+                    raise
+                self.stats["rate_limited"] += 1
+                time.sleep(min(self.backoff_s * 2**attempt, self.max_backoff_s))
+        if path is not None:
+            write_json_atomic(path, {"request": payload, "response": body})
+        return body
+
+    def _payload(self, prompt: Prompt, max_tokens: int, logprobs: bool) -> dict:
+        payload: dict[str, Any] = {"model": self.model, "messages": as_messages(prompt), "max_tokens": max_tokens,
+                                   "temperature": 0.0}
+        if logprobs:
+            payload.update(logprobs=True, top_logprobs=self.top_logprobs)
+        return payload
+
+    # ------------------------------------------------------------------ backend interface
+    def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor:
+        out = torch.full((len(prompts), len(labels)), -math.inf)
+        for i, p in enumerate(prompts):
+            choice = self.chat(self._payload(p, 1, logprobs=True))["choices"][0]
+            content = ((choice.get("logprobs") or {}).get("content") or [])
+            if content and content[0].get("top_logprobs"):
+                for j, label in enumerate(labels):
+                    lps = [t["logprob"] for t in content[0]["top_logprobs"] if t["token"].strip() == label]
+                    if lps:
+                        out[i, j] = torch.tensor(lps, dtype=torch.float64).logsumexp(0).float()
+            else:
+                self.stats["no_logprobs"] += 1
+                text = (choice.get("message") or {}).get("content") or ""
+                for j, label in enumerate(labels):
+                    if text.strip().startswith(label):
+                        out[i, j] = 0.0
+                        break
+        return out
+
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
+        return [(self.chat(self._payload(p, max_new_tokens, logprobs=False))["choices"][0].get("message") or {})
+                .get("content") or "" for p in prompts]
