@@ -100,7 +100,7 @@ def to_plain(value: str | list[Message]) -> str | list[dict[str, str]]:
 
 class GetRewardRequest(_Request):
     query: list[StrictStr] = Field(description="Full prompt+response texts, special tokens kept.")
-    prompts: list[StrictStr | None] | None = Field(default=None, description="Raw prompts (not used for scoring).")
+    prompts: list[Any] | None = Field(default=None, description="Raw prompts (not used for scoring).")
     labels: list[Any] | None = Field(default=None, description="Dataset labels (not used by a reward model).")
 
 
