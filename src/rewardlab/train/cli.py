@@ -1,4 +1,5 @@
-"""`rewardlab train` — Bradley–Terry reward-model training."""
+"""`rewardlab train` — Bradley–Terry reward-model training (``--objective bt``), DPO policies (``--objective dpo``)
+and multi-objective ArmoRM heads (``--objective armo``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import typer
 
 def train(
     data: Path = typer.Option(..., "--data", help="Training preference pairs (JSONL / Parquet / datasets dir)."),
+    objective: str = typer.Option("bt", "--objective", help="bt: Bradley–Terry reward model; dpo: a DPO policy "
+                                  "(its implicit reward is a Reward: dpo:OUTPUT); armo: ArmoRM attribute heads + "
+                                  "gating on a frozen backbone (needs --rated)."),
+    beta: float | None = typer.Option(None, "--beta", help="DPO β (default 0.1)."),
+    reference: str | None = typer.Option(None, "--reference", help="DPO reference policy dir (default: the base)."),
+    rated: Path | None = typer.Option(None, "--rated", help="ArmoRM: rated rows (prompt, response, attributes)."),
+    verbosity: str | None = typer.Option(None, "--verbosity", help="ArmoRM: attribute to decorrelate the others "
+                                         "from (e.g. verbosity)."),
+    ridge: float | None = typer.Option(None, "--ridge", help="ArmoRM: ridge penalty λ of the regression heads."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Held-out pairs for per-epoch accuracy."),
     base: str | None = typer.Option(None, help="'tiny', a local HF model dir (causal LM or encoder), a .gguf file, "
                                     "or a rewardlab checkpoint. [default: tiny]"),
@@ -29,26 +39,66 @@ def train(
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
 ) -> None:
-    """Train a Bradley–Terry reward model. Every row is validated before training starts."""
+    """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts."""
     from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
     from rewardlab.train.config import TrainConfig
     from rewardlab.train.trainer import train_reward_model
+
+    if objective not in ("bt", "dpo", "armo"):
+        raise UserError(f"--objective must be bt, dpo or armo, got {objective!r}")
+    if objective != "dpo" and (beta is not None or reference is not None):
+        raise UserError("--beta/--reference apply to --objective dpo only")
+    if objective != "armo" and (rated is not None or verbosity is not None or ridge is not None):
+        raise UserError("--rated/--verbosity/--ridge apply to --objective armo only")
+    if objective == "armo":
+        from rewardlab.data.load import load_rated
+        from rewardlab.train.multiobjective import train_armo
+
+        if rated is None or output is None:
+            raise UserError("--objective armo needs --rated FILE and --output DIR")
+        summary = train_armo(load_rated(rated), load_pairs(data), base=base or "tiny", output=output,
+                             verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
+                             eval_pairs=load_pairs(eval_data) if eval_data else None,
+                             epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
+                             max_length=max_length or 512)
+        typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
+                   f"{summary['metrics']['train_accuracy']:.4f}")
+        if "eval_accuracy" in summary["metrics"]:
+            typer.echo(f"eval accuracy {summary['metrics']['eval_accuracy']:.4f}")
+        typer.echo(f"saved ArmoRM to {output}")
+        return
 
     flags = dict(base=base, output=str(output) if output else None, epochs=epochs, batch_size=batch_size,
                  grad_accum=grad_accum, lr=lr, max_length=max_length, max_steps=max_steps, overlong=overlong,
                  centering=centering, label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling,
                  num_outputs=num_outputs, lora_r=lora_r, seed=seed, save_every=save_every,
                  mixed_precision=mixed_precision)
+    cls = TrainConfig
+    if objective == "dpo":
+        from rewardlab.train.dpo import DPOConfig
+
+        cls = DPOConfig
+        flags.update(beta=beta, reference=reference)
     if config:
-        cfg = TrainConfig.from_yaml(config, **flags)
+        cfg = cls.from_yaml(config, **flags)
     else:
-        cfg = TrainConfig.from_dict({k: v for k, v in flags.items() if v is not None}, origin="flags")
+        cfg = cls.from_dict({k: v for k, v in flags.items() if v is not None}, origin="flags")
     if output is None and config is None:
         raise UserError("--output is required (or set 'output' in --config)")
     out = Path(cfg.output)
     pairs = load_pairs(data, skip_invalid=skip_invalid, skipped_report=out / "skipped.txt")
     eval_pairs = load_pairs(eval_data) if eval_data else None
+    if objective == "dpo":
+        from rewardlab.train.dpo import train_dpo
+
+        if resume:
+            raise UserError("--resume is not supported for --objective dpo")
+        m = train_dpo(pairs, cfg, eval_pairs)["metrics"]
+        if "eval_accuracy" in m:
+            typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
+        typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
+        return
     summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume)
     if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
         return

@@ -33,3 +33,18 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tens
 def pairwise_correct(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """1.0 where the chosen response scores strictly higher (a tie counts as wrong), shape ``[b]``."""
     return (r_chosen > r_rejected).float()
+
+
+def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
+             ref_rejected_logps: torch.Tensor, beta: float = 0.1, label_smoothing: float = 0.0) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023): the BT loss on the implicit rewards ``r = β·(log π(y|x) − log π_ref(y|x))``::
+
+        L = −log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))])
+
+    ``label_smoothing`` ε gives the conservative/robust variant ``−(1−ε) log σ(βΔ) − ε log σ(−βΔ)`` (cDPO,
+    Mitchell 2023). All inputs are sequence log-probs ``Σ_t log π(y_t | x, y_<t)`` of shape ``[b]``; the reference
+    terms are treated as constants. Returns the per-pair losses ``[b]``.
+    """
+    r_chosen = beta * (chosen_logps - ref_chosen_logps.detach())
+    r_rejected = beta * (rejected_logps - ref_rejected_logps.detach())
+    return bt_loss(r_chosen, r_rejected, label_smoothing=label_smoothing)

@@ -1,0 +1,214 @@
+"""Offline DPO on preference pairs (Rafailov et al. 2023) — `rewardlab train --objective dpo`, cleanrl-style.
+
+The policy starts from ``base`` ('tiny' or an HF causal-LM directory); the reference π_ref is ``reference`` (a
+directory) or a frozen copy of the base. Reference log-probs are computed once before training (π_ref is frozen).
+Each optimizer step runs chosen and rejected of a minibatch through the policy in one forward and minimizes::
+
+    L = −log σ(β[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])   (× pair weight)
+
+(``label_smoothing`` ε: the cDPO variant). Logged per step: loss, implicit-reward accuracy (r_w > r_l), margin.
+The output directory is a ``save_pretrained`` causal LM (safetensors) + tokenizer, plus ``rewardlab_dpo.json``
+(β, reference path, max_length, metrics) so that ``dpo:OUTPUT`` or the bare path loads it as an
+:class:`~rewardlab.rewards.implicit.ImplicitDPOReward`. A tiny base's reference is saved to ``OUTPUT/reference``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.data.records import PreferencePair
+from rewardlab.rewards.implicit import MANIFEST, load_causal_lm, policy_inputs, sequence_logps
+from rewardlab.train.config import TrainConfig
+from rewardlab.train.losses import dpo_loss
+from rewardlab.train.trainer import data_hash
+
+IGNORED = ("centering", "pooling", "num_outputs", "lora_r", "head")  # BT-only options; refused when set for DPO
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    beta: float = 0.1
+    reference: str | None = None  # an HF causal-LM directory; default: a frozen copy of the base
+    lr: float = 1e-4
+    batch_size: int = 8
+
+    def validate(self, origin: str = "config") -> None:
+        super().validate(origin)
+        from rewardlab.errors import UserError
+
+        if self.beta <= 0:
+            raise UserError(f"{origin}: beta must be > 0")
+        defaults = TrainConfig()
+        set_bt = [k for k in IGNORED if getattr(self, k) != getattr(defaults, k)]
+        if set_bt:
+            raise UserError(f"{origin}: option(s) {', '.join(set_bt)} apply to --objective bt only")
+
+
+def _texts(x: Any) -> list[str]:
+    return [x] if isinstance(x, str) else [m["content"] for m in x]
+
+
+def build_policy(cfg: DPOConfig, pairs: list[PreferencePair]) -> tuple[Any, Any]:
+    """(policy, tokenizer): 'tiny' (tokenizer trained on the pairs' texts, random tiny GPT-2) or an HF directory."""
+    if cfg.base == "tiny":
+        from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
+
+        texts = [t for p in pairs for x in (p.prompt, p.chosen, p.rejected) for t in _texts(x)]
+        tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
+        policy = tiny_causal_lm(tokenizer, seed=cfg.seed, n_layer=cfg.tiny_layers, n_embd=cfg.tiny_embd,
+                                n_positions=max(256, cfg.max_length))
+        return policy, tokenizer
+    return load_causal_lm(cfg.base)
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+
+
+@dataclass
+class EncodedDPO:
+    """Token ids per pair; each response has its own prompt ids (over budget, each item is cut on its own, exactly
+    as :class:`~rewardlab.rewards.implicit.ImplicitDPOReward` encodes it at scoring time)."""
+
+    prompt: list[tuple[list[int], list[int]]]  # (prompt ids for chosen, prompt ids for rejected)
+    chosen: list[list[int]]
+    rejected: list[list[int]]
+    weight: torch.Tensor
+
+
+def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> EncodedDPO:
+    prompt, chosen, rejected = [], [], []
+    for p in pairs:
+        pc, c = policy_inputs(tokenizer, p.prompt, p.chosen, max_length)
+        pr, r = policy_inputs(tokenizer, p.prompt, p.rejected, max_length)
+        prompt.append((pc, pr))
+        chosen.append(c)
+        rejected.append(r)
+    return EncodedDPO(prompt, chosen, rejected, torch.tensor([p.weight for p in pairs], dtype=torch.float32))
+
+
+def pair_logps(model, data: EncodedDPO, idx: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence log-probs of chosen and rejected for pairs ``idx``, one forward of ``2b`` sequences (with grad)."""
+    from rewardlab.models.generation import sequence_logprobs
+
+    p = [data.prompt[i][0] for i in idx] + [data.prompt[i][1] for i in idx]
+    logps, mask = sequence_logprobs(model, p, [data.chosen[i] for i in idx] + [data.rejected[i] for i in idx], pad_id)
+    seq = (logps * mask).sum(-1)
+    return seq[: len(idx)], seq[len(idx) :]
+
+
+@torch.no_grad()
+def implicit_accuracy(policy, reference, data: EncodedDPO, beta: float, pad_id: int) -> dict[str, float]:
+    """Accuracy of the implicit reward on pairs (a tie counts as wrong) and its mean margin."""
+    p2 = [p for p, _ in data.prompt] + [p for _, p in data.prompt]
+    r2 = data.chosen + data.rejected
+    lp = sequence_logps(policy, p2, r2, pad_id) - sequence_logps(reference, p2, r2, pad_id)
+    n = len(data.prompt)
+    margin = beta * (lp[:n] - lp[n:])
+    return {"accuracy": (margin > 0).float().mean().item(), "margin": margin.mean().item()}
+
+
+def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[PreferencePair] | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Train a DPO policy on ``pairs`` and save it to ``cfg.output``. Returns the run summary (also ``run.json``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rewardlab.io import write_json_atomic
+
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    policy, tokenizer = build_policy(cfg, pairs)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = int(tokenizer.pad_token_id)
+    if cfg.reference:
+        reference, _ = load_causal_lm(cfg.reference, device)
+        ref_path = str(Path(cfg.reference).resolve())
+    else:
+        reference = copy.deepcopy(policy)
+        ref_path = "reference" if cfg.base == "tiny" else str(Path(cfg.base).resolve())
+    policy.to(device)
+    reference.to(device).eval().requires_grad_(False)
+    _disable_dropout(policy)
+
+    train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
+    evald = encode_dpo_pairs(eval_pairs, tokenizer, cfg.max_length) if eval_pairs else None
+    ref_c = sequence_logps(reference, [p for p, _ in train.prompt], train.chosen, pad_id).to(device)
+    ref_r = sequence_logps(reference, [p for _, p in train.prompt], train.rejected, pad_id).to(device)
+    weight = train.weight.to(device)
+
+    steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs  # max_steps: a cap when epochs > 1, else the step count (as in BT training)
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps) if cfg.epochs > 1 else cfg.max_steps
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, then linear decay to 0
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    log = (out / "metrics.jsonl").open("w")
+    bar = Progress(TextColumn("[bold]dpo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                   TimeRemainingColumn(), disable=not progress)
+    step, final = 0, {}
+    policy.train()
+    with bar:
+        task = bar.add_task("dpo", total=total, info="")
+        for epoch in range(math.ceil(total / steps_per_epoch)):
+            order = list(range(len(pairs)))
+            random.Random(cfg.seed * 100_003 + epoch).shuffle(order)
+            for s in range(0, steps_per_epoch * cfg.batch_size, cfg.batch_size):
+                if step >= total:
+                    break
+                idx = order[s : s + cfg.batch_size]
+                lc, lr_ = pair_logps(policy, train, idx, pad_id)
+                per_pair = dpo_loss(lc, lr_, ref_c[idx], ref_r[idx], cfg.beta, cfg.label_smoothing)
+                w = weight[idx]
+                loss = (per_pair * w).sum() / w.sum().clamp_min(1e-8)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                margin = cfg.beta * ((lc - ref_c[idx]) - (lr_ - ref_r[idx])).detach()
+                row = {"step": step, "epoch": epoch, "loss": loss.item(), "reward_accuracy": (margin > 0).float()
+                       .mean().item(), "reward_margin": margin.mean().item(), "lr": scheduler.get_last_lr()[0]}
+                if step % cfg.log_every == 0 or step == total:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                bar.update(task, completed=step, info=f"loss {row['loss']:.3f} acc {row['reward_accuracy']:.2f}")
+            if evald is not None:
+                policy.eval()
+                final = {f"eval_{k}": v for k, v in
+                         implicit_accuracy(policy, reference, evald, cfg.beta, pad_id).items()}
+                policy.train()
+                log.write(json.dumps({"step": step, "epoch": epoch, **final}) + "\n")
+                log.flush()
+                bar.console.print(f"epoch {epoch}: eval implicit-reward accuracy {final['eval_accuracy']:.3f}")
+    log.close()
+    policy.eval()
+    metrics = {**final, "steps": step, "train_pairs": len(pairs)}
+    policy.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    if ref_path == "reference":
+        reference.save_pretrained(out / "reference", safe_serialization=True)
+        tokenizer.save_pretrained(out / "reference")
+    summary = {"config": cfg.to_dict(), "data_hash": data_hash(pairs), "metrics": metrics}
+    write_json_atomic(out / "run.json", summary)
+    write_json_atomic(out / MANIFEST, {"objective": "dpo", "beta": cfg.beta, "reference": ref_path,
+                                       "max_length": cfg.max_length, "base": cfg.base,
+                                       "data_hash": summary["data_hash"], "metrics": metrics})
+    return summary
