@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardlab.lab import runner
-from rewardlab.lab.experiments import coste, gao, par, razin
+from rewardlab.lab.experiments import coste, gao, par, razin, transformer
+from rewardlab.lab.lm_world import LMWorldConfig
 from rewardlab.lab.world import WorldConfig
 
 TINY_WORLD = replace(WorldConfig(), n_prompts=8, n_candidates=8)
@@ -19,12 +20,17 @@ TINY = runner.Preset(seeds=2, configs={
     "coste": coste.CosteConfig(world=replace(TINY_WORLD, label_noise=0.25), members=2, n_pairs=60, bon_n=16,
                                rl_steps=10, proxy_steps=20),
     "par": par.PARConfig(world=TINY_WORLD, n_pairs=30, rl_steps=10, proxy_steps=20),
-})
+    "transformer": transformer.TransformerConfig(
+        world=LMWorldConfig(corpus_size=200, pretrain_steps=3, n_layer=1, n_embd=16, max_response=6), n_prompts=4,
+        bon_samples=8, n_pairs=(20, 40), proxy_steps_per_pair=0.0, rloo_steps=2, rloo_prompts_per_step=2,
+        eval_every=1),
+}, seeds_for={"transformer": 1})
 
 
 @pytest.fixture
-def tiny_preset(monkeypatch):
+def tiny_preset(monkeypatch, tmp_path):
     monkeypatch.setitem(runner.PRESETS, "tiny", TINY)
+    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
 
 
 def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
@@ -34,18 +40,23 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
     assert res.exit_code == 0, res.output
     out = tmp_path / "run"
     data = json.loads((out / "results.json").read_text())
-    assert set(data["experiments"]) == {"razin", "gao", "coste", "par"}
-    assert len(data["claims"]) == 4 + 5 + 3 + 2
+    assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer"}
+    assert len(data["claims"]) == 4 + 5 + 3 + 2 + 3
+    assert data["meta"]["seeds"] == {"razin": 2, "gao": 2, "coste": 2, "par": 2, "transformer": 1}
     assert all(c["verdict"] in ("reproduced", "not reproduced") and c["rule"] for c in data["claims"])
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "src='razin" not in html  # images embedded, no external files
-    assert html.count("<img") == len(list(out.glob("*.png"))) >= 7
+    assert html.count("<img") == len(list(out.glob("*.png"))) >= 8
+    # the second run reuses the cached π₀ and proxies (safetensors only)
+    cached = list((tmp_path / "cache" / "lab").iterdir())
+    assert any(p.name.startswith("policy-") for p in cached) and any(p.name.startswith("proxy-") for p in cached)
+    assert not list((tmp_path / "cache").rglob("*.bin")) and not list((tmp_path / "cache").rglob("*.pt"))
     assert "claims reproduced" in res.output and (out / "claims.md").exists()
 
 
 def test_only_and_seeds_and_user_errors(tiny_preset, tmp_path):
     out = runner.run_lab(tmp_path / "r", preset="tiny", only=["par"], seeds=1)
-    assert list(out["experiments"]) == ["par"] and out["meta"]["seeds"] == 1
+    assert list(out["experiments"]) == ["par"] and out["meta"]["seeds"] == {"par": 1}
     from rewardlab.errors import UserError
 
     with pytest.raises(UserError, match="--only"):

@@ -72,7 +72,8 @@ def write_report(results: list[ExperimentResult], figures: dict[str, list[tuple[
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>rewardlab lab report</title><style>{CSS}"
              "</style></head><body>",
              "<h1>rewardlab lab — reproducing reward-model findings in a world with a known gold reward</h1>",
-             f"<p class=muted>preset <b>{html.escape(meta['preset'])}</b> · seeds {meta['seeds']} · wall time "
+             f"<p class=muted>preset <b>{html.escape(meta['preset'])}</b> · seeds per experiment "
+             f"{html.escape(', '.join(f'{k} {v}' for k, v in meta['seeds'].items()))} · wall time "
              f"{meta['wall_seconds']:.0f} s · {html.escape(meta['started'])} · rewardlab {meta['version']}</p>",
              "<p>Every number below was measured in this run. A claim is <b>reproduced</b> when the stated rule, "
              f"computed from the numbers, says so; \"consistently\" means the mean over seeds has the claimed sign "

@@ -17,16 +17,17 @@ from rich.table import Table
 
 from rewardlab.errors import UserError
 from rewardlab.lab.common import ExperimentResult, jsonable
-from rewardlab.lab.experiments import coste, gao, par, razin
+from rewardlab.lab.experiments import coste, gao, par, razin, transformer
 from rewardlab.lab.world import WorldConfig
 
-MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par}
+MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par, "transformer": transformer}
 
 
 @dataclass(frozen=True)
 class Preset:
     seeds: int
     configs: dict[str, Any] = field(default_factory=dict)
+    seeds_for: dict[str, int] = field(default_factory=dict)  # per-experiment seed counts (else ``seeds``)
 
 
 def _full_world() -> WorldConfig:
@@ -35,23 +36,41 @@ def _full_world() -> WorldConfig:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(seeds=3, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
-                                      "coste": coste.CosteConfig(), "par": par.PARConfig()}),
+                                      "coste": coste.CosteConfig(), "par": par.PARConfig(),
+                                      "transformer": transformer.TransformerConfig()},
+                    seeds_for={"transformer": 2}),
     "full": Preset(seeds=8, configs={
         "razin": razin.RazinConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000), late=400),
         "gao": gao.GaoConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000, 10000, 30000), bon_max_log2=14),
         "coste": coste.CosteConfig(world=replace(_full_world(), label_noise=0.25), members=5, bon_n=16384),
-        "par": par.PARConfig(world=_full_world(), rl_steps=2000)}),
+        "par": par.PARConfig(world=_full_world(), rl_steps=2000),
+        "transformer": transformer.TransformerConfig(
+            world=replace(transformer.LMWorldConfig(), n_layer=4, n_embd=128, pretrain_steps=1000),
+            n_prompts=64, bon_samples=512, n_pairs=(100, 300, 1000, 3000, 10000), rloo_steps=200)},
+        seeds_for={"transformer": 4}),
 }
 
 
-def _world_summary(cfg: WorldConfig) -> str:
-    return (f"{cfg.n_prompts} prompts × {cfg.n_candidates} candidate answers, each a {cfg.n_features}-feature vector "
-            f"(feature 0 = a heavy-tailed 'length'); gold r* = prompt offset + prompt scale × (linear + tanh "
-            f"interactions + a length term that rises up to ℓ*={cfg.length_optimum:g} and falls beyond). π₀ = softmax "
-            f"over the candidates with random logits (std {cfg.policy_logit_std:g}) that avoid long answers; "
-            f"preferences ~ σ((r*(a) − r*(b))/τ), τ={cfg.label_temperature:g}, label noise {cfg.label_noise:g} "
-            f"(Coste: {PRESETS['quick'].configs['coste'].world.label_noise:g}). Proxies = linear or one-hidden-layer "
-            "MLP RMs over the features, trained with the BT loss. Each seed draws a new world.")
+def _world_summary(configs: dict[str, Any]) -> str:
+    parts = []
+    tab = next((c.world for c in configs.values() if isinstance(c.world, WorldConfig)), None)
+    if tab is not None:
+        parts.append(
+            f"Tabular world: {tab.n_prompts} prompts × {tab.n_candidates} candidate answers, each a {tab.n_features}-"
+            f"feature vector (feature 0 = a heavy-tailed 'length'); gold r* = prompt offset + prompt scale × (linear + "
+            f"tanh interactions + a length term that rises up to ℓ*={tab.length_optimum:g} and falls beyond). π₀ = "
+            f"softmax over the candidates with random logits (std {tab.policy_logit_std:g}) that avoid long answers; "
+            f"preferences ~ σ((r*(a) − r*(b))/τ), τ={tab.label_temperature:g}, label noise {tab.label_noise:g} "
+            "(Coste: 0.25 unless --label-noise is given). Proxies = linear or one-hidden-layer MLP RMs over the "
+            "features, trained with the BT loss. Each seed draws a new world.")
+    if "transformer" in configs:
+        lm = configs["transformer"].world
+        parts.append(
+            f"Transformer world: strings over {lm.n_letters} letters from a random Markov chain; π₀ = a "
+            f"{lm.n_layer}-layer, {lm.n_embd}-dim GPT-2 pre-trained for {lm.pretrain_steps} steps on it; gold = prompt "
+            f"offset + mean letter value + a length term peaking at L*={lm.length_optimum:g}; proxies = tiny GPT-2 RMs "
+            "trained with the project's BT trainer. π₀ and proxies are cached (safetensors) by config hash.")
+    return " ".join(parts)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -86,7 +105,7 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     if label_noise is not None and not 0.0 <= label_noise < 0.5:
         raise UserError("--label-noise: must be in [0, 0.5)")
     n_seeds = seeds or PRESETS[preset].seeds
-    seed_list = list(range(n_seeds))
+    seeds_of = {n: seeds or PRESETS[preset].seeds_for.get(n, n_seeds) for n in names}
     configs = {n: PRESETS[preset].configs[n] for n in names}
     if label_noise is not None:
         configs = {n: replace(c, world=replace(c.world, label_noise=label_noise)) for n, c in configs.items()}
@@ -100,10 +119,11 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     try:
         with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
-            tasks = {n: progress.add_task(n, total=configs[n].units(n_seeds)) for n in names}
+            tasks = {n: progress.add_task(n, total=configs[n].units(seeds_of[n])) for n in names}
             for n in names:
                 t0 = time.perf_counter()
-                res = MODULES[n].run(configs[n], seed_list, advance=lambda k, n=n: progress.advance(tasks[n], k))
+                res = MODULES[n].run(configs[n], list(range(seeds_of[n])),
+                                     advance=lambda k, n=n: progress.advance(tasks[n], k))
                 res.seconds = time.perf_counter() - t0
                 timings[f"experiment: {n}"] = res.seconds
                 for line in res.lines:
@@ -121,10 +141,10 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     wall = time.perf_counter() - t_start
     import rewardlab
 
-    meta = {"preset": preset, "seeds": n_seeds, "only": names, "label_noise_override": label_noise,
+    meta = {"preset": preset, "seeds": seeds_of, "only": names, "label_noise_override": label_noise,
             "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "version": getattr(rewardlab, "__version__", "?"), "wall_seconds": wall, "timings": timings,
-            "world": _world_summary(next(iter(configs.values())).world),
+            "world": _world_summary(configs),
             "configs": {n: jsonable(asdict(c)) for n, c in configs.items()}}
     t0 = time.perf_counter()
     write_report(results, figures, output, meta)
