@@ -127,3 +127,18 @@ def test_graceful_shutdown_finishes_in_flight_requests():
     assert answers["resp"].status_code == 200 and answers["resp"].json()["scores"] == [3.0]
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=2)
+
+
+def test_chunked_body_over_the_limit_is_413_and_the_server_stays_up():
+    def chunks():
+        yield b'{"query": ["'
+        for _ in range(50):
+            yield b"x" * 1000
+        yield b'"]}'
+
+    with ServerThread(FunctionReward(lambda p, r: 1.0), config=ServeConfig(max_body_bytes=10_000)) as server:
+        resp = httpx.post(f"{server.url}/get_reward", content=chunks(), timeout=10,
+                          headers={"content-type": "application/json"})
+        assert resp.status_code == 413 and "too large" in resp.json()["error"]["message"]
+        ok = httpx.post(f"{server.url}/get_reward", json={"query": ["fine"]}, timeout=10)
+        assert ok.status_code == 200 and ok.json()["rewards"] == [1.0]

@@ -117,5 +117,5 @@ class Guard:
         return await self.app(scope, replay, send)
 
     def _too_large(self, n: int | None) -> str:
-        got = f"{n} bytes" if n is not None else "more"
-        return f"request body too large: {got}; this server accepts at most {self.max_body_bytes} bytes (--max-body-mb)"
+        got = f"{n} bytes" if n is not None else f"over {self.max_body_bytes} bytes"
+        return f"request body too large ({got}); the limit is {self.max_body_bytes} bytes (--max-body-mb)"
