@@ -16,8 +16,9 @@ import time
 import torch
 from _common import make_pairs, tokenizer_for
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.models.tiny import tiny_reward_model
-from rewardlab.rewards.model import ModelReward, pad_batch
+from rewardlab.rewards.model import ModelReward
 
 
 @torch.no_grad()

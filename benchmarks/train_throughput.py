@@ -17,8 +17,8 @@ import time
 import torch
 from _common import make_pairs, tokenizer_for
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.models.tiny import tiny_gpt2_config, tiny_reward_model
-from rewardlab.rewards.model import pad_batch
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import bt_loss
 from rewardlab.train.trainer import encode_pairs, make_batches, train_loop

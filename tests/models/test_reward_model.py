@@ -1,9 +1,10 @@
 import torch
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.models.checkpoint import load_reward_model, save_reward_model
 from rewardlab.models.reward_model import last_token_index
 from rewardlab.models.tiny import tiny_reward_model
-from rewardlab.rewards.model import ModelReward, pad_batch
+from rewardlab.rewards.model import ModelReward
 
 
 def test_last_token_index_any_padding():

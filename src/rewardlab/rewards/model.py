@@ -12,43 +12,10 @@ from typing import Any
 
 import torch
 
+from rewardlab.data.batching import length_sorted_batches, pad_batch
 from rewardlab.data.records import Prompt, Response
 from rewardlab.data.tokenize import PairEncoder
 from rewardlab.models.reward_model import RewardModel
-
-
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad id lists into ``(input_ids [b, t], attention_mask [b, t])``."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if side == "right":
-            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
-        else:
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s) :] = 1
-    return ids, mask
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, token_budget: int | None = None) -> list[list[int]]:
-    """Group indices into batches of similar length (longest first): at most ``batch_size`` items and, if given,
-    at most ``token_budget`` padded tokens per batch."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        too_many = len(current) >= batch_size
-        too_wide = token_budget is not None and current and (len(current) + 1) * width > token_budget
-        if current and (too_many or too_wide):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class ModelReward:

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from rewardlab.data.batching import length_sorted_batches, pad_batch
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.tokenize import PairEncoder, TruncationStats
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.rewards.model import length_sorted_batches, pad_batch
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import bt_loss, pairwise_correct
 from rewardlab.train.state import load_state, rng_state, save_state, set_rng_state
