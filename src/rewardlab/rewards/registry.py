@@ -13,6 +13,10 @@ Spec forms:
 - ``armo:DIR`` — a multi-objective (ArmoRM) checkpoint: gated attribute scores → ArmoReward (also as a bare PATH)
 - ``dpa:DIR:DIRECTION`` — directional preference ⟨unit direction, attribute scores⟩ of an ArmoRM or k-output
   checkpoint; DIRECTION = ``name=w,...`` or ``w1,w2,...`` → DirectionalReward
+- ``judge:TARGET[:pairwise|pointwise][:KEY=VALUE,...]`` — a causal LM (directory, .gguf, ``smollm2``, or
+  ``openai/MODEL`` via ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY``) as a generative judge → JudgeReward (rewards/judge.py)
+- ``micro:DIR[:router|min|mean|head=K]`` — a mixture of K BT heads with a context router → MixtureReward
+  (rewards/personalized.py; a bare PATH with ``router.safetensors`` loads the same)
 """
 
 from __future__ import annotations
@@ -59,7 +63,19 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
         from rewardlab.rewards.multiobjective import multiobjective_from_spec
 
         return multiobjective_from_spec(spec, device=device)
+    if spec.startswith("judge:"):
+        from rewardlab.rewards.judge import judge_from_spec
+
+        return judge_from_spec(spec, device=device)
+    if spec.startswith("micro:"):
+        from rewardlab.rewards.personalized import mixture_reward_from_spec
+
+        return mixture_reward_from_spec(spec, device=device)
     path = Path(spec)
+    if path.is_dir() and (path / "router.safetensors").exists():
+        from rewardlab.rewards.personalized import MixtureReward
+
+        return MixtureReward.from_pretrained(path, device=device)
     if path.is_dir() and (path / "rewardlab_dpo.json").exists():
         from rewardlab.rewards.implicit import ImplicitDPOReward
 
@@ -73,4 +89,5 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
 
         return ModelReward.from_pretrained(path, device=device)
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
-                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:)")
+                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
+                    "judge:, micro:)")
