@@ -1,4 +1,5 @@
-"""`rewardlab score` — batched scoring of a data file with any reward."""
+"""`rewardlab score` — batched scoring of a data file with any reward; `rewardlab inspect` — per-attribute scores,
+gate weights and DPA rotations of a multi-objective reward."""
 
 from __future__ import annotations
 
@@ -52,5 +53,97 @@ def score(
     typer.echo(f"scored {len(responses)} responses from {len(rows)} rows -> {output}")
 
 
+def _items(rows) -> tuple[list, list, list]:
+    """Flatten rows into (prompts, responses, ids): pairs → chosen, rejected; k-way → all; rated → the response."""
+    from rewardlab.data.records import KWayRow, PreferencePair
+
+    prompts, responses, ids = [], [], []
+    for n, row in enumerate(rows):
+        if isinstance(row, PreferencePair):
+            items = [("chosen", row.chosen), ("rejected", row.rejected)]
+        elif isinstance(row, KWayRow):
+            items = [(f"chosen{i}", x) for i, x in enumerate(row.chosen)]
+            items += [(f"rejected{i}", x) for i, x in enumerate(row.rejected)]
+        else:
+            items = [("response", row.response)]
+        for tag, x in items:
+            prompts.append(row.prompt)
+            responses.append(x)
+            ids.append(f"{row.id if row.id is not None else n}:{tag}")
+    return prompts, responses, ids
+
+
+def inspect(
+    reward: str = typer.Argument(..., help="An ArmoRM checkpoint (or armo:/dpa: spec, or a k-output checkpoint)."),
+    file: Path = typer.Argument(..., help="Rated rows, pairs or k-way rows."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL: score, attributes, gate per item."),
+    rotate: str | None = typer.Option(None, "--rotate", help="A,B: DPA rankings as v(θ) = cos θ·e_A + sin θ·e_B "
+                                      "rotates over θ ∈ [−90°, 90°] (within each prompt's responses)."),
+    angles: int = typer.Option(7, "--angles", help="Number of angles for --rotate."),
+    show: int = typer.Option(8, "--show", help="Items (and prompts for --rotate) printed."),
+    device: str | None = typer.Option(None, help="cpu / cuda (default: cpu)."),
+) -> None:
+    """Per-attribute scores, decorrelated scores and gate weights (ArmoRM), and how DPA rankings rotate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rewardlab.data.load import load_rows
+    from rewardlab.errors import UserError
+    from rewardlab.io import write_jsonl_atomic
+    from rewardlab.rewards.multiobjective import rotation_rankings
+    from rewardlab.rewards.registry import load_reward
+
+    r = load_reward(reward, device=device)
+    prompts, responses, ids = _items(load_rows(file))
+    if hasattr(r, "inspect"):
+        info = r.inspect(prompts, responses)
+    else:
+        attrs = r.attributes(prompts, responses) if hasattr(r, "attributes") else r.score(prompts, responses)
+        if attrs.dim() != 2:
+            raise UserError(f"{reward}: a scalar reward has no attributes to inspect")
+        names = getattr(r, "names", None) or (getattr(r, "manifest", {}) or {}).get("attributes")
+        info = {"names": names or [f"out{i}" for i in range(attrs.shape[1])], "attributes": attrs,
+                "score": r.score(prompts, responses) if hasattr(r, "attributes") else attrs.mean(1)}
+    names = info["names"]
+    per_item = [{"id": i, "score": float(info["score"][n])} for n, i in enumerate(ids)]
+    for key in ("attributes", "decorrelated", "gate"):
+        if key in info:
+            for n, rec in enumerate(per_item):
+                rec[key] = dict(zip(names, [float(x) for x in info[key][n]]))
+    console = Console()
+    table = Table(title=f"{reward}: scores" + (f" (β = {info['beta']:.3g})" if "beta" in info else ""))
+    for col in ["id", "score", *names, *([f"g[{n}]" for n in names] if "gate" in info else [])]:
+        table.add_column(col, justify="right")
+    for rec in per_item[:show]:
+        gate = [f"{rec['gate'][n]:.3f}" for n in names] if "gate" in rec else []
+        table.add_row(rec["id"], f"{rec['score']:.4g}", *[f"{rec['attributes'][n]:.4g}" for n in names], *gate)
+    console.print(table)
+    if rotate:
+        a, _, b = rotate.partition(",")
+        if a not in names or b not in names:
+            raise UserError(f"--rotate {rotate!r}: both must be among the attributes {names}")
+        thetas = [-90 + 180 * i / max(1, angles - 1) for i in range(angles)]
+        groups: dict[str, list[int]] = {}
+        for n, p in enumerate(prompts):
+            groups.setdefault(str(p), []).append(n)
+        multi = [g for g in groups.values() if len(g) > 1] or [list(range(len(prompts)))]
+        changed = 0
+        rot = Table(title=f"DPA rotation over ({a}, {b}): ranking (best first) per θ")
+        rot.add_column("prompt")
+        for t in thetas:
+            rot.add_column(f"{t:.0f}°")
+        for gi, g in enumerate(multi):
+            ranks = rotation_rankings(info["attributes"][g], names.index(a), names.index(b), thetas)
+            changed += len({tuple(x) for x in ranks}) > 1
+            if gi < show:
+                rot.add_row(str(prompts[g[0]])[:30], *[" ".join(ids[g[i]].split(":")[-1] for i in x) for x in ranks])
+        console.print(rot)
+        console.print(f"rotation: the ranking changes with θ for {changed} of {len(multi)} prompt groups")
+    if output:
+        write_jsonl_atomic(output, per_item)
+        typer.echo(f"wrote {len(per_item)} items to {output}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
+    app.command("inspect")(inspect)

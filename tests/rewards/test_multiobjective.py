@@ -1,0 +1,163 @@
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rewardlab.cli import app
+from rewardlab.data.records import PreferencePair, RatedRow
+from rewardlab.errors import UserError
+from rewardlab.rewards.model import ModelReward
+from rewardlab.rewards.multiobjective import (
+    ArmoReward,
+    DirectionalReward,
+    GatingNetwork,
+    armo_score,
+    decorrelate,
+    decorrelation_coefs,
+    dpa_score,
+    parse_direction,
+    ridge_fit,
+    rotation_rankings,
+)
+from rewardlab.rewards.registry import load_reward
+from rewardlab.train.multiobjective import train_armo
+
+
+def test_ridge_matches_numpy_lstsq_on_the_augmented_system():
+    rng = np.random.default_rng(0)
+    X, Y, lam = rng.normal(size=(40, 6)), rng.normal(size=(40, 3)), 2.5
+    W, b = ridge_fit(torch.from_numpy(X), torch.from_numpy(Y), lam)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)  # intercept unpenalized: centre, then [Xc; √λ I] w = [Yc; 0]
+    w_ref = np.linalg.lstsq(np.vstack([Xc, np.sqrt(lam) * np.eye(6)]), np.vstack([Yc, np.zeros((6, 3))]),
+                            rcond=None)[0]
+    np.testing.assert_allclose(W.numpy(), w_ref.T, atol=1e-10)
+    np.testing.assert_allclose(b.numpy(), Y.mean(0) - X.mean(0) @ w_ref, atol=1e-10)
+    W0, b0 = ridge_fit(torch.from_numpy(X), torch.from_numpy(Y), 0.0)  # λ = 0: OLS with an intercept column
+    ols = np.linalg.lstsq(np.hstack([X, np.ones((40, 1))]), Y, rcond=None)[0]
+    np.testing.assert_allclose(W0.numpy(), ols[:6].T, atol=1e-10)
+    np.testing.assert_allclose(b0.numpy(), ols[6], atol=1e-10)
+
+
+def test_decorrelation_zeroes_the_correlation_with_verbosity():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(500, generator=g)
+    scores = torch.stack([2 * v + torch.randn(500, generator=g), v, -v + 0.3 * torch.randn(500, generator=g)], 1)
+    lam = decorrelation_coefs(scores, verbosity=1)
+    out = decorrelate(scores, lam, 1)
+    corr = np.corrcoef(out.T.numpy())[1]
+    assert abs(corr[0]) < 1e-6 and abs(corr[2]) < 1e-6 and np.corrcoef(scores.T.numpy())[1, 0] > 0.8
+    assert lam[1] == 0 and torch.equal(out[:, 1], scores[:, 1])  # the verbosity column itself is kept
+
+
+def test_gate_weights_are_a_distribution_and_score_by_hand():
+    gate = GatingNetwork(5, 3, hidden=8)
+    w = gate(torch.randn(7, 5) * 10)
+    assert (w >= 0).all() and torch.allclose(w.sum(-1), torch.ones(7))
+    r = torch.tensor([[1.0, 2.0, 3.0]])
+    assert armo_score(r, torch.tensor([[0.5, 0.25, 0.25]]), 2.0).item() == pytest.approx(2 * (0.5 + 0.5 + 0.75))
+
+
+def test_dpa_direction_rotation_changes_the_ranking():
+    # A is more helpful, B is more verbose: (helpfulness, verbosity)
+    scores = torch.tensor([[1.0, 0.0], [0.5, 1.0]])
+    assert dpa_score(scores, [3.0, 0.0]).tolist() == [1.0, 0.5]  # the direction is normalized
+    ranks = rotation_rankings(scores, 0, 1, [0, 20, 30, 90])
+    # v(θ)·A = cos θ, v(θ)·B = 0.5 cos θ + sin θ: B wins once tan θ > 0.5 (θ > 26.57°)
+    assert ranks == [[0, 1], [0, 1], [1, 0], [1, 0]]
+    assert parse_direction("helpfulness=0.8, verbosity=-0.6") == {"helpfulness": 0.8, "verbosity": -0.6}
+    assert parse_direction("1,2") == [1.0, 2.0]
+    with pytest.raises(ValueError):
+        dpa_score(scores, [0.0, 0.0])
+
+
+WORDS = "good great fine bad poor the a cat dog sat mat on it".split()
+
+
+def synthetic(n_rated=80, n_pairs=60, seed=0):
+    """helpfulness = #good-ish words; verbosity = #words; preference = helpfulness − 0.3·verbosity."""
+    rng = random.Random(seed)
+
+    def resp():
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 10)))
+
+    def help_(t):
+        words = t.split()
+        return float(sum(w in ("good", "great", "fine") for w in words) - sum(w in ("bad", "poor") for w in words))
+
+    rated = []
+    for _ in range(n_rated):
+        p, y = resp(), resp()
+        rated.append(RatedRow(p, y, {"helpfulness": help_(y), "verbosity": float(len(y.split()))}))
+    pairs = []
+    while len(pairs) < n_pairs:
+        p, a, b = resp(), resp(), resp()
+        ua, ub = help_(a) - 0.3 * len(a.split()), help_(b) - 0.3 * len(b.split())
+        if ua != ub:
+            pairs.append(PreferencePair(p, a, b) if ua > ub else PreferencePair(p, b, a))
+    return rated, pairs
+
+
+@pytest.fixture(scope="module")
+def armo_dir(tmp_path_factory):
+    rated, pairs = synthetic()
+    out = tmp_path_factory.mktemp("armo") / "armo"
+    summary = train_armo(rated, pairs, "tiny", out, verbosity="verbosity", ridge=0.1, epochs=30, max_length=64)
+    return out, summary, rated, pairs
+
+
+def test_trained_armo_round_trip_matches_hand_composition(armo_dir):
+    out, summary, rated, pairs = armo_dir
+    assert summary["attributes"] == ["helpfulness", "verbosity"]
+    reward = load_reward(str(out))
+    assert isinstance(reward, ArmoReward) and isinstance(load_reward(f"armo:{out}"), ArmoReward)
+    prompts, responses = [p.prompt for p in pairs[:6]], [p.chosen for p in pairs[:6]]
+    info = reward.inspect(prompts, responses)
+    # the checkpoint's k-output head is the regression: a plain ModelReward gives the raw attribute scores
+    raw = ModelReward.from_pretrained(out).score(prompts, responses)
+    torch.testing.assert_close(info["attributes"], raw, atol=1e-5, rtol=1e-5)
+    lam = torch.tensor(summary["decorrelation"])
+    dec = raw - lam[None, :] * raw[:, 1:2]
+    g = info["gate"]
+    assert (g >= 0).all() and torch.allclose(g.sum(-1), torch.ones(6))
+    torch.testing.assert_close(reward.score(prompts, responses), info["beta"] * (g * dec).sum(-1),
+                               atol=1e-5, rtol=1e-5)
+    # same prompt → same gate weights, whatever the response
+    same = reward.inspect([prompts[0]] * 2, responses[:2])["gate"]
+    torch.testing.assert_close(same[0], same[1])
+    assert summary["metrics"]["train_accuracy"] > 0.5
+
+
+def test_dpa_spec_over_armo_and_kout_checkpoints(armo_dir):
+    out, _, _, pairs = armo_dir
+    prompts, responses = [p.prompt for p in pairs[:4]], [p.rejected for p in pairs[:4]]
+    raw = load_reward(f"armo:{out}").attributes(prompts, responses)
+    for spec in (f"dpa:{out}:helpfulness=3,verbosity=-4", f"dpa:{out}:0.6,-0.8"):
+        torch.testing.assert_close(load_reward(spec).score(prompts, responses), raw @ torch.tensor([0.6, -0.8]),
+                                   atol=1e-5, rtol=1e-5)
+    with pytest.raises(UserError):
+        load_reward(f"dpa:{out}:nope=1")
+    with pytest.raises(UserError):
+        DirectionalReward(load_reward(f"armo:{out}"), [1.0, 0.0, 0.0])
+
+
+def test_cli_train_armo_and_inspect(tmp_path):
+    rated, pairs = synthetic(40, 30, seed=1)
+    (tmp_path / "rated.jsonl").write_text("".join(json.dumps({"prompt": r.prompt, "response": r.response,
+                                                              "attributes": r.attributes}) + "\n" for r in rated))
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen,
+                                                              "rejected": p.rejected}) + "\n" for p in pairs))
+    out = tmp_path / "armo"
+    res = CliRunner().invoke(app, ["train", "--objective", "armo", "--data", str(tmp_path / "pairs.jsonl"), "--rated",
+                                   str(tmp_path / "rated.jsonl"), "--verbosity", "verbosity", "--output", str(out),
+                                   "--epochs", "5", "--max-length", "64"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    res = CliRunner().invoke(app, ["inspect", str(out), str(tmp_path / "rated.jsonl"), "-o", str(tmp_path / "i.jsonl"),
+                                   "--rotate", "helpfulness,verbosity", "--angles", "4"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    rows = [json.loads(x) for x in (tmp_path / "i.jsonl").read_text().splitlines()]
+    assert len(rows) == 40 and set(rows[0]["gate"]) == {"helpfulness", "verbosity"}
+    assert sum(rows[0]["gate"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert "rotation" in res.output
