@@ -35,10 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair, Prompt, Response
 from rewardlab.data.tokenize import PairEncoder
 from rewardlab.models.reward_model import RewardModel, pool
-from rewardlab.rewards.model import pad_batch
 
 ROUTER_FILE = "router.safetensors"
 AGGREGATES = ("router", "min", "mean")
