@@ -1,8 +1,7 @@
 """Reward-model metrics: pure functions on score arrays (numpy arrays, torch tensors or lists), DESIGN §5.
 
 Conventions: ``chosen``/``rejected`` are 1-D score arrays of shape ``[n_pairs]``; ``Δ = chosen - rejected``.
-A tie (Δ == 0) always counts as an error (RewardBench convention). Rewards of sampled responses are
-flat arrays
+A tie (Δ == 0) always counts as an error (RewardBench convention). Rewards of sampled responses are flat arrays
 ``[n_items]`` with ``group[i]`` = index of the prompt of item ``i`` (the layout of ``Rollout.group``).
 """
 
@@ -89,10 +88,8 @@ def section_scores(
     """RewardBench-1-style section-weighted scores.
 
     ``section = Σ_s acc_s · w_s / Σ_s w_s`` over the subsets ``s`` of the section that are present in
-    ``subset_scores``; ``w_s = weights[s]`` if given there (default: RB1's EXAMPLE_COUNTS, where
-    math-prm = 984),
-    else ``counts[s]`` (the observed number of pairs), else 1. ``overall`` = unweighted mean of the
-    sections that
+    ``subset_scores``; ``w_s = weights[s]`` if given there (default: RB1's EXAMPLE_COUNTS, where math-prm = 984),
+    else ``counts[s]`` (the observed number of pairs), else 1. ``overall`` = unweighted mean of the sections that
     have at least one subset present (reward-bench reports an absent section as 0; we leave it out instead).
     Returns ``{"sections": {name: score}, "overall": float, "unsectioned": [subsets in no section]}``.
     """
@@ -132,10 +129,8 @@ def _labels(p: np.ndarray, labels: ArrayLike | None) -> np.ndarray:
 def reliability_diagram(p: ArrayLike, labels: ArrayLike | None = None, n_bins: int = 10) -> dict[str, list]:
     """Binned calibration data on the confidence ``c = max(p, 1-p)``.
 
-    ``labels[i] = 1`` if the first response truly wins (default: all 1, i.e. p is P(chosen wins)). The
-    prediction
-    is "first wins" when p > 0.5, "second wins" when p < 0.5, and wrong when p == 0.5 (a tie). Bins are
-    ``n_bins``
+    ``labels[i] = 1`` if the first response truly wins (default: all 1, i.e. p is P(chosen wins)). The prediction
+    is "first wins" when p > 0.5, "second wins" when p < 0.5, and wrong when p == 0.5 (a tie). Bins are ``n_bins``
     equal-width bins over the confidence range [0.5, 1] (the last bin includes 1). Per bin: mean confidence,
     accuracy, count (empty bins have NaN confidence/accuracy).
     """
@@ -182,8 +177,7 @@ def fit_temperature(
 ) -> float:
     """Temperature T minimizing :func:`preference_nll` of σ(Δ/T) on a validation split (Guo et al. 2017).
 
-    One-dimensional bounded search over log T. On separable data (every Δ > 0) the NLL keeps falling as
-    T → 0,
+    One-dimensional bounded search over log T. On separable data (every Δ > 0) the NLL keeps falling as T → 0,
     so the result sits at ``bounds[0]``; the bounds keep it finite.
     """
     from scipy.optimize import minimize_scalar
@@ -237,10 +231,8 @@ def length_bias(chosen: ArrayLike, rejected: ArrayLike, chosen_len: ArrayLike, r
     """Length bias of a reward on pairs.
 
     ``spearman``: rank correlation of reward with response length over all 2n responses.
-    ``acc_chosen_shorter`` / ``acc_chosen_longer``: pairwise accuracy on the pairs where the chosen
-    response is
-    strictly shorter / longer than the rejected one (equal lengths excluded), with their counts. A
-    length-biased RM
+    ``acc_chosen_shorter`` / ``acc_chosen_longer``: pairwise accuracy on the pairs where the chosen response is
+    strictly shorter / longer than the rejected one (equal lengths excluded), with their counts. A length-biased RM
     scores high when chosen is longer and low when it is shorter.
     """
     c, r = as_numpy(chosen), as_numpy(rejected)
@@ -307,8 +299,7 @@ def standardize_global(rewards: ArrayLike) -> np.ndarray:
 def per_prompt_reward_variance(rewards: ArrayLike, group: ArrayLike | None = None) -> np.ndarray:
     """Var_{y~π(x)} r̃(x, y) for each prompt: population variance of the GLOBALLY standardized rewards r̃.
 
-    ``rewards``: ``[n_items]`` with ``group`` ``[n_items]`` (prompt index 0..P−1), or ``[P, m]`` with
-    group None.
+    ``rewards``: ``[n_items]`` with ``group`` ``[n_items]`` (prompt index 0..P−1), or ``[P, m]`` with group None.
     Returns ``[P]`` (prompts with no item get NaN).
     """
     r, g = _groups(rewards, group)
@@ -321,8 +312,7 @@ def per_prompt_reward_variance(rewards: ArrayLike, group: ArrayLike | None = Non
 
 
 def reward_variance(rewards: ArrayLike, group: ArrayLike | None = None) -> float:
-    """Reward variance RV = mean_x Var_{y~π(x)} r̃(x, y) (Razin et al. 2025, "What Makes a Reward Model
-    a Good
+    """Reward variance RV = mean_x Var_{y~π(x)} r̃(x, y) (Razin et al. 2025, "What Makes a Reward Model a Good
     Teacher?"). r̃ is the reward standardized with the global mean/std over all (prompt, response); the
     within-prompt variance is the population variance over the m sampled responses, averaged over prompts.
     Low RV ⇒ flat RLHF objective ⇒ slow optimization, however accurate the RM is.
@@ -348,13 +338,10 @@ def _within_prompt_pairs(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def on_policy_accuracy(rewards: ArrayLike, gold: ArrayLike, group: ArrayLike | None = None,
                        per_prompt: bool = False) -> float | np.ndarray:
-    """On-policy accuracy (Razin et al. 2025): over all pairs (y, y') of responses to the same prompt
-    whose gold
-    rewards differ, the fraction with sign(r(y) − r(y')) == sign(r*(y) − r*(y')); a proxy tie counts as
-    wrong.
+    """On-policy accuracy (Razin et al. 2025): over all pairs (y, y') of responses to the same prompt whose gold
+    rewards differ, the fraction with sign(r(y) − r(y')) == sign(r*(y) − r*(y')); a proxy tie counts as wrong.
 
-    ``rewards``/``gold``: ``[n_items]`` with ``group``, or ``[P, m]``. Returns the fraction pooled over
-    all pairs
+    ``rewards``/``gold``: ``[n_items]`` with ``group``, or ``[P, m]``. Returns the fraction pooled over all pairs
     (NaN if no pair qualifies), or with ``per_prompt=True`` a ``[P]`` array of per-prompt fractions.
     """
     r, g = _groups(rewards, group)
