@@ -186,7 +186,7 @@ def test_reasoning_verdicts_are_parsed_and_unparsed_ones_are_ties():
     texts = ["Response A is longer. [[A]]", "Hmm, B. Final verdict: [[B]]",  # pair 1: both orders pick a
              "B is better [[B]]", "no verdict at all"]                       # pair 2: b first; unparsed
     backend = LengthJudge(texts=texts)
-    judge = JudgeReward(backend, JudgeConfig(verdict="generate", max_new_tokens=77))
+    judge = JudgeReward(backend, JudgeConfig(verdict="generate", max_new_tokens=77, on_unparsed="tie"))
     v = judge.compare(["q1", "q2"], ["a", "c"], ["b", "d"])
     # judge prompts go out as [pair1 a-first, pair2 a-first, pair1 b-first, pair2 b-first]:
     # pair1: p1 = 1 ([[A]]), p2 = 0 ([[B]]) -> P = (1 + 1 - 0)/2 = 1, consistent
@@ -195,6 +195,30 @@ def test_reasoning_verdicts_are_parsed_and_unparsed_ones_are_ties():
     assert v.consistent.tolist() == [True, False]
     assert backend.budget == 77 and judge.stats.unparsed == 1
     assert "[[A]] or [[B]]" in backend.seen[0][-1]["content"]
+
+
+def test_an_unfinished_trace_is_followed_by_a_verdict_question():
+    class Rambler:
+        name = "rambler"
+
+        def __init__(self):
+            self.asked = []
+
+        def generate(self, prompts, max_new_tokens):
+            return ["Let me think about A and B step by", "Clearly [[B]]"]
+
+        def label_logprobs(self, prompts, labels):
+            self.asked += list(prompts)
+            return torch.log(torch.tensor([[0.3, 0.1]] * len(prompts)))  # renormalized: P(A) = 0.75
+
+    backend = Rambler()
+    judge = JudgeReward(backend, JudgeConfig(mode="pointwise", verdict="generate", labels=("A", "B")))
+    torch.testing.assert_close(judge.score(["q", "q"], ["r1", "r2"]), torch.tensor([0.75, 0.0]))
+    (conv,) = backend.asked  # only the unparsed trace is asked again, as a second turn
+    assert [m["role"] for m in conv] == ["user", "assistant", "user"]
+    assert conv[1]["content"] == "Let me think about A and B step by" and "single word" in conv[2]["content"]
+    st = judge.stats.as_dict()
+    assert st["unparsed_rate"] == 0.5 and st["label_mass"] == pytest.approx((1 + 0.4) / 2)
 
 
 def test_principle_and_custom_template_reach_the_judge():

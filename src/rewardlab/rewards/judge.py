@@ -8,7 +8,9 @@ with a verdict label. Two ways to read the verdict:
   the labels; the mass the labels got, ``Σ_m exp(lp_m)``, is reported). No text is parsed.
 * ``verdict="generate"`` — the judge writes a reasoning trace of at most ``max_new_tokens`` tokens (RM-R1, Think-RM)
   ending in a final verdict ``[[A]]``; the last match of ``verdict_pattern`` decides (probability 1 for that label).
-  An unparsable answer counts as a tie (0.5 pairwise, the label-value mean pointwise) and is counted.
+  An unparsable answer (e.g. the budget ran out mid-trace) is, by default (``on_unparsed="ask"``), followed by a
+  second turn that asks for the verdict alone, read from the verdict-token probabilities; with ``"tie"`` it counts
+  as a tie (uniform over the labels). Both are counted (``unparsed_rate``).
 
 **Position bias** (pairwise). Each pair is judged in both orders: ``p₁ = P(A | a shown first)`` and
 ``p₂ = P(A | b shown first)``. The debiased probability is ``P(a ≻ b) = (p₁ + 1 − p₂) / 2``, so
@@ -40,7 +42,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.rewards.judge_backends import JudgeBackend
+from rewardlab.rewards.judge_backends import JudgeBackend, as_messages
 
 PAIRWISE_TEMPLATE = (
     "You are an impartial judge. Compare two responses to the user's question and decide which one is better."
@@ -70,6 +72,7 @@ class JudgeConfig:
     values: tuple[float, ...] | None = None
     max_new_tokens: int = 256              # generation budget of a reasoning trace
     verdict_pattern: str = r"\[\[\s*({labels})\s*\]\]"
+    on_unparsed: str = "ask"               # "ask" (a follow-up turn, verdict from logprobs) | "tie"
     against: str = "others"                # pairwise: "others" | "reference"
     swap: bool = True                      # pairwise: judge both orders and average
     chunk_size: int = 64                   # judge prompts per backend call (progress bar granularity)
@@ -79,6 +82,8 @@ class JudgeConfig:
             raise ValueError(f"mode must be pairwise or pointwise, got {self.mode!r}")
         if self.verdict not in ("logprobs", "generate"):
             raise ValueError(f"verdict must be logprobs or generate, got {self.verdict!r}")
+        if self.on_unparsed not in ("ask", "tie"):
+            raise ValueError(f"on_unparsed must be ask or tie, got {self.on_unparsed!r}")
         if self.against not in ("others", "reference"):
             raise ValueError(f"against must be others or reference, got {self.against!r}")
         self.labels = tuple(self.labels or DEFAULT_LABELS[self.mode])
@@ -226,18 +231,30 @@ class JudgeReward:
                     probs, mass = label_probs(self.backend.label_logprobs(chunk, cfg.labels))
                     self.stats.mass += float(mass.sum())
                 else:
-                    probs = torch.full((len(chunk), len(cfg.labels)), 1.0 / len(cfg.labels))
-                    for i, text in enumerate(self.backend.generate(chunk, cfg.max_new_tokens)):
-                        k = parse_verdict(text, cfg.labels, cfg.verdict_pattern)
-                        if k is None:
-                            self.stats.unparsed += 1
-                        else:
-                            probs[i] = torch.nn.functional.one_hot(torch.tensor(k), len(cfg.labels)).float()
-                    self.stats.mass += float(len(chunk))
+                    probs = self._generated_verdicts(chunk)
                 self.stats.prompts += len(chunk)
                 out.append(probs.float())
                 advance(len(chunk))
         return torch.cat(out) if out else torch.zeros((0, len(cfg.labels)))
+
+    def _generated_verdicts(self, chunk: list[Prompt]) -> torch.Tensor:
+        cfg = self.config
+        probs = torch.full((len(chunk), len(cfg.labels)), 1.0 / len(cfg.labels))
+        follow_up = []
+        for i, text in enumerate(self.backend.generate(chunk, cfg.max_new_tokens)):
+            k = parse_verdict(text, cfg.labels, cfg.verdict_pattern)
+            if k is None:
+                self.stats.unparsed += 1
+                follow_up.append((i, as_messages(chunk[i]) + [{"role": "assistant", "content": text},
+                                                             {"role": "user", "content": ANSWER_NOW[cfg.mode]}]))
+            else:
+                probs[i] = torch.nn.functional.one_hot(torch.tensor(k), len(cfg.labels)).float()
+        self.stats.mass += float(len(chunk) - len(follow_up))
+        if follow_up and cfg.on_unparsed == "ask":
+            asked, mass = label_probs(self.backend.label_logprobs([m for _, m in follow_up], cfg.labels))
+            probs[[i for i, _ in follow_up]] = asked
+            self.stats.mass += float(mass.sum())
+        return probs
 
     def compare(self, prompts: Sequence[Prompt], a: Sequence[Response], b: Sequence[Response]) -> PairVerdicts:
         """Judge each ``(x, a, b)``; both orders unless ``config.swap`` is False."""
