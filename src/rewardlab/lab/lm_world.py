@@ -12,7 +12,8 @@
   of π₀ samples labelled by r* with probability σ((r*(a) − r*(b))/τ).
 
 π₀ and the proxies are cached (safetensors) under ``$REWARDLAB_CACHE`` (default ``~/.cache/rewardlab``)/lab, keyed
-by a hash of everything that determines them, so a second run skips pre-training and RM training.
+by a hash of everything that determines them (config, seed, training pairs, and the source of the code that builds
+them), so a second run skips pre-training and RM training.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.rewards.base import FunctionReward
 
 CACHE_VERSION = 1
+# The cache key also covers the code that builds the cached artifacts: edit any of these and the cache misses.
+_KEYED_SOURCES = ("lab/lm_world.py", "models/tiny.py", "models/reward_model.py", "train/trainer.py", "train/losses.py")
+
+
+def _code_hash() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in _KEYED_SOURCES:
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class LMWorldConfig:
     label_noise: float = 0.0         # probability that a label is flipped
 
     def key(self, seed: int, *extra: object) -> str:
-        blob = json.dumps([CACHE_VERSION, asdict(self), seed, *extra], sort_keys=True, default=str)
+        blob = json.dumps([CACHE_VERSION, _code_hash(), asdict(self), seed, *extra], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -35,10 +35,10 @@ def _full_world() -> WorldConfig:
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset(seeds=3, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
+    "quick": Preset(seeds=5, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
                                       "coste": coste.CosteConfig(), "par": par.PARConfig(),
                                       "transformer": transformer.TransformerConfig()},
-                    seeds_for={"transformer": 2}),
+                    seeds_for={"transformer": 3}),
     "full": Preset(seeds=8, configs={
         "razin": razin.RazinConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000), late=400),
         "gao": gao.GaoConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000, 10000, 30000), bon_max_log2=14),

@@ -36,10 +36,10 @@ from rewardlab.rewards.shaping import NormalizedReward
 class TransformerConfig:
     world: LMWorldConfig = field(default_factory=LMWorldConfig)
     n_prompts: int = 32
-    bon_samples: int = 128        # N answers per prompt for best-of-n
+    bon_samples: int = 256        # N answers per prompt for best-of-n
     n_pairs: tuple[int, ...] = (100, 300, 1000)
     proxy_steps_per_pair: float = 0.1  # BT optimizer steps (batch 32) per training pair, at least 30
-    rloo_steps: int = 40
+    rloo_steps: int = 60
     rloo_lr: float = 1e-3
     rloo_prompts_per_step: int = 16
     eval_every: int = 10
