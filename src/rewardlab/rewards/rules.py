@@ -1,6 +1,6 @@
 """Verifiable rewards (registered rules) and mixtures of rewards, in the spirit of CGPO's mixture of judges.
 
-Rules (each a :class:`~rewardlab.rewards.base.FunctionReward`; spec ``rule:NAME[:ARG...]``):
+Rules (each a :class:`RuleReward`, i.e. a :class:`~rewardlab.rewards.base.FunctionReward`; spec ``rule:NAME[:ARG...]``):
 
 * ``exact``  — 1 if the response equals the prompt's reference answer after normalization (case, whitespace,
   trailing punctuation), else 0. Spec ``rule:exact:ANSWERS.jsonl``.
@@ -158,18 +158,24 @@ class AnswerBank:
         raise UserError(f"no reference answer for prompt {str(key or text)[:60]!r}")
 
 
-def _answer_rule(fn: Callable[[str, Any], float], bank: AnswerBank, name: str) -> FunctionReward:
+class RuleReward(FunctionReward):
+    """A registered rule: a FunctionReward that declares its single output (the server need not probe it)."""
+
+    num_outputs = 1
+
+
+def _answer_rule(fn: Callable[[str, Any], float], bank: AnswerBank, name: str) -> RuleReward:
     def rule(prompt: Prompt, response: Response) -> float:
         answer, text = bank.lookup(prompt, response)
         return fn(text, answer)
 
-    return FunctionReward(rule, name=name)
+    return RuleReward(rule, name=name)
 
 
 RULES = ("exact", "numeric", "regex", "length")
 
 
-def rule_from_spec(spec: str) -> FunctionReward:
+def rule_from_spec(spec: str) -> RuleReward:
     """``rule:NAME[:ARG...]`` → the rule as a :class:`FunctionReward` (forms in the module docstring)."""
     parts = spec.split(":", 2)
     name = parts[1] if len(parts) > 1 else ""
@@ -181,11 +187,11 @@ def rule_from_spec(spec: str) -> FunctionReward:
     try:
         if name == "regex":
             pattern = re.compile(arg)
-            return FunctionReward(lambda p, r: regex_match(response_text(r), pattern), name=f"regex:{arg}")
+            return RuleReward(lambda p, r: regex_match(response_text(r), pattern), name=f"regex:{arg}")
         if name == "length":
             target, _, scale = arg.partition(":")
             t, s = int(target), float(scale) if scale else None
-            return FunctionReward(lambda p, r: length_penalty(response_text(r), t, s), name=f"length:{t}")
+            return RuleReward(lambda p, r: length_penalty(response_text(r), t, s), name=f"length:{t}")
         path, _, tol = arg.partition(":")
         bank = AnswerBank.from_file(path)
         if name == "exact":
