@@ -203,6 +203,11 @@ class JudgeReward:
         if self.config.mode == "pairwise" and self.config.against == "reference" and references is None:
             raise ValueError("against='reference' needs references")
 
+    def report(self) -> dict[str, Any]:
+        """Judge statistics so far (swap-consistency, position bias, label mass, unparsed rate) + the backend's
+        counters (truncated prompts, requests, cache hits)."""
+        return self.stats.as_dict() | {"backend": dict(getattr(self.backend, "stats", {}) or {})}
+
     # ------------------------------------------------------------------ prompts
     def _fill(self, **fields: str) -> str:
         cfg = self.config

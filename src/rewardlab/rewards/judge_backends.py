@@ -73,8 +73,10 @@ class HFJudgeBackend:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.max_prompt_length = max_prompt_length
+        self.max_positions = _max_positions(model.config)
+        self.max_prompt_length = max_prompt_length or self.max_positions
         self.name = name
+        self.stats = {"prompts": 0, "truncated": 0}  # judge prompts cut from the left to fit the context
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
 
@@ -107,9 +109,9 @@ class HFJudgeBackend:
     def next_token_logprobs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
         """``log π(· | judge prompt)`` at the first answer position, ``[n, V]`` float32 (length-sorted batches,
         input order kept; positions from the mask, so padding does not change the result)."""
-        from rewardlab.models.generation import encode_prompts, left_pad
+        from rewardlab.models.generation import left_pad
 
-        ids = encode_prompts(self.tokenizer, prompts, self.max_prompt_length)
+        ids = self._encode(prompts, self.max_prompt_length)
         pad = self.tokenizer.pad_token_id
         out = torch.empty((len(ids), self.model.config.vocab_size), dtype=torch.float32)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
@@ -121,6 +123,15 @@ class HFJudgeBackend:
             out[batch] = torch.log_softmax(logits, -1).cpu()[:, : out.shape[1]]
         return out
 
+    def _encode(self, prompts: Sequence[Prompt], limit: int | None) -> list[list[int]]:
+        """Judge prompts as ids, left-truncated to ``limit`` tokens (counted in ``stats``)."""
+        from rewardlab.models.generation import encode_prompts
+
+        full = encode_prompts(self.tokenizer, prompts)
+        self.stats["prompts"] += len(full)
+        self.stats["truncated"] += sum(limit is not None and len(x) > limit for x in full)
+        return [x[-limit:] if limit else x for x in full]
+
     def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor:
         logp = self.next_token_logprobs(prompts)
         return torch.stack([logp[:, ids].logsumexp(-1) for ids in label_token_ids(self.tokenizer, labels)], dim=-1)
@@ -128,9 +139,24 @@ class HFJudgeBackend:
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
         from rewardlab.models.generation import sample
 
+        limit = self.max_prompt_length
+        if self.max_positions is not None:
+            limit = min(limit or self.max_positions, self.max_positions - max_new_tokens)
+            if limit < 1:
+                raise ValueError(f"a generation budget of {max_new_tokens} tokens leaves no room for the prompt "
+                                 f"in a {self.max_positions}-token context")
+        self._encode(prompts, limit)  # counts truncations; sample() truncates the same way
         ro = sample(self.model, self.tokenizer, list(prompts), num_samples=1, max_new_tokens=max_new_tokens,
-                    temperature=0.0, batch_size=self.batch_size, max_prompt_length=self.max_prompt_length)
+                    temperature=0.0, batch_size=self.batch_size, max_prompt_length=limit)
         return ro.responses
+
+
+def _max_positions(config) -> int | None:
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def as_messages(prompt: Prompt) -> list[dict[str, str]]:
