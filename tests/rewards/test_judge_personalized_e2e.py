@@ -98,3 +98,15 @@ def test_served_judge_and_mixture_answer_like_offline(specs):
             body = c.post("/v1/score", json={"items": [{"prompt": p, "response": r}
                                                        for p, r in zip(prompts, responses)]}).json()
         assert body["scores"] == pytest.approx(offline.tolist(), abs=1e-5)
+
+
+def test_judge_and_mixture_train_commands(specs):
+    tmp, s = specs
+    res = invoke("judge", s["judge"], "--data", str(tmp / "pairs.jsonl"), "-o", str(tmp / "judge.json"))
+    out = json.loads((tmp / "judge.json").read_text())
+    assert out["pairs"] == 12 and out["pairs_both_orders"] == 12 and 0.0 <= out["swap_consistency"] <= 1.0
+    assert out["backend"]["prompts"] == 24 and '"accuracy"' in res.output
+    invoke("mixture-train", "--data", str(tmp / "pairs.jsonl"), "-o", str(tmp / "trained"), "--k", "2",
+           "--epochs", "1", "--batch-size", "6", "--max-length", "64")
+    r = load_reward(f"micro:{tmp / 'trained'}")
+    assert isinstance(r, MixtureReward) and r.model.k == 2 and r.score(["a"], ["b"]).shape == (1,)

@@ -144,6 +144,76 @@ def inspect(
         typer.echo(f"wrote {len(per_item)} items to {output}")
 
 
+def judge(
+    spec: str = typer.Argument(..., help="A judge spec: judge:MODEL[:pairwise|pointwise][:KEY=VALUE,...]."),
+    data: Path = typer.Option(..., "--data", help="Preference pairs (chosen/rejected)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="JSON with the numbers (written atomically)."),
+    max_pairs: int | None = typer.Option(None, help="Use only the first N pairs."),
+) -> None:
+    """Run a generative judge on preference pairs: accuracy, swap-consistency, position bias, label mass."""
+    import json
+
+    from rewardlab.data.load import load_pairs
+    from rewardlab.errors import UserError
+    from rewardlab.io import write_json_atomic
+    from rewardlab.rewards.judge import JudgeReward
+    from rewardlab.rewards.registry import load_reward
+
+    pairs = load_pairs(data)[:max_pairs]
+    r = load_reward(spec)
+    if not isinstance(r, JudgeReward):
+        raise UserError(f"{spec!r} is not a judge: spec (judge:MODEL[:pairwise|pointwise])")
+    prompts = [p.prompt for p in pairs]
+    if r.config.mode == "pairwise":
+        v = r.compare(prompts, [p.chosen for p in pairs], [p.rejected for p in pairs])
+        out = {"accuracy": float((v.p > 0.5).float().mean()), "mean_p_chosen": float(v.p.mean())}
+    else:
+        s = r.score(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        out = {"accuracy": float((s[: len(pairs)] > s[len(pairs) :]).float().mean())}
+    out = {"judge": spec, "pairs": len(pairs)} | out | r.report()
+    typer.echo(json.dumps(out, indent=2))
+    if output:
+        write_json_atomic(output, out)
+
+
+def mixture_train(
+    data: Path = typer.Option(..., "--data", help="Preference pairs; annotators may disagree (no group labels)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Checkpoint directory (spec micro:DIR)."),
+    base: str = typer.Option("tiny", help="'tiny' or a local HF model directory / .gguf file."),
+    k: int = typer.Option(2, help="Number of BT heads (preference types)."),
+    epochs: int = typer.Option(3), batch_size: int = typer.Option(16), lr: float = typer.Option(1e-3),
+    max_length: int = typer.Option(256), balance: float = typer.Option(0.1, help="Weight of the balance term."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py)."""
+    from rewardlab.data.load import load_pairs
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.rewards.personalized import MixtureConfig, MixtureRewardModel, save_mixture, train_mixture
+
+    pairs = load_pairs(data)
+    if base == "tiny":
+        from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
+        from rewardlab.rewards.judge import as_text
+
+        texts = [as_text(x) for p in pairs for x in (p.prompt, p.chosen, p.rejected)]
+        tokenizer = train_tiny_tokenizer(texts)
+        rm = tiny_reward_model(tokenizer, num_outputs=k, seed=seed)
+    else:
+        from rewardlab.models.backbone import default_pooling, load_backbone
+
+        backbone, tokenizer = load_backbone(base)
+        rm = RewardModel(backbone, num_outputs=k, pooling=default_pooling(backbone.config))
+    cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, balance=balance,
+                        seed=seed)
+    model = MixtureRewardModel(rm)
+    history = train_mixture(model, tokenizer, pairs, cfg)
+    save_mixture(model, tokenizer, output, cfg, manifest={"history": history})
+    typer.echo(f"loss per epoch {', '.join(f'{h:.4f}' for h in history)}; saved mixture RM to {output} "
+               f"(spec micro:{output})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
     app.command("inspect")(inspect)
+    app.command("judge")(judge)
+    app.command("mixture-train")(mixture_train)
