@@ -206,7 +206,8 @@ def pretrained_policy(world: LMWorld):
     return model, tok
 
 
-def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps: int, seed: int):
+def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps: int, seed: int,
+                  device: str = "cpu"):
     """A tiny GPT-2 RM trained with the project's BT trainer on ``pairs`` (cached); returns a ModelReward."""
     from rewardlab.rewards.model import ModelReward
     from rewardlab.train.config import TrainConfig
@@ -220,4 +221,4 @@ def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps:
                           max_length=64, tiny_layers=1, tiny_embd=32, tiny_vocab=260, seed=seed, log_every=10**9)
         with contextlib.redirect_stdout(io.StringIO()):
             train_reward_model(pairs, cfg, progress=False)
-    return ModelReward.from_pretrained(path, name=name)
+    return ModelReward.from_pretrained(path, device=device, name=name)

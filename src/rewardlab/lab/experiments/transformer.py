@@ -53,7 +53,9 @@ class TransformerConfig:
 
 def run_seed(cfg: TransformerConfig, seed: int, advance: Advance = _noop) -> dict:
     world = LMWorld(cfg.world, seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the full preset is meant for a GPU
     policy, tok = pretrained_policy(world)
+    policy = policy.to(device)
     advance(1)
     prompts = world.prompts(cfg.n_prompts)
     N, P = cfg.bon_samples, cfg.n_prompts
@@ -68,9 +70,9 @@ def run_seed(cfg: TransformerConfig, seed: int, advance: Advance = _noop) -> dic
     for j, n in enumerate(cfg.n_pairs):
         pairs = world.label_pairs(prompts, groups, n, seed=seed * 100 + j)
         steps = max(30, int(cfg.proxy_steps_per_pair * n))
-        proxy = trained_proxy(world, pairs, f"{n} pairs", steps, seed)
+        proxy = trained_proxy(world, pairs, f"{n} pairs", steps, seed, device=device)
         with torch.no_grad():
-            s = proxy.score(ro.prompts, ro.responses).float().view(P, N)
+            s = proxy.score(ro.prompts, ro.responses).float().cpu().view(P, N)
         m = 16  # Razin et al. measure teacher metrics on a handful of samples per prompt
         metrics[proxy.name] = {"rv": reward_variance(s[:, :m]), "on_acc": on_policy_accuracy(s[:, :m], gold_s[:, :m])}
         bon[proxy.name] = bon_curve(s, gold_s, ns)
