@@ -17,10 +17,11 @@ from rich.table import Table
 
 from rewardlab.errors import UserError
 from rewardlab.lab.common import ExperimentResult, jsonable
-from rewardlab.lab.experiments import coste, gao, par, razin, transformer
+from rewardlab.lab.experiments import coste, gao, par, razin, transformer, two_groups
 from rewardlab.lab.world import WorldConfig
 
-MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par, "transformer": transformer}
+MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par, "two_groups": two_groups,
+                           "transformer": transformer}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def _full_world() -> WorldConfig:
 PRESETS: dict[str, Preset] = {
     "quick": Preset(seeds=5, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
                                       "coste": coste.CosteConfig(), "par": par.PARConfig(),
+                                      "two_groups": two_groups.TwoGroupsConfig(),
                                       "transformer": transformer.TransformerConfig()},
                     seeds_for={"transformer": 3}),
     "full": Preset(seeds=8, configs={
@@ -44,6 +46,7 @@ PRESETS: dict[str, Preset] = {
         "gao": gao.GaoConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000, 10000, 30000), bon_max_log2=14),
         "coste": coste.CosteConfig(world=replace(_full_world(), label_noise=0.25), members=5, bon_n=16384),
         "par": par.PARConfig(world=_full_world(), rl_steps=2000),
+        "two_groups": two_groups.TwoGroupsConfig(world=_full_world()),
         "transformer": transformer.TransformerConfig(
             world=replace(transformer.LMWorldConfig(), n_layer=4, n_embd=128, pretrain_steps=1000),
             n_prompts=64, bon_samples=512, n_pairs=(100, 300, 1000, 3000, 10000), rloo_steps=200)},
