@@ -66,6 +66,21 @@ def _razin_settings_table(data: dict) -> str:
             "<th>ρ(on-policy acc)</th><th>ρ(off-policy acc)</th></tr>" + "".join(rows) + "</table>")
 
 
+def _gao_fits_table(data: dict) -> str:
+    rows = []
+    for j, n in enumerate(data["n_pairs"]):
+        cells = []
+        for kind in ("bon", "rl"):
+            fits = [o[f"{kind}_fits"][j] for o in data["per_seed"]]
+            for key in ("alpha", "beta", "r2"):
+                vals = [f[key] for f in fits if f[key] is not None and f[key] == f[key]]
+                cells.append(f"{sum(vals) / len(vals):.2f}" if vals else "n/a")
+        rows.append(f"<tr><td>{n}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<p>Fitted Gao et al. forms per proxy data amount (mean over seeds of the per-seed least-squares fits).</p>"
+            "<table><tr><th>proxy pairs</th><th>BoN α</th><th>BoN β</th><th>BoN R²</th><th>RL α</th><th>RL β</th>"
+            "<th>RL R²</th></tr>" + "".join(rows) + "</table>")
+
+
 def write_report(results: list[ExperimentResult], figures: dict[str, list[tuple[str, str]]], out: Path,
                  meta: dict) -> Path:
     failed = [c for r in results for c in r.claims if not c.reproduced]
@@ -89,6 +104,8 @@ def write_report(results: list[ExperimentResult], figures: dict[str, list[tuple[
         parts.append(f"<h2>{html.escape(r.title)}</h2>")
         if r.name == "razin":
             parts.append(_razin_settings_table(r.data))
+        if r.name == "gao":
+            parts.append(_gao_fits_table(r.data))
         for name, caption in figures.get(r.name, []):
             parts.append(f"<figure><img src='{_img(out / name)}' alt='{html.escape(name)}'>"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")

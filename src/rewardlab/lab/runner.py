@@ -149,9 +149,7 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
             "version": getattr(rewardlab, "__version__", "?"), "wall_seconds": wall, "timings": timings,
             "world": _world_summary(configs),
             "configs": {n: jsonable(asdict(c)) for n, c in configs.items()}}
-    t0 = time.perf_counter()
     write_report(results, figures, output, meta)
-    timings["report"] = time.perf_counter() - t0
     claims = [c.as_dict() for r in results for c in r.claims]
     out = {"meta": meta, "claims": claims,
            "experiments": {r.name: {"title": r.title, "seconds": r.seconds, "lines": r.lines, "data": r.data}
