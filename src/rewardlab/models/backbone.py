@@ -12,6 +12,15 @@ ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "dis
                  "albert", "camembert", "modernbert"}
 
 
+def disable_dropout(model) -> None:
+    """Set every ``nn.Dropout`` to p = 0 (HF attention reads its dropout p from the module too)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
 def default_pooling(config) -> str:
     return "mean" if getattr(config, "model_type", "") in ENCODER_TYPES else "last"
 

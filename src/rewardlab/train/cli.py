@@ -35,6 +35,8 @@ def train(
     num_outputs: int | None = typer.Option(None, help="k > 1: k BT heads sharing the backbone (cheap ensemble)."),
     lora_r: int | None = typer.Option(None, help="LoRA rank (0 = full fine-tuning)."),
     seed: int | None = typer.Option(None), save_every: int | None = typer.Option(None),
+    dropout: bool | None = typer.Option(None, "--dropout/--no-dropout", help="Keep the backbone's dropout "
+                                        "(default: disabled, as in TRL)."),
     mixed_precision: str | None = typer.Option(None, help="auto | no | bf16 | fp16"),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
@@ -73,7 +75,7 @@ def train(
                  grad_accum=grad_accum, lr=lr, max_length=max_length, max_steps=max_steps, overlong=overlong,
                  centering=centering, label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling,
                  num_outputs=num_outputs, lora_r=lora_r, seed=seed, save_every=save_every,
-                 mixed_precision=mixed_precision)
+                 mixed_precision=mixed_precision, disable_dropout=None if dropout is None else not dropout)
     cls = TrainConfig
     if objective == "dpo":
         from rewardlab.train.dpo import DPOConfig

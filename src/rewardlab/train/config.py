@@ -35,6 +35,7 @@ class TrainConfig:
     lora_dropout: float = 0.0
     lora_target: str = "all-linear"
     bucket: bool = True  # length-bucketed batches (little padding)
+    disable_dropout: bool = True  # like TRL's RewardConfig: dropout only adds noise to reward differences
     mixed_precision: str = "auto"  # "auto" = bf16 on a capable GPU, else fp32; or "no" / "bf16" / "fp16"
     seed: int = 0
     save_every: int = 0  # optimizer steps between checkpoints (0 = end of each epoch only)

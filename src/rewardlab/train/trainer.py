@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from rewardlab.data.batching import length_sorted_batches, pad_batch
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.tokenize import PairEncoder, TruncationStats
+from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import bt_loss, pairwise_correct
@@ -173,6 +174,8 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     torch.manual_seed(cfg.seed)
+    if cfg.disable_dropout:
+        disable_dropout(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
