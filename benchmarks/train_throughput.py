@@ -18,6 +18,7 @@ import torch
 from _common import make_pairs, tokenizer_for
 
 from rewardlab.data.batching import pad_batch
+from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.tiny import tiny_gpt2_config, tiny_reward_model
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import bt_loss
@@ -38,6 +39,7 @@ def ours(tok, data, args, bucket: bool) -> float:
 def bare(tok, data, args, bucket: bool) -> float:
     """The floor: pad, one forward for chosen+rejected, BT loss, backward, AdamW step. Nothing else."""
     model = tiny_reward_model(tok, seed=0, n_layer=args.layers, n_embd=args.embd, n_positions=1024).train()
+    disable_dropout(model)  # as rewardlab's trainer and TRL's RewardTrainer do by default
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = make_batches(data, args.batch_size, seed=0, epoch=0, bucket=bucket)
     t = time.perf_counter()
