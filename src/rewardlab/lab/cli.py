@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         label_noise: float = typer.Option(None, "--label-noise", help="Override the label-noise rate of every "
                                           "experiment's world (default: 0, and 0.25 for coste)."),
     ) -> None:
-        """Reproduce reward-model findings (Razin, Gao, Coste, PAR) in a synthetic world with a known gold reward."""
+        """Reproduce reward-model findings (Razin, Gao, Coste, PAR, two groups) in a world with a known gold reward."""
         from rewardlab.lab.runner import run_lab
 
         run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise)
