@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import PreferencePair
+from rewardlab.models.backbone import disable_dropout
 from rewardlab.rewards.implicit import MANIFEST, load_causal_lm, policy_inputs, sequence_logps
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import dpo_loss
@@ -67,12 +68,6 @@ def build_policy(cfg: DPOConfig, pairs: list[PreferencePair]) -> tuple[Any, Any]
                                 n_positions=max(256, cfg.max_length))
         return policy, tokenizer
     return load_causal_lm(cfg.base)
-
-
-def _disable_dropout(model: torch.nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
 
 
 @dataclass
@@ -141,7 +136,8 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
         ref_path = "reference" if cfg.base == "tiny" else str(Path(cfg.base).resolve())
     policy.to(device)
     reference.to(device).eval().requires_grad_(False)
-    _disable_dropout(policy)
+    if cfg.disable_dropout:  # as TRL's DPOConfig: dropout would make log π noisy
+        disable_dropout(policy)
 
     train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
     evald = encode_dpo_pairs(eval_pairs, tokenizer, cfg.max_length) if eval_pairs else None
