@@ -52,7 +52,8 @@ def test_experiment_runs_and_separates_the_rewards():
     res = tg.run(SMALL, [0])
     assert [c.id for c in res.claims] == ["two-groups-mixture", "two-groups-maxmin"]
     acc = res.data["accuracy"]
-    assert set(acc) == {"single BT", "mixture (routed)", "oracle per group", "mixture (best head)"}
+    assert set(acc) == {"single BT", "mixture (routed)", "mixture (20-pair routing)", "oracle per group",
+                        "mixture (best head)"}
     assert all(0.0 <= v[0] <= 1.0 for m in acc.values() for v in m.values())
     # groups conflict: the single RM cannot be right for both; the routed mixture is closer to the oracles
     worst = {m: min(v["A"][0], v["B"][0]) for m, v in acc.items()}

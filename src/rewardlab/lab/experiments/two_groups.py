@@ -11,6 +11,8 @@ Rewards compared, all linear in the proxy inputs and trained on the same pooled 
 * a single BT RM (:func:`rewardlab.lab.proxies.train_feature_rm`, the lab's proxy trainer);
 * a MiCRo mixture of K BT heads with a linear router over c, trained with
   :func:`rewardlab.rewards.personalized.mixture_bt_loss` (annotator identities never used);
+* the same mixture routed from a few (``few_shot``) labelled pairs of each group (MiCRo's routing from limited
+  data, :func:`rewardlab.rewards.personalized.fit_group_weights`) — for when the context says nothing;
 * per-group oracle RMs trained on one group's labels only (an upper bound).
 Per-group accuracy on held-out pairs ordered by each group's r_g (:func:`rewardlab.evaluate.metrics.subset_accuracy`).
 
@@ -34,7 +36,7 @@ from rewardlab.lab.proxies import train_feature_rm
 from rewardlab.lab.tabular_rl import exact_gradient
 from rewardlab.lab.verdicts import Claim, consistently_positive, fmt
 from rewardlab.lab.world import Pairs, WorldConfig, expectation, make_world, probs, standardize
-from rewardlab.rewards.personalized import balance_penalty, maxmin_weights, mixture_bt_loss
+from rewardlab.rewards.personalized import balance_penalty, fit_group_weights, maxmin_weights, mixture_bt_loss
 
 GROUPS = ("A", "B")
 
@@ -49,6 +51,7 @@ class TwoGroupsConfig:
     n_pairs: int = 2000
     eval_pairs: int = 2000
     k: int = 2
+    few_shot: int = 20             # labelled pairs per group for routing from limited data
     train_steps: int = 400
     train_lr: float = 0.05
     balance: float = 0.1
@@ -136,6 +139,13 @@ def run_seed(cfg: TwoGroupsConfig, seed: int, advance: Advance = _noop) -> dict:
     with torch.no_grad():
         route = torch.softmax(router(torch.eye(2)), -1).double()        # [group, K]: weights given "I am group g"
     routed = torch.einsum("gk,kpc->gpc", route, heads)                 # the personalized reward of each group
+    # MiCRo's routing from limited data: each group's weights fitted on a few of its own labelled pairs
+    few = []
+    for j in range(2):
+        idx = torch.nonzero(group == j).flatten()[: cfg.few_shot]
+        sub = pairs.take(idx)
+        few.append(fit_group_weights(heads[:, sub.prompt, sub.chosen].T - heads[:, sub.prompt, sub.rejected].T))
+    few_routed = torch.einsum("gk,kpc->gpc", torch.stack(few), heads)
     advance(1)
 
     names = [GROUPS[j] for j in test_group.tolist()]
@@ -148,6 +158,7 @@ def run_seed(cfg: TwoGroupsConfig, seed: int, advance: Advance = _noop) -> dict:
         return {k: v["accuracy"] for k, v in subset_accuracy(c.numpy(), r.numpy(), names).items()}
 
     accuracy = {"single BT": acc(lambda j: single), "mixture (routed)": acc(lambda j: routed[j]),
+                f"mixture ({cfg.few_shot}-pair routing)": acc(lambda j: few_routed[j]),
                 "oracle per group": acc(lambda j: oracle[j])}
     accuracy["mixture (best head)"] = {GROUPS[j]: max(acc(lambda _, k=k: heads[k])[GROUPS[j]] for k in range(cfg.k))
                                        for j in range(2)}
