@@ -109,7 +109,7 @@ class HFJudgeBackend:
     def next_token_logprobs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
         """``log π(· | judge prompt)`` at the first answer position, ``[n, V]`` float32 (length-sorted batches,
         input order kept; positions from the mask, so padding does not change the result)."""
-        from rewardlab.models.generation import left_pad
+        from rewardlab.data.batching import pad_batch
 
         ids = self._encode(prompts, self.max_prompt_length)
         pad = self.tokenizer.pad_token_id
@@ -117,7 +117,7 @@ class HFJudgeBackend:
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         for s in range(0, len(order), self.batch_size):
             batch = order[s : s + self.batch_size]
-            x, mask = left_pad([ids[i] for i in batch], pad, self.device)
+            x, mask = pad_batch([ids[i] for i in batch], pad, side="left", device=self.device)
             pos = (mask.cumsum(-1) - 1).clamp_min(0)
             logits = self.model(input_ids=x, attention_mask=mask, position_ids=pos).logits[:, -1, :].float()
             out[batch] = torch.log_softmax(logits, -1).cpu()[:, : out.shape[1]]
