@@ -62,3 +62,13 @@ def test_experiment_runs_and_separates_the_rewards():
     agree = tg.run(replace(SMALL, conflict=0.95), [0])  # near-identical groups: one BT RM serves both
     a = agree.data["accuracy"]["single BT"]
     assert min(a["A"][0], a["B"][0]) > worst["single BT"]
+
+
+def test_lab_runner_runs_the_experiment_and_draws_its_figure(tmp_path, monkeypatch):
+    from rewardlab.lab import runner
+
+    monkeypatch.setitem(runner.PRESETS, "tiny-two-groups", runner.Preset(seeds=2, configs={"two_groups": SMALL}))
+    out = runner.run_lab(tmp_path / "lab", preset="tiny-two-groups", only=["two_groups"])
+    assert [c["id"] for c in out["claims"]] == ["two-groups-mixture", "two-groups-maxmin"]
+    files = tg.figures(out["experiments"]["two_groups"]["data"], tmp_path)
+    assert (tmp_path / files[0][0]).stat().st_size > 1000

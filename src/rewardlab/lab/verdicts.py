@@ -52,18 +52,6 @@ def consistently_negative(values: Sequence[float], min_agree: float = MIN_AGREE)
     return consistently_positive([-x for x in values], min_agree)
 
 
-def mean_exceeds(a: Sequence[float], b: Sequence[float]) -> bool:
-    """True iff mean(a) > mean(b) (finite values only); False when either side is empty."""
-    va, vb = _finite(a), _finite(b)
-    return bool(va.size and vb.size and va.mean() > vb.mean())
-
-
-def all_at_least(values: Sequence[float], threshold: float) -> bool:
-    """True iff every value is finite and ≥ threshold (an empty list is False)."""
-    v = np.asarray(values, dtype=np.float64)
-    return bool(v.size and np.isfinite(v).all() and (v >= threshold).all())
-
-
 def peaks_then_falls(gold: Sequence[float], min_drop: float = 0.1) -> bool:
     """Over-optimization shape of one curve (gold along increasing optimization, gold[0] = start): the peak is
     not the last point and the last point lies below the peak by at least ``min_drop`` of the peak's gain

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -218,3 +219,36 @@ def summarize(cfg: TwoGroupsConfig, per_seed: list[dict]) -> ExperimentResult:
             "mean_route": np.mean([o["route"] for o in per_seed], axis=0).tolist()}
     return ExperimentResult("two_groups", "Two annotator groups — single BT vs mixture (MiCRo) and MaxMin",
                             [micro, maxmin], data, lines)
+
+
+def figures(data: dict, out) -> list[tuple[str, str]]:
+    """Per-group accuracy of each reward and per-group gold gain of each policy (bars: mean over seeds, ticks:
+    min–max). Returns ``[(filename, caption)]`` like :mod:`rewardlab.lab.figures`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for ax, key, ylabel in ((axes[0], "accuracy", "held-out accuracy vs the group's gold"),
+                            (axes[1], "gold_gain", "gold gain of the optimized policy (π₀ std)")):
+        methods = list(data[key])
+        width = 0.8 / len(methods)
+        for m, name in enumerate(methods):
+            vals = [np.asarray(data[key][name][g], dtype=float) for g in GROUPS]
+            x = np.arange(len(GROUPS)) + (m - (len(methods) - 1) / 2) * width
+            mean = np.array([v.mean() for v in vals])
+            err = np.array([[mean[i] - v.min(), v.max() - mean[i]] for i, v in enumerate(vals)]).T
+            ax.bar(x, mean, width, yerr=err, label=name, capsize=3)
+        ax.set_xticks(range(len(GROUPS)), [f"group {g}" for g in GROUPS])
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    axes[0].axhline(0.5, color="k", lw=0.8, ls=":")
+    axes[1].axhline(0.0, color="k", lw=0.8, ls=":")
+    fig.savefig(Path(out) / "two_groups.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return [("two_groups.png",
+             "Left: one BT RM on pooled labels is right for the majority (A) and worse than chance for the minority "
+             "(B); the mixture of BT heads, routed by context or by a few labelled pairs, is near the per-group "
+             "oracles for both. Right: RLHF on the single RM raises A's gold and lowers B's; MaxMin over the "
+             "mixture's heads raises both (trading some of A's gain).")]
