@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from rewardlab.io import write_text_atomic
 from rewardlab.lab.common import ExperimentResult
 from rewardlab.lab.verdicts import MIN_AGREE
 
@@ -114,7 +115,5 @@ def write_report(results: list[ExperimentResult], figures: dict[str, list[tuple[
     parts.append(f"<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds</th></tr>{timing}</table>")
     parts.append("</body></html>")
     path = out / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(parts))
     return path

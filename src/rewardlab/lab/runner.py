@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -16,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rewardlab.errors import UserError
+from rewardlab.io import write_json_atomic
 from rewardlab.lab.common import ExperimentResult, jsonable
 from rewardlab.lab.experiments import coste, gao, par, razin, transformer, two_groups
 from rewardlab.lab.world import WorldConfig
@@ -74,12 +73,6 @@ def _world_summary(configs: dict[str, Any]) -> str:
             f"offset + mean letter value + a length term peaking at L*={lm.length_optimum:g}; proxies = tiny GPT-2 RMs "
             "trained with the project's BT trainer. π₀ and proxies are cached (safetensors) by config hash.")
     return " ".join(parts)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def print_claims(console: Console, results: list[ExperimentResult]) -> None:
@@ -154,7 +147,7 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     out = {"meta": meta, "claims": claims,
            "experiments": {r.name: {"title": r.title, "seconds": r.seconds, "lines": r.lines, "data": r.data}
                            for r in results}}
-    _write_json(output / "results.json", jsonable(out))
+    write_json_atomic(output / "results.json", jsonable(out))
     (output / "claims.md").write_text(claims_markdown(results) + "\n", encoding="utf-8")
     print_claims(console, results)
     n_ok = sum(c["reproduced"] for c in claims)
