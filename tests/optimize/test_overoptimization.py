@@ -70,7 +70,6 @@ def build_world(tmp_path, n_pairs: int = 200):
 
 @pytest.mark.slow
 def test_rloo_overoptimizes_a_noisy_proxy(tmp_path):
-    torch.set_num_threads(2)
     pi0, tok, proxy, prompts = build_world(tmp_path)
     gold = FunctionReward(gold_fn, name="gold")
     runs = {}

@@ -44,3 +44,18 @@ def test_ensemble_spec():
     for bad in ("ensemble:max:a", "ensemble:mean", "ensemble:uwo=x:a", "ensemble:mean:"):
         with pytest.raises(UserError):
             ensemble_from_spec(bad, load)
+
+
+class TwoHeads:
+    """A k = 2 output reward (one forward, two members): [len, 10 * count('a')]."""
+
+    def score(self, prompts, responses):
+        return torch.stack([A.score(prompts, responses), B.score(prompts, responses)], 1)
+
+
+def test_multi_output_member_contributes_columns():
+    ens = EnsembleReward([TwoHeads(), A], method="mean", standardize=False)
+    assert torch.allclose(ens.raw_scores(["p"], ["aa"]), torch.tensor([[2.0, 20.0, 2.0]]))
+    ens = EnsembleReward([TwoHeads()], method="wco")
+    ens.calibrate(["p"] * 2, ["a", "bbb"])  # same stats as the two-member test above
+    assert torch.allclose(ens.score(["p", "p"], ["aa", "b"]), torch.tensor([0.0, -1.0]))

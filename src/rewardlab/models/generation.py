@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import Prompt
 from rewardlab.data.tokenize import DEFAULT_CHAT_TEMPLATE
 
@@ -99,15 +100,8 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt],
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad to ``[b, L]``; returns (ids, attention_mask)."""
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if len(s):
-            ids[i, L - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[i, L - len(s):] = 1
-    return ids.to(device), mask.to(device)
+    """Left-pad to ``[b, L]``; returns (ids, attention_mask). Same as ``pad_batch(..., side="left")``."""
+    return pad_batch(seqs, pad_id, side="left", device=device)
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
@@ -199,12 +193,9 @@ def _logprobs_chunk(model, prompt_ids, response_ids, T: int, pad_id: int, temper
     device = next(model.parameters()).device
     p, pm = left_pad(prompt_ids, pad_id, device)
     Lp = p.shape[1]
-    r = torch.full((len(response_ids), T), pad_id, dtype=torch.long)
-    rm = torch.zeros((len(response_ids), T), dtype=torch.long)
-    for i, s in enumerate(response_ids):
-        r[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        rm[i, : len(s)] = 1
-    r, rm = r.to(device), rm.to(device)
+    r, rm = pad_batch(response_ids, pad_id, side="right", device=device)
+    extra = T - r.shape[1]  # T is the longest response of the whole call, so chunks line up
+    r, rm = torch.nn.functional.pad(r, (0, extra), value=pad_id), torch.nn.functional.pad(rm, (0, extra))
     ids, mask = torch.cat([p, r], 1), torch.cat([pm, rm], 1)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask)).logits
     logits = logits[:, Lp - 1 : Lp - 1 + T, :].float() / temperature  # position t predicts token t+1

@@ -1,7 +1,14 @@
-"""`rewardlab optimize {bon,raft,rloo,grpo,dpo}`. Imports only typer at module level; heavy imports are inside."""
+"""`rewardlab optimize {bon,raft,rloo,grpo,dpo}`. Imports only typer at module level; heavy imports are inside.
+
+The options every command shares are declared once (:data:`SHARED`, :data:`LOOP`); each command adds its own
+(:data:`COMMANDS`) and the command's signature is assembled from both, so typer sees ordinary keyword options.
+Option names equal the fields of the loop's args dataclass, which is filled from them directly.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,37 +17,68 @@ import typer
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
                            "tracking a gold reward to show overoptimization.", no_args_is_help=True)
 
-# Options shared by every command (declared once, reused in each signature).
-POLICY = typer.Option(..., "--policy", help="HF causal LM directory, or 'tiny' (a random tiny GPT-2 whose "
-                      "tokenizer is trained on the prompts; for smoke tests).")
-REWARD = typer.Option(..., "--reward", help="Reward spec (checkpoint dir, python:MODULE:FN, ...). Repeat for an "
-                      "ensemble (see --aggregate).")
-GOLD = typer.Option(None, "--gold", help="Gold reward spec: tracked at every evaluation, never optimized.")
-PROMPTS = typer.Option(..., "--prompts", help="JSONL with a 'prompt' field per row.")
-OUTPUT = typer.Option(..., "--output", "-o", help="Run directory (metrics.jsonl, summary.json, plot, policy/).")
-MAX_PROMPTS = typer.Option(None, "--max-prompts", help="Use only the first N prompts.")
-AGGREGATE = typer.Option("mean", "--aggregate", help="Ensemble aggregation: mean | wco | uwo.")
-UWO_LAMBDA = typer.Option(None, "--uwo-lambda", help="λ of UWO (default 0.5 for bon, 0.1 for RL).")
-NORMALIZE = typer.Option("none", "--normalize", help="Reward normalization: none | fixed (on initial-policy "
-                         "samples) | running.")
-CLIP = typer.Option(None, "--clip", help="Clip the normalized reward to ±C.")
-PAR = typer.Option(0, "--par", help="PAR shaping with M reference responses per prompt (0: off).")
-MAX_NEW = typer.Option(32, "--max-new-tokens")
-TEMPERATURE = typer.Option(1.0, "--temperature")
-TOP_P = typer.Option(1.0, "--top-p")
-SEED = typer.Option(0, "--seed")
-DEVICE = typer.Option("cpu", "--device")
-BATCH = typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward pass.")
-EVAL_EVERY = typer.Option(None, "--eval-every", help="Steps between gold-tracking evaluations.")
-EVAL_PROMPTS = typer.Option(32, "--eval-prompts", help="The first N prompts are evaluated.")
-EVAL_SAMPLES = typer.Option(4, "--eval-samples", help="Samples per evaluation prompt.")
-SAVE_EVERY = typer.Option(0, "--save-every", help="Steps between checkpoints (0: only at the end).")
-RESUME = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")
+
+def _p(name: str, annotation: Any, option: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
-def _setup(policy: str, reward: list[str], gold: str | None, prompts: Path, max_prompts: int | None,
-           aggregate: str, uwo_lambda: float, normalize: str, clip: float | None, par: int, seed: int,
-           device: str) -> tuple[Any, Any, Any, Any, list]:
+SHARED = [
+    _p("policy", str, typer.Option(..., "--policy", help="HF causal LM directory, or 'tiny' (a random tiny GPT-2 "
+                                   "whose tokenizer is trained on the prompts; for smoke tests).")),
+    _p("reward", list[str], typer.Option(..., "--reward", help="Reward spec (checkpoint dir, python:MODULE:FN, "
+                                         "ensemble:..., http://...). Repeat for an ensemble (see --aggregate).")),
+    _p("prompts", Path, typer.Option(..., "--prompts", help="JSONL with a 'prompt' field per row.")),
+    _p("output", Path, typer.Option(..., "--output", "-o", help="Run directory (metrics.jsonl, summary.json, "
+                                    "gold_vs_kl.png, policy/).")),
+    _p("gold", str | None, typer.Option(None, "--gold", help="Gold reward spec: tracked, never optimized.")),
+    _p("max_prompts", int | None, typer.Option(None, "--max-prompts", help="Use only the first N prompts.")),
+    _p("aggregate", str, typer.Option("mean", "--aggregate", help="Ensemble aggregation: mean | wco | uwo.")),
+    _p("uwo_lambda", float | None, typer.Option(None, "--uwo-lambda", help="λ of UWO (default 0.5 for bon and "
+                                                "RAFT/DPO, 0.1 for RLOO/GRPO).")),
+    _p("normalize", str, typer.Option("none", "--normalize", help="Reward normalization: none | fixed (on "
+                                      "initial-policy samples) | running.")),
+    _p("clip", float | None, typer.Option(None, "--clip", help="Clip the normalized reward to ±C.")),
+    _p("par", int, typer.Option(0, "--par", help="PAR shaping with M reference responses per prompt (0: off).")),
+    _p("max_new_tokens", int, typer.Option(32, "--max-new-tokens")),
+    _p("temperature", float, typer.Option(1.0, "--temperature")),
+    _p("top_p", float, typer.Option(1.0, "--top-p")),
+    _p("seed", int, typer.Option(0, "--seed")),
+    _p("batch_size", int, typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")),
+    _p("device", str, typer.Option("cpu", "--device")),
+]
+LOOP = [
+    _p("eval_prompts", int, typer.Option(32, "--eval-prompts", help="The first N prompts are evaluated.")),
+    _p("eval_samples", int, typer.Option(4, "--eval-samples", help="Samples per evaluation prompt.")),
+    _p("save_every", int, typer.Option(0, "--save-every", help="Steps between checkpoints (0: only at the end).")),
+    _p("resume", bool, typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")),
+]
+
+
+def _pg_options(k: int, kl_coef: float, kl_help: str) -> list[inspect.Parameter]:
+    return [
+        _p("steps", int, typer.Option(100, "--steps")),
+        _p("k", int, typer.Option(k, "--k", help="Samples per prompt (≥ 2).")),
+        _p("kl_coef", float, typer.Option(kl_coef, "--kl-coef", help=kl_help)),
+        _p("loss", str, typer.Option("reinforce", "--loss", help="reinforce | ppo")),
+        _p("ppo_epochs", int, typer.Option(1, "--ppo-epochs")),
+        _p("minibatch_size", int, typer.Option(0, "--minibatch-size", help="0: the whole batch.")),
+        _p("prompts_per_step", int, typer.Option(8, "--prompts-per-step")),
+        _p("lr", float, typer.Option(1e-5, "--lr")),
+        _p("eval_every", int | None, typer.Option(None, "--eval-every", help="Steps between evaluations.")),
+    ]
+
+
+def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[inspect.Parameter]:
+    return [
+        _p("steps", int, typer.Option(iterations, "--iterations", help="Iterations.")),
+        _p("k", int, typer.Option(8, "--k", help="Samples per prompt.")),
+        _p("minibatch_size", int, typer.Option(16, "--minibatch-size", help=minibatch_help)),
+        _p("prompts_per_step", int, typer.Option(64, "--prompts-per-iteration")),
+        _p("lr", float, typer.Option(lr, "--lr")),
+    ]
+
+
+def _setup(kw: dict[str, Any], uwo_default: float) -> tuple[Any, Any, Any, Any, list]:
     """Load prompts, policy (+ tokenizer), the (shaped) proxy reward and the gold reward."""
     import torch
     from transformers.utils import logging as hf_logging
@@ -51,43 +89,45 @@ def _setup(policy: str, reward: list[str], gold: str | None, prompts: Path, max_
     from rewardlab.rewards.registry import load_reward
     from rewardlab.rewards.shaping import NormalizedReward, PARReward
 
+    if kw["aggregate"] not in METHODS:
+        raise UserError(f"--aggregate must be one of {', '.join(METHODS)}, got {kw['aggregate']!r}")
+    if kw["normalize"] not in ("none", "fixed", "running"):
+        raise UserError(f"--normalize must be none, fixed or running, got {kw['normalize']!r}")
     hf_logging.disable_progress_bar()
-    torch.manual_seed(seed)
-    prompt_list = load_prompts(prompts)[:max_prompts]
-    if policy == "tiny":
+    torch.manual_seed(kw["seed"])
+    prompts = load_prompts(kw["prompts"])[: kw["max_prompts"]]
+    device = kw["device"]
+    if kw["policy"] == "tiny":
         from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
 
-        texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompt_list]
+        texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompts]
         tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
-        model = tiny_causal_lm(tokenizer, seed=seed).to(device)
+        model = tiny_causal_lm(tokenizer, seed=kw["seed"]).to(device)
     else:
         from rewardlab.evaluate.teacher import load_policy
 
-        model, tokenizer = load_policy(policy, device=device)
+        model, tokenizer = load_policy(kw["policy"], device=device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if aggregate not in METHODS:
-        raise UserError(f"--aggregate must be one of {', '.join(METHODS)}, got {aggregate!r}")
-    if normalize not in ("none", "fixed", "running"):
-        raise UserError(f"--normalize must be none, fixed or running, got {normalize!r}")
-    members = [load_reward(spec, device=device) for spec in reward]
-    proxy = members[0] if len(members) == 1 else EnsembleReward(members, aggregate, uwo_lambda)
-    if normalize != "none":
-        proxy = NormalizedReward(proxy, mode=normalize, clip=clip)
-    if par > 0:
-        proxy = PARReward(proxy, max_refs=par)
-    gold_reward = load_reward(gold, device=device) if gold else None
-    return model, tokenizer, proxy, gold_reward, prompt_list
+    members = [load_reward(spec, device=device) for spec in kw["reward"]]
+    lam = uwo_default if kw["uwo_lambda"] is None else kw["uwo_lambda"]
+    proxy = members[0] if len(members) == 1 else EnsembleReward(members, kw["aggregate"], lam)
+    if kw["normalize"] != "none":
+        proxy = NormalizedReward(proxy, mode=kw["normalize"], clip=kw["clip"])
+    if kw["par"] > 0:
+        proxy = PARReward(proxy, max_refs=kw["par"])
+    gold = load_reward(kw["gold"], device=device) if kw["gold"] else None
+    return model, tokenizer, proxy, gold, prompts
 
 
-def _loop_args(cls, steps, k, lr, max_new_tokens, temperature, top_p, seed, batch_size, eval_every, eval_prompts,
-               eval_samples, save_every, resume, par, **extra):
-    kwargs = dict(steps=steps, k=k, lr=lr, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                  seed=seed, batch_size=batch_size, eval_prompts=eval_prompts, eval_samples=eval_samples,
-                  save_every=save_every, resume=resume, calibration_samples=max(2, par), **extra)
-    if eval_every is not None:
-        kwargs["eval_every"] = eval_every
-    return cls(**kwargs)
+def _args(cls, kw: dict[str, Any]):
+    """The loop's args dataclass from the options of the same names (None: keep the dataclass default)."""
+    from dataclasses import fields
+
+    values = {f.name: kw[f.name] for f in fields(cls) if kw.get(f.name) is not None}
+    if "ns" in values:
+        values["ns"] = list(values["ns"])
+    return cls(**values, calibration_samples=max(2, kw["par"]))
 
 
 def _report(summary: dict, output: Path) -> None:
@@ -95,9 +135,9 @@ def _report(summary: dict, output: Path) -> None:
     from rich.table import Table
 
     rows = summary.get("evaluations") or summary.get("table") or []
-    table = Table(title=f"{summary['algorithm']}: proxy and gold vs √KL")
     names = ("step", "n", "sqrt_kl", "kl", "proxy_mean", "proxy", "gold_mean", "gold")
     cols = [c for c in names if rows and c in rows[0]]
+    table = Table(title=f"{summary['algorithm']}: proxy and gold vs √KL")
     for c in cols:
         table.add_column(c, justify="right")
     for r in rows:
@@ -111,132 +151,57 @@ def _report(summary: dict, output: Path) -> None:
     console.print(f"wrote {output}/summary.json")
 
 
-@optimize_app.command("bon")
-def bon_command(policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
-                gold: str | None = GOLD, n: int = typer.Option(64, "--n", help="Samples per prompt (N)."),
-                ns: list[int] = typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."),
-                max_prompts: int | None = MAX_PROMPTS, aggregate: str = AGGREGATE,
-                uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE, clip: float | None = CLIP,
-                par: int = PAR,
-                max_new_tokens: int = MAX_NEW, temperature: float = TEMPERATURE, top_p: float = TOP_P,
-                seed: int = SEED, batch_size: int = BATCH, device: str = DEVICE) -> None:
-    """Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator)."""
-    from rewardlab.optimize.best_of_n import BoNArgs, run_best_of_n
+def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[dict], None]:
+    """A command body: set up, fill ``args_cls`` from the options, run ``module.fn``, print the table."""
 
-    model, tok, proxy, gold_r, plist = _setup(policy, reward, gold, prompts, max_prompts, aggregate,
-                                              0.5 if uwo_lambda is None else uwo_lambda, normalize, clip, par,
-                                              seed, device)
-    args = BoNArgs(n_max=n, ns=list(ns), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                   seed=seed, batch_size=batch_size, calibration_samples=max(2, par))
-    _report(run_best_of_n(model, tok, proxy, plist, args, gold=gold_r, output_dir=output), output)
+    def run(kw: dict[str, Any]) -> None:
+        import importlib
+
+        mod = importlib.import_module(f"rewardlab.optimize.{module}")
+        model, tok, proxy, gold, prompts = _setup(kw, uwo_default)
+        args = _args(getattr(mod, args_cls), kw)
+        _report(getattr(mod, fn)(model, tok, proxy, prompts, args, gold=gold, output_dir=kw["output"]), kw["output"])
+
+    return run
 
 
-@optimize_app.command("rloo")
-def rloo_command(policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
-                 gold: str | None = GOLD, steps: int = typer.Option(100, "--steps"),
-                 k: int = typer.Option(2, "--k", help="Samples per prompt (≥ 2)."),
-                 kl_coef: float = typer.Option(0.05, "--kl-coef", help="β of the KL penalty in the reward."),
-                 loss: str = typer.Option("reinforce", "--loss", help="reinforce | ppo"),
-                 ppo_epochs: int = typer.Option(1, "--ppo-epochs"),
-                 minibatch_size: int = typer.Option(0, "--minibatch-size", help="0: the whole batch."),
-                 prompts_per_step: int = typer.Option(8, "--prompts-per-step"),
-                 lr: float = typer.Option(1e-5, "--lr"), max_prompts: int | None = MAX_PROMPTS,
-                 aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
-                 clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW,
-                 temperature: float = TEMPERATURE, top_p: float = TOP_P, seed: int = SEED, batch_size: int = BATCH,
-                 eval_every: int | None = EVAL_EVERY, eval_prompts: int = EVAL_PROMPTS,
-                 eval_samples: int = EVAL_SAMPLES, save_every: int = SAVE_EVERY, resume: bool = RESUME,
-                 device: str = DEVICE) -> None:
-    """RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy."""
-    _policy_gradient("rloo", **locals())
+COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]] = {
+    "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator).",
+            [_p("n_max", int, typer.Option(64, "--n", help="Samples per prompt (N).")),
+             _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
+            _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),
+    "rloo": ("RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy.",
+             _pg_options(2, 0.05, "β of the KL penalty in the reward.") + LOOP,
+             _run("rloo", "train_rloo", "RLOOArgs", 0.1)),
+    "grpo": ("GRPO: group-normalized advantages, k3 KL to the initial policy in the loss.",
+             _pg_options(8, 0.04, "β of the k3 KL term in the loss.") + LOOP,
+             _run("rloo", "train_rloo", "GRPOArgs", 0.1)),
+    "raft": ("RAFT: sample K, keep the best per prompt, fine-tune on it, repeat.",
+             _iterative_options(4, 1e-5, "Responses per optimizer step.") + [
+                 _p("keep_fraction", float, typer.Option(1.0, "--keep-fraction", help="Top fraction of the "
+                                                         "per-prompt winners kept for fine-tuning.")),
+                 _p("sft_epochs", int, typer.Option(1, "--sft-epochs"))] + LOOP,
+             _run("raft", "train_raft", "RAFTArgs", 0.5)),
+    "dpo": ("Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = previous iteration.",
+            _iterative_options(3, 5e-7, "Pairs per optimizer step.") + [
+                _p("beta", float, typer.Option(0.1, "--beta")),
+                _p("epochs", int, typer.Option(2, "--epochs"))] + LOOP,
+            _run("dpo", "train_online_dpo", "OnlineDPOArgs", 0.5)),
+}
 
 
-@optimize_app.command("grpo")
-def grpo_command(policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
-                 gold: str | None = GOLD, steps: int = typer.Option(100, "--steps"),
-                 k: int = typer.Option(8, "--k", help="Samples per prompt (group size)."),
-                 kl_coef: float = typer.Option(0.04, "--kl-coef", help="β of the k3 KL term in the loss."),
-                 loss: str = typer.Option("reinforce", "--loss", help="reinforce | ppo"),
-                 ppo_epochs: int = typer.Option(1, "--ppo-epochs"),
-                 minibatch_size: int = typer.Option(0, "--minibatch-size", help="0: the whole batch."),
-                 prompts_per_step: int = typer.Option(8, "--prompts-per-step"),
-                 lr: float = typer.Option(1e-5, "--lr"), max_prompts: int | None = MAX_PROMPTS,
-                 aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
-                 clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW,
-                 temperature: float = TEMPERATURE, top_p: float = TOP_P, seed: int = SEED, batch_size: int = BATCH,
-                 eval_every: int | None = EVAL_EVERY, eval_prompts: int = EVAL_PROMPTS,
-                 eval_samples: int = EVAL_SAMPLES, save_every: int = SAVE_EVERY, resume: bool = RESUME,
-                 device: str = DEVICE) -> None:
-    """GRPO: group-normalized advantages, k3 KL to the initial policy in the loss."""
-    _policy_gradient("grpo", **locals())
+def _make_command(name: str, doc: str, params: list[inspect.Parameter], run: Callable[[dict], None]):
+    def command(**kw: Any) -> None:
+        run(kw)
+
+    command.__name__ = f"{name}_command"
+    command.__doc__ = doc
+    command.__signature__ = inspect.Signature(SHARED + params)  # type: ignore[attr-defined]
+    return command
 
 
-def _policy_gradient(algo: str, policy, reward, prompts, output, gold, steps, k, kl_coef, loss, ppo_epochs,
-                     minibatch_size, prompts_per_step, lr, max_prompts, aggregate, uwo_lambda, normalize, clip, par,
-                     max_new_tokens, temperature, top_p, seed, batch_size, eval_every, eval_prompts, eval_samples,
-                     save_every, resume, device) -> None:
-    from rewardlab.optimize.rloo import GRPOArgs, RLOOArgs, train_rloo
-
-    model, tok, proxy, gold_r, plist = _setup(policy, reward, gold, prompts, max_prompts, aggregate,
-                                              0.1 if uwo_lambda is None else uwo_lambda, normalize, clip, par,
-                                              seed, device)
-    args = _loop_args(GRPOArgs if algo == "grpo" else RLOOArgs, steps, k, lr, max_new_tokens, temperature, top_p,
-                      seed, batch_size, eval_every, eval_prompts, eval_samples, save_every, resume, par,
-                      kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
-                      prompts_per_step=prompts_per_step)
-    _report(train_rloo(model, tok, proxy, plist, args, gold=gold_r, output_dir=output), output)
-
-
-@optimize_app.command("raft")
-def raft_command(policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
-                 gold: str | None = GOLD, steps: int = typer.Option(4, "--iterations", help="Iterations."),
-                 k: int = typer.Option(8, "--k", help="Samples per prompt."),
-                 keep_fraction: float = typer.Option(1.0, "--keep-fraction", help="Top fraction of the "
-                                                     "per-prompt winners kept for fine-tuning."),
-                 sft_epochs: int = typer.Option(1, "--sft-epochs"),
-                 minibatch_size: int = typer.Option(16, "--minibatch-size"),
-                 prompts_per_step: int = typer.Option(64, "--prompts-per-iteration"),
-                 lr: float = typer.Option(1e-5, "--lr"), max_prompts: int | None = MAX_PROMPTS,
-                 aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
-                 clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW,
-                 temperature: float = TEMPERATURE, top_p: float = TOP_P, seed: int = SEED, batch_size: int = BATCH,
-                 eval_prompts: int = EVAL_PROMPTS, eval_samples: int = EVAL_SAMPLES, save_every: int = SAVE_EVERY,
-                 resume: bool = RESUME, device: str = DEVICE) -> None:
-    """RAFT: sample K, keep the best per prompt, fine-tune on it, repeat."""
-    from rewardlab.optimize.raft import RAFTArgs, train_raft
-
-    model, tok, proxy, gold_r, plist = _setup(policy, reward, gold, prompts, max_prompts, aggregate,
-                                              0.5 if uwo_lambda is None else uwo_lambda, normalize, clip, par,
-                                              seed, device)
-    args = _loop_args(RAFTArgs, steps, k, lr, max_new_tokens, temperature, top_p, seed, batch_size, 1,
-                      eval_prompts, eval_samples, save_every, resume, par, keep_fraction=keep_fraction,
-                      sft_epochs=sft_epochs, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step)
-    _report(train_raft(model, tok, proxy, plist, args, gold=gold_r, output_dir=output), output)
-
-
-@optimize_app.command("dpo")
-def dpo_command(policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
-                gold: str | None = GOLD, steps: int = typer.Option(3, "--iterations", help="Iterations."),
-                k: int = typer.Option(8, "--k", help="Samples per prompt."),
-                beta: float = typer.Option(0.1, "--beta"), epochs: int = typer.Option(2, "--epochs"),
-                minibatch_size: int = typer.Option(16, "--minibatch-size", help="Pairs per optimizer step."),
-                prompts_per_step: int = typer.Option(64, "--prompts-per-iteration"),
-                lr: float = typer.Option(5e-7, "--lr"), max_prompts: int | None = MAX_PROMPTS,
-                aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
-                clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW,
-                temperature: float = TEMPERATURE, top_p: float = TOP_P, seed: int = SEED, batch_size: int = BATCH,
-                eval_prompts: int = EVAL_PROMPTS, eval_samples: int = EVAL_SAMPLES, save_every: int = SAVE_EVERY,
-                resume: bool = RESUME, device: str = DEVICE) -> None:
-    """Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = previous iteration."""
-    from rewardlab.optimize.dpo import OnlineDPOArgs, train_online_dpo
-
-    model, tok, proxy, gold_r, plist = _setup(policy, reward, gold, prompts, max_prompts, aggregate,
-                                              0.5 if uwo_lambda is None else uwo_lambda, normalize, clip, par,
-                                              seed, device)
-    args = _loop_args(OnlineDPOArgs, steps, k, lr, max_new_tokens, temperature, top_p, seed, batch_size, 1,
-                      eval_prompts, eval_samples, save_every, resume, par, beta=beta, epochs=epochs,
-                      minibatch_size=minibatch_size, prompts_per_step=prompts_per_step)
-    _report(train_online_dpo(model, tok, proxy, plist, args, gold=gold_r, output_dir=output), output)
+for _name, (_doc, _params, _body) in COMMANDS.items():
+    optimize_app.command(_name)(_make_command(_name, _doc, _params, _body))
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
-from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
+from rewardlab.models.generation import Rollout, sample, sequence_kl, sequence_logprobs
 from rewardlab.optimize.fits import fit_gao
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
@@ -225,6 +225,21 @@ class Session:
                                  TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
             self._task = self._bar.add_task("", total=args.steps, completed=self.start)
             self._bar.start()
+
+    # -- the shared first phase of every loop ----------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, step: int, k: int) -> tuple[Rollout, torch.Tensor]:
+        """Sample ``k`` responses for each of this step's ``prompts_per_step`` prompts from the current policy and
+        score them with the proxy reward; returns ``(rollout, r [P·k])``, r on the policy's device."""
+        a = self.args
+        batch = prompt_batch(self.prompts, a.prompts_per_step, a.seed, step)
+        ro = sample(self.policy, self.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
+                    seed=step_seed(a.seed, step), batch_size=a.batch_size)
+        r = self.reward.score(ro.prompts, ro.responses).float().to(next(self.policy.parameters()).device)
+        if r.dim() != 1:
+            raise ValueError("the reward must return one scalar per response; aggregate multi-output rewards "
+                             "(e.g. ensemble:mean:SPEC)")
+        return ro, r
 
     # -- logging -----------------------------------------------------------------------------------------------
     def log(self, step: int, metrics: dict[str, Any], kind: str = "train") -> None:

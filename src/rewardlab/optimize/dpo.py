@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt
-from rewardlab.models.generation import sample, sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, frozen_copy, minibatches, prompt_batch, step_seed
+from rewardlab.models.generation import sequence_logprobs
+from rewardlab.optimize.common import LoopArgs, Session, frozen_copy, minibatches, step_seed
 from rewardlab.optimize.losses import dpo_loss
 from rewardlab.rewards.base import Reward
 
@@ -61,17 +61,12 @@ def train_online_dpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt
     args = args or OnlineDPOArgs()
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name="online-dpo",
                 progress=progress)
-    device = next(policy.parameters()).device
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
         ref = frozen_copy(policy)  # π_ref = the previous iteration's policy
 
-        # 1. sample K per prompt from the current policy and score
-        batch = prompt_batch(s.prompts, args.prompts_per_step, args.seed, step)
-        ro = sample(policy, tokenizer, batch, args.k, args.max_new_tokens, args.temperature, args.top_p,
-                    seed=step_seed(args.seed, step), batch_size=args.batch_size)
-        with torch.no_grad():
-            r = reward.score(ro.prompts, ro.responses).float().to(device)
+        # 1. sample K per prompt from the current policy and score them
+        ro, r = s.rollout(step, args.k)
 
         # 2. best vs worst pair per prompt, with reference log-probs (fixed for the iteration)
         pairs = best_worst_pairs(r, args.k)

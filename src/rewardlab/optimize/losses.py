@@ -1,5 +1,7 @@
 """Advantages and policy losses for the optimize loops — pure functions (DESIGN §6).
 
+``dpo_loss`` (Rafailov et al. 2023) is re-exported from :mod:`rewardlab.train.losses`.
+
 Shapes: ``P`` prompts, ``k`` samples per prompt, ``b = P·k`` sequences, ``T`` response tokens (right-padded, with a
 ``mask`` of 1 on real tokens). Sequence log-probs ``Σ_t log π(y_t)`` are ``(logps * mask).sum(-1)``.
 """
@@ -7,7 +9,8 @@ Shapes: ``P`` prompts, ``k`` samples per prompt, ``b = P·k`` sequences, ``T`` r
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from rewardlab.train.losses import dpo_loss  # noqa: F401  (DPO lives with the other pairwise losses)
 
 
 def kl_penalized_rewards(rewards: torch.Tensor, kl: torch.Tensor, kl_coef: float) -> torch.Tensor:
@@ -73,13 +76,3 @@ def sft_loss(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Token-mean negative log-likelihood of the response tokens, ``−Σ_{i,t} log π(y_{i,t}) / Σ mask`` (RAFT's
     fine-tuning step). Inputs ``[b, T]``; returns a scalar."""
     return -(logps * mask).sum() / mask.sum().clamp_min(1)
-
-
-def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
-             ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
-    """DPO: ``L = −log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))])`` (Rafailov et al. 2023).
-
-    All inputs are sequence log-probs ``[b]``; returns the per-pair losses ``[b]`` (take ``.mean()``).
-    """
-    margin = (chosen_logps - ref_chosen_logps.detach()) - (rejected_logps - ref_rejected_logps.detach())
-    return -F.logsigmoid(beta * margin)

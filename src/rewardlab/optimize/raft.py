@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt
-from rewardlab.models.generation import sample, sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, minibatches, prompt_batch, step_seed
+from rewardlab.models.generation import sequence_logprobs
+from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
 from rewardlab.optimize.losses import sft_loss
 from rewardlab.rewards.base import Reward
 
@@ -52,16 +52,11 @@ def train_raft(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
     args = args or RAFTArgs()
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name="raft",
                 progress=progress)
-    device = next(policy.parameters()).device
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
 
-        # 1. sample K per prompt and score
-        batch = prompt_batch(s.prompts, args.prompts_per_step, args.seed, step)
-        ro = sample(policy, tokenizer, batch, args.k, args.max_new_tokens, args.temperature, args.top_p,
-                    seed=step_seed(args.seed, step), batch_size=args.batch_size)
-        with torch.no_grad():
-            r = reward.score(ro.prompts, ro.responses).float().to(device)
+        # 1. sample K per prompt from the current policy and score them
+        ro, r = s.rollout(step, args.k)
 
         # 2. keep the best response of each prompt
         kept = ro.select(select_best(r, args.k, args.keep_fraction))

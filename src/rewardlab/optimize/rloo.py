@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt
-from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, minibatches, prompt_batch, step_seed
+from rewardlab.models.generation import sequence_kl, sequence_logprobs
+from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
 from rewardlab.optimize.losses import (
     grpo_advantages,
     kl_k3,
@@ -62,22 +62,14 @@ def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
         raise ValueError("RLOO/GRPO need k >= 2 samples per prompt")
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name=args.algo,
                 progress=progress)
-    device = next(policy.parameters()).device
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
 
-        # 1. sample k responses for each of P prompts from the current policy
-        batch = prompt_batch(s.prompts, args.prompts_per_step, args.seed, step)
-        ro = sample(policy, tokenizer, batch, args.k, args.max_new_tokens, args.temperature, args.top_p,
-                    seed=step_seed(args.seed, step), batch_size=args.batch_size)
+        # 1-2. sample k responses for each of P prompts from the current policy; score with the proxy: r [n]
+        ro, r = s.rollout(step, args.k)
         n = len(ro)
 
-        # 2. score with the (proxy) reward: r [n]
         with torch.no_grad():
-            r = reward.score(ro.prompts, ro.responses).float().to(device)
-            if r.dim() != 1:
-                raise ValueError("the reward must return one scalar per response; wrap multi-output rewards")
-
             # 3. log-probs under the sampling policy and the frozen reference π₀: [n, T]
             old_logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, s.pad_id,
                                                 args.temperature, args.batch_size)

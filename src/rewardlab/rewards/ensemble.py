@@ -34,7 +34,7 @@ def aggregate(scores: torch.Tensor, method: str = "mean", uwo_lambda: float = 0.
 
 
 class EnsembleReward:
-    """Ensemble of scalar rewards; ``score`` returns the aggregated ``[n]``, ``score_members`` the ``[n, m]`` z's.
+    """Ensemble of rewards; ``score`` returns the aggregated ``[n]``, ``score_members`` the ``[n, m]`` z's.
 
     ``standardize=True`` requires :meth:`calibrate` (reference set) before scoring; ``means``/``stds`` may also be
     given directly. ``standardize=False`` aggregates the raw member scores.
@@ -52,14 +52,15 @@ class EnsembleReward:
         self.stds = None if stds is None else torch.tensor(list(stds), dtype=torch.float32)
 
     def raw_scores(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
-        """Unstandardized member scores ``[n, m]``."""
+        """Unstandardized member scores ``[n, m]``. A member returning ``[n, k]`` (a k-head model trained as a
+        cheap ensemble, ``rewardlab train --num-outputs k``) contributes k columns from one forward pass."""
         cols = []
         for m in self.members:
             s = m.score(prompts, responses).float()
-            if s.dim() != 1:
-                raise ValueError("ensemble members must return scalar scores of shape [n]")
-            cols.append(s)
-        return torch.stack(cols, 1)
+            if s.dim() not in (1, 2):
+                raise ValueError(f"ensemble member {getattr(m, 'name', m)!r} returned shape {tuple(s.shape)}")
+            cols.append(s[:, None] if s.dim() == 1 else s)
+        return torch.cat(cols, 1)
 
     def calibrate(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> None:
         """Measure each member's mean and (population) std on a reference set."""
@@ -73,6 +74,8 @@ class EnsembleReward:
             return raw
         if self.means is None or self.stds is None:
             raise RuntimeError("EnsembleReward(standardize=True) needs calibrate() on a reference set first")
+        if self.means.numel() != raw.shape[1]:
+            raise ValueError(f"{raw.shape[1]} member columns but {self.means.numel()} standardization stats")
         return (raw - self.means) / self.stds
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:

@@ -115,8 +115,9 @@ class PARReward:
 
     Reference responses come from ``references`` (prompt → responses of the reference policy) or from
     :meth:`calibrate` (samples of the initial policy; every response of a prompt becomes a reference, use
-    ``max_refs`` to keep the first M). Their base rewards are scored once and cached. Scoring a prompt without
-    references raises ``KeyError``.
+    ``max_refs`` to keep the first M). Their base rewards are scored once and cached, so the base must be
+    stationary (raw or fixed-normalized, not ``mode="running"``). Scoring a prompt without references raises
+    ``KeyError``.
     """
 
     def __init__(self, base: Reward, references: dict[str, Sequence[Response]] | None = None,
