@@ -168,7 +168,8 @@ class FeatureExtractor:
         """``h(x)`` ``[n, d]``, each distinct prompt encoded once."""
         keys = [prompt_text(self.tokenizer, p) for p in prompts]
         uniq = list(dict.fromkeys(keys))
-        feats = self.reward.score_ids([self.reward.encode_text(t) for t in uniq]).reshape(len(uniq), -1)
+        # encoded as a prompt with an empty response: over budget it loses its beginning, never its end
+        feats = self.reward.score_ids([self.reward.encoder.encode(t, "") for t in uniq]).reshape(len(uniq), -1)
         pos = {k: i for i, k in enumerate(uniq)}
         return feats[[pos[k] for k in keys]]
 
