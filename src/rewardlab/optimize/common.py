@@ -31,6 +31,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
+from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
 from rewardlab.models.generation import Rollout, sample, sequence_kl, sequence_logprobs
 from rewardlab.optimize.fits import fit_gao
 from rewardlab.rewards.base import Reward
@@ -56,13 +57,6 @@ class LoopArgs:
     calibration_samples: int = 2  # initial-policy samples per prompt for rewards that need calibrate()
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     resume: bool = False
-
-
-def disable_dropout(model: torch.nn.Module) -> None:
-    """Set every dropout probability to 0 (RL log-probs must not depend on a dropout mask)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
