@@ -112,7 +112,7 @@ def inspect(
                 rec[key] = dict(zip(names, [float(x) for x in info[key][n]]))
     console = Console()
     table = Table(title=f"{reward}: scores" + (f" (β = {info['beta']:.3g})" if "beta" in info else ""))
-    for col in ["id", "score", *names, *([f"g[{n}]" for n in names] if "gate" in info else [])]:
+    for col in ["id", "score", *names, *([f"gate:{n}" for n in names] if "gate" in info else [])]:
         table.add_column(col, justify="right")
     for rec in per_item[:show]:
         gate = [f"{rec['gate'][n]:.3f}" for n in names] if "gate" in rec else []
