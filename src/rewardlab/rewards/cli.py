@@ -85,6 +85,7 @@ def inspect(
 ) -> None:
     """Per-attribute scores, decorrelated scores and gate weights (ArmoRM), and how DPA rankings rotate."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from rewardlab.data.load import load_rows
@@ -116,7 +117,7 @@ def inspect(
         table.add_column(col, justify="right")
     for rec in per_item[:show]:
         gate = [f"{rec['gate'][n]:.3f}" for n in names] if "gate" in rec else []
-        table.add_row(rec["id"], f"{rec['score']:.4g}", *[f"{rec['attributes'][n]:.4g}" for n in names], *gate)
+        table.add_row(escape(rec["id"]), f"{rec['score']:.4g}", *[f"{rec['attributes'][n]:.4g}" for n in names], *gate)
     console.print(table)
     if rotate:
         a, _, b = rotate.partition(",")
@@ -136,7 +137,8 @@ def inspect(
             ranks = rotation_rankings(info["attributes"][g], names.index(a), names.index(b), thetas)
             changed += len({tuple(x) for x in ranks}) > 1
             if gi < show:
-                rot.add_row(str(prompts[g[0]])[:30], *[" ".join(ids[g[i]].split(":")[-1] for i in x) for x in ranks])
+                cells = [" ".join(ids[g[i]].split(":")[-1] for i in x) for x in ranks]
+                rot.add_row(escape(str(prompts[g[0]])[:30]), *cells)
         console.print(rot)
         console.print(f"rotation: the ranking changes with θ for {changed} of {len(multi)} prompt groups")
     if output:
