@@ -59,6 +59,8 @@ def train(
 
         if rated is None or output is None:
             raise UserError("--objective armo needs --rated FILE and --output DIR")
+        if config is not None or resume:
+            raise UserError("--config/--resume are not supported for --objective armo (it trains in seconds)")
         summary = train_armo(load_rated(rated), load_pairs(data), base=base or "tiny", output=output,
                              verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
                              eval_pairs=load_pairs(eval_data) if eval_data else None,
