@@ -334,3 +334,18 @@ def test_smollm2_judge_gives_valid_swap_averaged_verdicts():
                        for q, g, b in zip(qs, good, bad)])
     together = backend.label_logprobs([judge.pairwise_prompt(q, g, b) for q, g, b in zip(qs, good, bad)], ["A", "B"])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_openai_backend_concurrent_requests_keep_the_input_order(tmp_path):
+    def handler(request):
+        i = int(json.loads(request.content)["messages"][0]["content"][1:])
+        return httpx.Response(200, json=chat_response([("A", math.log((i + 1) / 20)), ("B", math.log(0.5))]))
+
+    backend = OpenAIJudgeBackend("m", base_url="http://fake/v1", api_key="k", concurrency=4, cache_dir=tmp_path,
+                                 transport=httpx.MockTransport(handler))
+    prompts = [f"p{i}" for i in range(12)]
+    lp = backend.label_logprobs(prompts, ["A", "B"])
+    torch.testing.assert_close(lp[:, 0].exp(), torch.tensor([(i + 1) / 20 for i in range(12)]))
+    assert backend.stats["requests"] == 12
+    backend.label_logprobs(prompts, ["A", "B"])
+    assert backend.stats["requests"] == 12 and backend.stats["cache_hits"] == 12

@@ -11,8 +11,9 @@ A backend does two things for :class:`~rewardlab.rewards.judge.JudgeReward`:
 :class:`HFJudgeBackend` runs a local transformers causal LM (any ``AutoModelForCausalLM`` directory, or a tiny model
 in tests). :class:`OpenAIJudgeBackend` calls an OpenAI-compatible ``POST {base_url}/chat/completions`` endpoint
 (OpenAI, vLLM, llama.cpp server, ...) through :class:`~rewardlab.rewards.remote.RewardClient` (timeouts, bearer key,
-retries with exponential backoff on connection errors and 5xx), plus retries on 429 (rate limit), and an on-disk
-JSON cache of responses keyed by the request (atomic writes), so a rerun costs nothing.
+retries with exponential backoff on connection errors and 5xx), plus retries on 429 (rate limit), up to
+``concurrency`` requests in flight, and an on-disk JSON cache of responses keyed by the request (atomic writes), so a
+rerun costs nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -176,7 +179,8 @@ class OpenAIJudgeBackend:
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, timeout_s: float = 60.0,
                  retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
-                 cache_dir: str | os.PathLike | None = None, top_logprobs: int = 20, transport: Any = None):
+                 cache_dir: str | os.PathLike | None = None, top_logprobs: int = 20, concurrency: int = 4,
+                 transport: Any = None):
         from rewardlab.rewards.remote import RewardClient
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
@@ -189,7 +193,20 @@ class OpenAIJudgeBackend:
         self.client = RewardClient(self.base_url, token=api_key, timeout_s=timeout_s, retries=retries,
                                    backoff_s=backoff_s, max_backoff_s=max_backoff_s, transport=transport)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.concurrency = max(1, concurrency)
         self.stats = {"requests": 0, "cache_hits": 0, "no_logprobs": 0, "rate_limited": 0}
+        self._lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
+
+    def _map(self, fn, items: Sequence[Any]) -> list[Any]:
+        """``fn`` over items with up to ``concurrency`` requests in flight; results in input order."""
+        if self.concurrency == 1 or len(items) < 2:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(fn, items))
 
     # ------------------------------------------------------------------ transport + cache
     def _cache_path(self, payload: dict) -> Path | None:
@@ -207,19 +224,19 @@ class OpenAIJudgeBackend:
         if path is not None and path.exists():
             try:
                 cached = json.loads(path.read_text(encoding="utf-8"))
-                self.stats["cache_hits"] += 1
+                self._count("cache_hits")
                 return cached["response"]
             except (ValueError, KeyError):
                 pass  # an unreadable entry is refetched and overwritten
         for attempt in range(self.retries + 1):
             try:
-                self.stats["requests"] += 1
+                self._count("requests")
                 body = self.client.request("POST", "/chat/completions", payload)
                 break
             except RemoteError as e:  # RewardClient retried connection errors and 5xx; 429 is retried here
                 if e.status != 429 or attempt == self.retries:
                     raise
-                self.stats["rate_limited"] += 1
+                self._count("rate_limited")
                 time.sleep(min(self.backoff_s * 2**attempt, self.max_backoff_s))
         if path is not None:
             write_json_atomic(path, {"request": payload, "response": body})
@@ -235,8 +252,9 @@ class OpenAIJudgeBackend:
     # ------------------------------------------------------------------ backend interface
     def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor:
         out = torch.full((len(prompts), len(labels)), -math.inf)
-        for i, p in enumerate(prompts):
-            choice = self.chat(self._payload(p, 1, logprobs=True))["choices"][0]
+        bodies = self._map(lambda p: self.chat(self._payload(p, 1, logprobs=True)), prompts)
+        for i, body in enumerate(bodies):
+            choice = body["choices"][0]
             content = ((choice.get("logprobs") or {}).get("content") or [])
             if content and content[0].get("top_logprobs"):
                 for j, label in enumerate(labels):
@@ -244,7 +262,7 @@ class OpenAIJudgeBackend:
                     if lps:
                         out[i, j] = torch.tensor(lps, dtype=torch.float64).logsumexp(0).float()
             else:
-                self.stats["no_logprobs"] += 1
+                self._count("no_logprobs")
                 text = (choice.get("message") or {}).get("content") or ""
                 for j, label in enumerate(labels):
                     if text.strip().startswith(label):
@@ -253,5 +271,5 @@ class OpenAIJudgeBackend:
         return out
 
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
-        return [(self.chat(self._payload(p, max_new_tokens, logprobs=False))["choices"][0].get("message") or {})
-                .get("content") or "" for p in prompts]
+        bodies = self._map(lambda p: self.chat(self._payload(p, max_new_tokens, logprobs=False)), prompts)
+        return [(b["choices"][0].get("message") or {}).get("content") or "" for b in bodies]
