@@ -230,3 +230,40 @@ def test_non_loopback_bind_needs_a_token():
     check_bind("127.0.0.1", None)
     check_bind("::1", None)
     check_bind("localhost", None)
+
+
+def test_reward_user_errors_are_422_and_server_stays_up():
+    from rewardlab.rewards.base import FunctionReward
+
+    def needs_reference(prompt, response):
+        if "?" not in prompt:
+            raise UserError(f"prompt {prompt!r} has no reference answer")
+        return 1.0
+
+    with TestClient(create_app(FunctionReward(needs_reference))) as c:
+        bad = c.post("/v1/score", json={"items": [{"prompt": "no ref", "response": "x"}]})
+        assert bad.status_code == 422 and "no reference answer" in bad.json()["error"]["message"]
+        ok = c.post("/v1/score", json={"items": [{"prompt": "what?", "response": "x"}]})
+        assert ok.status_code == 200 and ok.json()["scores"] == [1.0]
+
+
+def test_inspect_needs_an_inspectable_reward(client):
+    r = client.post("/v1/inspect", json={"items": [{"prompt": "p", "response": "r"}]})
+    assert r.status_code == 422 and "inspection" in r.json()["error"]["message"]
+
+
+def test_inspect_returns_attributes_and_gate():
+    from rewardlab.rewards.base import FunctionReward
+
+    class Inspectable(FunctionReward):
+        def inspect(self, prompts, responses):
+            attrs = torch.tensor([[float(len(r)), 1.0] for r in responses])
+            gate = torch.tensor([[0.25, 0.75]] * len(responses))
+            return {"names": ["length", "one"], "attributes": attrs, "gate": gate, "score": (attrs * gate).sum(-1)}
+
+    with TestClient(create_app(Inspectable(lambda p, r: 0.0))) as c:
+        r = c.post("/v1/inspect", json={"items": [{"prompt": "p", "response": "abcd"}]})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["names"] == ["length", "one"] and body["attributes"] == [[4.0, 1.0]]
+        assert body["score"] == [4.0 * 0.25 + 0.75]

@@ -30,6 +30,8 @@ class Reward(Protocol):
 class FunctionReward:
     """A verifiable reward: any Python callable ``fn(prompt, response) -> float`` (DESIGN §1)."""
 
+    num_outputs = 1
+
     def __init__(self, fn: Callable[[Prompt, Response], float], name: str | None = None):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "function")

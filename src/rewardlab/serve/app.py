@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rewardlab.errors import UserError
 from rewardlab.serve import protocols as P
 from rewardlab.serve.batcher import DynamicBatcher, ShuttingDown
 from rewardlab.serve.metrics import ServerMetrics
@@ -154,6 +155,10 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
     async def _on_input(_req, exc: InputError):
         return _error(exc.status, str(exc), "RequestTooLargeError" if exc.status == 413 else "ValidationError",
                       exc.param)
+
+    @app.exception_handler(UserError)
+    async def _on_user_error(_req, exc: UserError):  # e.g. a verifiable rule missing its reference answer
+        return _error(422, "; ".join(exc.problems), "ValidationError")
 
     @app.exception_handler(ShuttingDown)
     async def _on_shutdown(_req, exc: ShuttingDown):
@@ -303,6 +308,19 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         ra, rb = r[:n], r[n:]
         return JSONResponse({"model": served.name, "prob_a": _clean(torch.sigmoid(ra - rb)),
                              "reward_a": _clean(ra), "reward_b": _clean(rb)})
+
+    @app.post("/v1/inspect", tags=["native"])
+    async def inspect(body: P.ScoreRequest):
+        """Per-attribute scores, gate weights and the final score of a multi-objective (ArmoRM-style) reward."""
+        fn = getattr(served.reward, "inspect", None)
+        if fn is None:
+            raise InputError("the served reward has no per-attribute inspection (serve an armo: reward)", 422)
+        check_count(len(body.items), "items")
+        prompts = [P.to_plain(it.prompt) for it in body.items]
+        responses = [P.to_plain(it.response) for it in body.items]
+        result = await prepare(fn, prompts, responses)
+        out = {k: _clean(v) if isinstance(v, torch.Tensor) else v for k, v in result.items()}
+        return JSONResponse({"model": served.name, **out})
 
     # ------------------------------------------------------------------ ops
     @app.get("/health", response_model=P.Health, tags=["ops"])

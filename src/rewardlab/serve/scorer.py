@@ -99,9 +99,13 @@ class ServedReward:
 
     @property
     def num_outputs(self) -> int:
-        if self._num_outputs is None:  # ask the reward once, with a harmless probe
-            rows = self.reward.score([""], [""])
-            self._num_outputs = 1 if rows.ndim == 1 else int(rows.shape[1])
+        if self._num_outputs is None:
+            declared = getattr(self.reward, "num_outputs", None)
+            if isinstance(declared, int):
+                self._num_outputs = declared
+            else:  # ask the reward once, with a probe
+                rows = self.reward.score([""], [""])
+                self._num_outputs = 1 if rows.ndim == 1 else int(rows.shape[1])
         return self._num_outputs
 
     # ------------------------------------------------------------------ preparation (runs on the prep thread)
