@@ -161,3 +161,23 @@ def test_cli_train_armo_and_inspect(tmp_path):
     assert len(rows) == 40 and set(rows[0]["gate"]) == {"helpfulness", "verbosity"}
     assert sum(rows[0]["gate"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "rotation" in res.output
+
+
+def test_server_inspect_endpoint(armo_dir):
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serve.app import ServeConfig, create_app
+
+    out, _, _, pairs = armo_dir
+    reward = load_reward(str(out))
+    prompts, responses = [p.prompt for p in pairs[:3]], [p.chosen for p in pairs[:3]]
+    want = reward.inspect(prompts, responses)
+    with TestClient(create_app(reward, ServeConfig()), raise_server_exceptions=False) as client:
+        body = client.post("/v1/inspect", json={"items": [{"prompt": p, "response": r}
+                                                          for p, r in zip(prompts, responses)]}).json()
+        scored = client.post("/v1/score", json={"items": [{"prompt": p, "response": r}
+                                                          for p, r in zip(prompts, responses)]}).json()
+    assert body["names"] == ["helpfulness", "verbosity"]
+    for key in ("attributes", "decorrelated", "gate", "score"):
+        np.testing.assert_allclose(np.array(body[key]), want[key].numpy(), atol=1e-5)
+    np.testing.assert_allclose(scored["scores"], want["score"].numpy(), atol=1e-5)
