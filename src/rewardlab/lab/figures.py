@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rewardlab.lab.experiments import two_groups  # noqa: E402
 from rewardlab.optimize.fits import fit_bon, fit_rl  # noqa: E402
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3,
@@ -224,4 +225,4 @@ def transformer_figures(data: dict, out: Path) -> list[tuple[str, str]]:
 
 
 FIGURES = {"razin": razin_figures, "gao": gao_figures, "coste": coste_figures, "par": par_figures,
-           "transformer": transformer_figures}
+           "transformer": transformer_figures, "two_groups": two_groups.figures}

@@ -242,7 +242,7 @@ def figures(data: dict, out) -> list[tuple[str, str]]:
             ax.bar(x, mean, width, yerr=err, label=name, capsize=3)
         ax.set_xticks(range(len(GROUPS)), [f"group {g}" for g in GROUPS])
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     axes[0].axhline(0.5, color="k", lw=0.8, ls=":")
     axes[1].axhline(0.0, color="k", lw=0.8, ls=":")
     fig.savefig(Path(out) / "two_groups.png", dpi=110, bbox_inches="tight")
