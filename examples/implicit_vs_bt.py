@@ -12,7 +12,11 @@ backbone starts from π_ref's transformer and (2) a DPO policy from π_ref (β =
 β·log π/π_ref is scored like any Reward. Both (and the gold reward, as a ceiling) go through
 ``rewardlab.evaluate.evaluate_reward``: held-out pair accuracy (noisy labels), accuracy against the noise-free gold
 order, and teacher metrics on fresh π_ref samples (RV, on-policy accuracy vs gold). The gold is also importable as
-``python:implicit_vs_bt:gold`` for ``rewardlab eval``.
+``python:implicit_vs_bt:gold``, so the same comparison (with the HTML teacher report) is one command::
+
+    PYTHONPATH=examples rewardlab eval OUT/seed0/dpo --compare OUT/seed0/bt --data OUT/seed0/test.jsonl \
+        --policy OUT/seed0/ref --prompts OUT/seed0/eval_prompts.jsonl -m 8 --max-new-tokens 16 \
+        --gold python:implicit_vs_bt:gold -o OUT/seed0/report
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ def run_seed(out: Path, seed: int, n_train: int, n_test: int, beta: float) -> li
         pairs, agree = [], []
         for i, p in enumerate(ps):
             a, b = ro.responses[2 * i], ro.responses[2 * i + 1]
-            if a == b:
+            if a == b or not a or not b:  # empty samples (eos first) are legal, but data files reject them
                 continue
             ga, gb = gold(p, a), gold(p, b)
             a_wins = rng.random() < 1 / (1 + math.exp(-(ga - gb)))
@@ -98,8 +102,12 @@ def run_seed(out: Path, seed: int, n_train: int, n_test: int, beta: float) -> li
 
     train, _ = pairs_for(prompts[:n_train], seed * 10 + 1)
     test, agree = pairs_for(prompts[n_train : n_train + n_test], seed * 10 + 2)
-    with open(d / "train.jsonl", "w") as f:
-        f.writelines(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n" for p in train)
+    for name, rows_ in (("train", train), ("test", test)):  # for the CLI: rewardlab eval ... (module docstring)
+        with open(d / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                         for p in rows_)
+    with open(d / "eval_prompts.jsonl", "w") as f:
+        f.writelines(json.dumps({"prompt": p}) + "\n" for p in prompts[-64:])
 
     common = dict(epochs=3, batch_size=16, max_length=64, seed=seed, log_every=50)
     train_reward_model(train, TrainConfig(base=str(d / "ref"), output=str(d / "bt"), lr=1e-3, **common),
