@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from rewardlab.data.tokenize import TruncationStats
 from rewardlab.errors import UserError
 from rewardlab.models.tiny import tiny_causal_lm
 from rewardlab.rewards.implicit import ImplicitDPOReward, implicit_reward, policy_inputs
@@ -55,7 +56,12 @@ def test_conversations_and_truncation(models, tokenizer):
     p_ids, r_ids = policy_inputs(tokenizer, conv, [{"role": "assistant", "content": "sat on a mat"}])
     text = tokenizer.decode(p_ids + r_ids)
     assert text.startswith("<|user|> the cat") and "<|assistant|>" in text and r_ids[-1] == tokenizer.eos_token_id
-    p_ids, r_ids = policy_inputs(tokenizer, "a " * 50, "b " * 50, max_length=20)
-    assert len(p_ids) + len(r_ids) == 20 and len(p_ids) >= 1
+    stats = TruncationStats()
+    p_ids, r_ids = policy_inputs(tokenizer, "a " * 50, "b " * 50, max_length=20, stats=stats)
+    assert len(p_ids) + len(r_ids) == 20 and len(p_ids) == 1  # the response keeps all but one slot
+    p_ids, r_ids = policy_inputs(tokenizer, "a " * 50, "b", max_length=20, stats=stats)
+    assert len(p_ids) + len(r_ids) == 20 and r_ids[-1] == tokenizer.eos_token_id  # only the prompt was cut
+    policy_inputs(tokenizer, "a", "b", max_length=20, stats=stats)
+    assert (stats.items, stats.prompt_truncated, stats.response_truncated) == (3, 2, 1)
     r = ImplicitDPOReward(policy, ref, tokenizer)
     assert r.score([conv], ["sat on a mat"]).shape == (1,)

@@ -56,7 +56,8 @@ def test_cli_objective_dpo(pair_rows, tmp_path):
     assert res.exit_code == 0, (res.output, res.exception)
     assert (out / "model.safetensors").exists() and (out / "reference" / "model.safetensors").exists()
     assert json.loads((out / "rewardlab_dpo.json").read_text())["beta"] == 0.2
-    assert json.loads((out / "run.json").read_text())["metrics"]["steps"] == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["metrics"]["steps"] == 2 and run["truncation"]["items"] == 2 * len(pair_rows)
     bad = CliRunner().invoke(app, ["train", "--data", str(data), "--output", str(out), "--beta", "0.2"])
     assert isinstance(bad.exception, UserError)  # --beta without --objective dpo
     with pytest.raises(UserError, match="bt only"):

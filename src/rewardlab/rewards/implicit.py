@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.data.tokenize import render
+from rewardlab.data.tokenize import TruncationStats, render
 from rewardlab.errors import UserError
 from rewardlab.models.generation import encode_prompts, sequence_logprobs
 
@@ -37,9 +37,10 @@ def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -
     return beta * (logps - ref_logps)
 
 
-def policy_inputs(tokenizer, prompt: Prompt, response: Response,
-                  max_length: int | None = None) -> tuple[list[int], list[int]]:
-    """``(prompt_ids, response_ids)`` for log-prob scoring/training (see the module docstring)."""
+def policy_inputs(tokenizer, prompt: Prompt, response: Response, max_length: int | None = None,
+                  stats: TruncationStats | None = None) -> tuple[list[int], list[int]]:
+    """``(prompt_ids, response_ids)`` for log-prob scoring/training (see the module docstring); truncations are
+    counted in ``stats`` when given."""
     if isinstance(prompt, str) and isinstance(response, str):
         text = response
     else:
@@ -50,7 +51,12 @@ def policy_inputs(tokenizer, prompt: Prompt, response: Response,
     r_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
     if tokenizer.eos_token_id is not None:
         r_ids.append(int(tokenizer.eos_token_id))
+    if stats is not None:
+        stats.items += 1
     if max_length is not None and len(p_ids) + len(r_ids) > max_length:
+        if stats is not None:
+            stats.response_truncated += len(r_ids) > max_length - 1
+            stats.prompt_truncated += len(p_ids) > max(1, max_length - len(r_ids))
         r_ids = r_ids[: max(1, max_length - 1)]
         p_ids = p_ids[len(p_ids) - max(1, max_length - len(r_ids)):]
     return p_ids, r_ids

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import PreferencePair
+from rewardlab.data.tokenize import TruncationStats
 from rewardlab.models.backbone import disable_dropout
 from rewardlab.rewards.implicit import MANIFEST, load_causal_lm, policy_inputs, sequence_logps
 from rewardlab.train.config import TrainConfig
@@ -79,17 +80,19 @@ class EncodedDPO:
     chosen: list[list[int]]
     rejected: list[list[int]]
     weight: torch.Tensor
+    stats: TruncationStats
 
 
 def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) -> EncodedDPO:
     prompt, chosen, rejected = [], [], []
+    stats = TruncationStats()
     for p in pairs:
-        pc, c = policy_inputs(tokenizer, p.prompt, p.chosen, max_length)
-        pr, r = policy_inputs(tokenizer, p.prompt, p.rejected, max_length)
+        pc, c = policy_inputs(tokenizer, p.prompt, p.chosen, max_length, stats)
+        pr, r = policy_inputs(tokenizer, p.prompt, p.rejected, max_length, stats)
         prompt.append((pc, pr))
         chosen.append(c)
         rejected.append(r)
-    return EncodedDPO(prompt, chosen, rejected, torch.tensor([p.weight for p in pairs], dtype=torch.float32))
+    return EncodedDPO(prompt, chosen, rejected, torch.tensor([p.weight for p in pairs], dtype=torch.float32), stats)
 
 
 def pair_logps(model, data: EncodedDPO, idx: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,6 +143,7 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
         disable_dropout(policy)
 
     train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
+    print(f"train data: {train.stats.summary()}")
     evald = encode_dpo_pairs(eval_pairs, tokenizer, cfg.max_length) if eval_pairs else None
     ref_c = sequence_logps(reference, [p for p, _ in train.prompt], train.chosen, pad_id).to(device)
     ref_r = sequence_logps(reference, [p for _, p in train.prompt], train.rejected, pad_id).to(device)
@@ -202,9 +206,11 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     if ref_path == "reference":
         reference.save_pretrained(out / "reference", safe_serialization=True)
         tokenizer.save_pretrained(out / "reference")
-    summary = {"config": cfg.to_dict(), "data_hash": data_hash(pairs), "metrics": metrics}
+    summary = {"config": cfg.to_dict(), "data_hash": data_hash(pairs), "truncation": train.stats.as_dict(),
+               "eval_truncation": evald.stats.as_dict() if evald else None, "metrics": metrics}
     write_json_atomic(out / "run.json", summary)
     write_json_atomic(out / MANIFEST, {"objective": "dpo", "beta": cfg.beta, "reference": ref_path,
                                        "max_length": cfg.max_length, "base": cfg.base,
-                                       "data_hash": summary["data_hash"], "metrics": metrics})
+                                       "data_hash": summary["data_hash"], "truncation": summary["truncation"],
+                                       "metrics": metrics})
     return summary
