@@ -73,7 +73,11 @@ def trl(tok, pairs, args, cpu_settings: bool) -> float:
         trainer = RewardTrainer(model=model, args=conf, train_dataset=ds, processing_class=tok)
         t = time.perf_counter()
         trainer.train()
-        return len(pairs) / (time.perf_counter() - t)
+        rate = len(pairs) / (time.perf_counter() - t)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # TRL's defaults set bf16 process-wide; the next trainer asks for fp32
+    return rate
 
 
 def run_set(skewed: bool, args) -> dict[str, float]:
