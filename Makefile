@@ -29,6 +29,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python benchmarks/serve_load.py --torch-threads 1
+	$(BIN)/python benchmarks/rloo_step.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
