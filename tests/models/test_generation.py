@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.models.generation import (
     Rollout,
     encode_prompts,
-    left_pad,
     sample,
     sequence_kl,
     sequence_logprobs,
@@ -26,7 +26,7 @@ def tok():
 def lm(tok):
     """A tiny LM trained a few steps on TEXTS: varied greedy continuations test positions and padding."""
     m = tiny_causal_lm(tok, seed=0)
-    ids, mask = left_pad([tok(t)["input_ids"] for t in TEXTS[:3]], tok.pad_token_id)
+    ids, mask = pad_batch([tok(t)["input_ids"] for t in TEXTS[:3]], tok.pad_token_id, side="left")
     opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
     m.train()
     for _ in range(30):

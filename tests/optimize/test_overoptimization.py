@@ -14,8 +14,9 @@ import random
 import pytest
 import torch
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair
-from rewardlab.models.generation import left_pad, sample
+from rewardlab.models.generation import sample
 from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
 from rewardlab.optimize.rloo import RLOOArgs, train_rloo
 from rewardlab.rewards.base import FunctionReward
@@ -41,7 +42,7 @@ def build_world(tmp_path, n_pairs: int = 200):
     for _ in range(300):
         idx = torch.randint(len(corpus), (32,), generator=g).tolist()
         seqs = [tok(" ".join(rng.choice(WORDS) for _ in range(3)) + " " + corpus[i])["input_ids"] for i in idx]
-        ids, mask = left_pad(seqs, tok.pad_token_id)
+        ids, mask = pad_batch(seqs, tok.pad_token_id, side="left")
         loss = pi0(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
                    labels=ids.masked_fill(mask == 0, -100)).loss
         opt.zero_grad()

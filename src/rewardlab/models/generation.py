@@ -99,11 +99,6 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt],
     return out
 
 
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad to ``[b, L]``; returns (ids, attention_mask). Same as ``pad_batch(..., side="left")``."""
-    return pad_batch(seqs, pad_id, side="left", device=device)
-
-
 def _positions(mask: torch.Tensor) -> torch.Tensor:
     """Position ids counting only attended tokens: ``cumsum(mask) − 1``, clamped at 0 on pads."""
     return (mask.cumsum(-1) - 1).clamp_min(0)
@@ -175,7 +170,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_ne
     try:
         for s in range(0, len(flat), batch_size):
             chunk = flat[s : s + batch_size]
-            ids, mask = left_pad([p_ids[g] for g in chunk], pad_id, device)
+            ids, mask = pad_batch([p_ids[g] for g in chunk], pad_id, side="left", device=device)
             responses_ids += _sample_batch(model, ids, mask, max_new_tokens, temperature, top_p, eos_id, gen)
     finally:
         model.train(was_training)
@@ -191,7 +186,7 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_ne
 
 def _logprobs_chunk(model, prompt_ids, response_ids, T: int, pad_id: int, temperature: float):
     device = next(model.parameters()).device
-    p, pm = left_pad(prompt_ids, pad_id, device)
+    p, pm = pad_batch(prompt_ids, pad_id, side="left", device=device)
     Lp = p.shape[1]
     r, rm = pad_batch(response_ids, pad_id, side="right", device=device)
     extra = T - r.shape[1]  # T is the longest response of the whole call, so chunks line up

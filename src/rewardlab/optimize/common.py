@@ -36,6 +36,7 @@ from rewardlab.models.generation import Rollout, sample, sequence_kl, sequence_l
 from rewardlab.optimize.fits import fit_gao
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
+from rewardlab.train.state import load_state, save_state
 
 
 @dataclass
@@ -163,27 +164,6 @@ def plot_overoptimization(d: Sequence[float], proxy: Sequence[float], gold: Sequ
     os.replace(tmp, path)
 
 
-def optimizer_state_to_safetensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON-able metadata."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v.detach().contiguous().cpu()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def optimizer_state_from_safetensors(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 class Session:
     """Set-up and tear-down of one optimize run (see the module docstring)."""
 
@@ -266,14 +246,10 @@ class Session:
 
     def save_checkpoint(self, step: int) -> None:
         """policy (save_pretrained, safetensors) + optimizer (safetensors + JSON) + step and gold history."""
-        from safetensors.torch import save_file
-
         final, tmp = self.out / "checkpoint", self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.policy.save_pretrained(tmp / "policy")
-        tensors, meta = optimizer_state_to_safetensors(self.optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "optimizer.json").write_text(json.dumps(meta))
+        save_state(tmp, "optimizer", self.optimizer.state_dict())
         (tmp / "state.json").write_text(json.dumps({"step": step, "history": self.tracker.history,
                                                     "args": asdict(self.args)}))
         old = self.out / "checkpoint.old"
@@ -284,16 +260,13 @@ class Session:
         shutil.rmtree(old, ignore_errors=True)
 
     def _load_checkpoint(self) -> None:
-        from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
         ck = self.out / "checkpoint"
         state = json.loads((ck / "state.json").read_text())
         saved = AutoModelForCausalLM.from_pretrained(ck / "policy", use_safetensors=True)
         self.policy.load_state_dict(saved.state_dict())
-        meta = json.loads((ck / "optimizer.json").read_text())
-        self.optimizer.load_state_dict(optimizer_state_from_safetensors(load_file(str(ck / "optimizer.safetensors")),
-                                                                        meta))
+        self.optimizer.load_state_dict(load_state(ck, "optimizer"))
         self.start = int(state["step"])
         self.tracker.history = state["history"]
         metrics = self.out / "metrics.jsonl"
