@@ -92,9 +92,9 @@ def test_rewardlab_eval_end_to_end(world):
 
     # teacher metrics: independently drawn rollout (one chunk of 5 prompts -> seed 0) and one-by-one scoring
     from rewardlab.data.load import load_prompts
-    from rewardlab.evaluate.teacher import load_policy
+    from rewardlab.models.backbone import load_causal_lm
 
-    lm, tok = load_policy(world / "policy")
+    lm, tok = load_causal_lm(world / "policy")
     ro = sample(lm, tok, load_prompts(world / "prompts.jsonl"), num_samples=4, max_new_tokens=8, seed=0)
     rr = _scores_one_by_one(world / "rm", ro.prompts, ro.responses)
     gg = _scores_one_by_one(world / "gold", ro.prompts, ro.responses)

@@ -61,7 +61,8 @@ def eval_command(
     from rewardlab.errors import UserError
     from rewardlab.evaluate.report import write_report
     from rewardlab.evaluate.suite import EvalResult, evaluate_reward
-    from rewardlab.evaluate.teacher import SamplingConfig, load_policy, sample_rollout
+    from rewardlab.evaluate.teacher import SamplingConfig, sample_rollout
+    from rewardlab.models.backbone import load_causal_lm
     from rewardlab.rewards.registry import load_reward
 
     if data is None and policy is None:
@@ -81,7 +82,7 @@ def eval_command(
         prompt_list = prompt_list[:max_prompts] if max_prompts else prompt_list
         cfg = SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
                              top_p=top_p, seed=seed)
-        lm, tok = load_policy(policy, device)
+        lm, tok = load_causal_lm(policy, device)
         rollout = sample_rollout(lm, tok, prompt_list, cfg)
         gold_reward = load_reward(gold, device=device) if gold else None
     elif gold:

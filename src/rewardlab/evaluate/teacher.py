@@ -10,7 +10,6 @@ runs it; pass the same ``rollout`` to judge several rewards under the same polic
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,19 +31,6 @@ class SamplingConfig:
     seed: int = 0
     batch_size: int = 64
     max_prompt_length: int | None = None
-
-
-def load_policy(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) of an HF causal-LM directory (``save_pretrained`` layout, safetensors weights)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rewardlab.errors import UserError
-
-    if not os.path.isdir(path):
-        raise UserError(f"{path}: policy must be a Hugging Face causal LM directory")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
-    return model, tokenizer
 
 
 def _progress(description: str):

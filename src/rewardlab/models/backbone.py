@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from rewardlab.errors import UserError
 
 # Bidirectional encoders are pooled by mean (how sentence encoders such as MiniLM were trained); decoders by last token.
@@ -14,8 +16,6 @@ ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "dis
 
 def disable_dropout(model) -> None:
     """Set every ``nn.Dropout`` to p = 0 (HF attention reads its dropout p from the module too)."""
-    import torch
-
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -73,18 +73,38 @@ def packaged_model(name: str) -> Path:
     return gguf_to_safetensors(ggufs[0])
 
 
-def load_backbone(path: str | os.PathLike):
-    """Return ``(backbone, tokenizer)`` for an HF directory or a ``.gguf`` file; the backbone is the bare
-    ``AutoModel`` (no LM head). A missing pad token is set to eos (pooling reads the mask, so that is safe)."""
-    from transformers import AutoModel, AutoTokenizer
-
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """An HF model directory for ``path``: the directory itself, a ``.gguf`` file (converted once, safetensors), or a
+    packaged model name (``minilm``, ``smollm2``). Raises UserError when there is no model there."""
     p = packaged_model(str(path)) if str(path) in ("minilm", "smollm2") else Path(path)
     if p.suffix == ".gguf":
         p = gguf_to_safetensors(p)
     if not (p / "config.json").exists():
         raise UserError(f"{path}: not a model directory (no config.json) — use 'tiny' or a local HF model dir")
+    return p
+
+
+def _tokenizer(p: Path):
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(p)
-    backbone = AutoModel.from_pretrained(p, use_safetensors=True)
-    if tokenizer.pad_token_id is None:
+    if tokenizer.pad_token_id is None:  # batching needs one; the attention mask, not the pad id, marks padding
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return backbone, tokenizer
+    return tokenizer
+
+
+def load_backbone(path: str | os.PathLike):
+    """``(backbone, tokenizer)``: the bare ``AutoModel`` (no LM head) of :func:`resolve_model_dir`'s directory."""
+    from transformers import AutoModel
+
+    p = resolve_model_dir(path)
+    return AutoModel.from_pretrained(p, use_safetensors=True), _tokenizer(p)
+
+
+def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None):
+    """Return ``(model, tokenizer)`` of a causal LM (policy, reference, judge) in eval mode, safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    p = resolve_model_dir(path)
+    model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32)
+    return model.to(device).eval(), _tokenizer(p)

@@ -104,11 +104,9 @@ def _setup(kw: dict[str, Any], uwo_default: float) -> tuple[Any, Any, Any, Any, 
         tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
         model = tiny_causal_lm(tokenizer, seed=kw["seed"]).to(device)
     else:
-        from rewardlab.evaluate.teacher import load_policy
+        from rewardlab.models.backbone import load_causal_lm
 
-        model, tokenizer = load_policy(kw["policy"], device=device)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        model, tokenizer = load_causal_lm(kw["policy"], device=device)
     members = [load_reward(spec, device=device) for spec in kw["reward"]]
     lam = uwo_default if kw["uwo_lambda"] is None else kw["uwo_lambda"]
     proxy = members[0] if len(members) == 1 else EnsembleReward(members, kw["aggregate"], lam)

@@ -27,6 +27,7 @@ import torch
 from rewardlab.data.records import Prompt, Response
 from rewardlab.data.tokenize import TruncationStats, render
 from rewardlab.errors import UserError
+from rewardlab.models.backbone import load_causal_lm
 from rewardlab.models.generation import encode_prompts, sequence_logprobs
 
 MANIFEST = "rewardlab_dpo.json"
@@ -74,19 +75,6 @@ def sequence_logps(model, prompt_ids: Sequence[Sequence[int]], response_ids: Seq
         logps, mask = sequence_logprobs(model, [prompt_ids[i] for i in idx], [response_ids[i] for i in idx], pad_id)
         out[idx] = (logps * mask).sum(-1).float().cpu()
     return out
-
-
-def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) of an HF causal-LM directory, safetensors only, eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (Path(path) / "config.json").exists():
-        raise UserError(f"{path}: not a causal LM directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 class ImplicitDPOReward:

@@ -86,23 +86,13 @@ class HFJudgeBackend:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None,
                         **kwargs) -> HFJudgeBackend:
-        """Load an HF causal-LM directory (safetensors only) or a ``.gguf`` file (converted once, see
-        :func:`rewardlab.models.backbone.gguf_to_safetensors`)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        """Load an HF causal-LM directory, a ``.gguf`` file or ``smollm2`` (see
+        :func:`rewardlab.models.backbone.load_causal_lm`; safetensors only)."""
+        from rewardlab.models.backbone import load_causal_lm
 
-        from rewardlab.errors import UserError
-
-        p = Path(path)
-        if p.suffix == ".gguf":
-            from rewardlab.models.backbone import gguf_to_safetensors
-
-            p = gguf_to_safetensors(p)
-        if not (p / "config.json").exists():
-            raise UserError(f"{path}: not a model directory (no config.json)")
-        tokenizer = AutoTokenizer.from_pretrained(p)
-        model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32)
-        kwargs.setdefault("name", p.name)
-        return cls(model.to(device or "cpu"), tokenizer, **kwargs)
+        model, tokenizer = load_causal_lm(path, device or "cpu", dtype=dtype)
+        kwargs.setdefault("name", Path(str(path)).name)
+        return cls(model, tokenizer, **kwargs)
 
     @property
     def device(self) -> torch.device:

@@ -26,8 +26,8 @@ import torch
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.tokenize import TruncationStats
-from rewardlab.models.backbone import disable_dropout
-from rewardlab.rewards.implicit import MANIFEST, load_causal_lm, policy_inputs, sequence_logps
+from rewardlab.models.backbone import disable_dropout, load_causal_lm
+from rewardlab.rewards.implicit import MANIFEST, policy_inputs, sequence_logps
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.losses import dpo_loss
 from rewardlab.train.trainer import data_hash
