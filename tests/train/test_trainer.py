@@ -119,3 +119,8 @@ def test_distributed_two_processes_on_cpu(tmp_path, data_file):
     assert metrics["world_size"] == 2
     assert metrics["steps"] == 2 * (64 // 8) // 2  # each step consumes one batch on each of the 2 processes
     assert metrics["eval_accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize("epochs,max_steps,expected", [(1, 0, 10), (3, 0, 30), (1, 25, 25), (3, 5, 5), (2, 1000, 1000)])
+def test_max_steps_overrides_epochs_whatever_their_number(epochs, max_steps, expected):
+    assert TrainConfig(epochs=epochs, max_steps=max_steps).total_steps(steps_per_epoch=10) == expected

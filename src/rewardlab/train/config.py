@@ -15,7 +15,7 @@ class TrainConfig:
     base: str = "tiny"  # "tiny", an HF model directory (causal LM or encoder), or a rewardlab checkpoint
     output: str = "runs/rm"
     epochs: int = 1
-    max_steps: int = 0  # stop after this many optimizer steps (0 = no limit)
+    max_steps: int = 0  # > 0: train exactly this many optimizer steps, overriding epochs (as HF TrainingArguments)
     batch_size: int = 16  # pairs per optimizer micro-step and device
     grad_accum: int = 1
     lr: float = 1e-3
@@ -84,6 +84,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(f"{origin}: {message}")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the run: ``max_steps`` when set, else ``epochs × steps_per_epoch``."""
+        return self.max_steps if self.max_steps > 0 else self.epochs * steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -150,9 +150,7 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     weight = train.weight.to(device)
 
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs  # max_steps: a cap when epochs > 1, else the step count (as in BT training)
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps) if cfg.epochs > 1 else cfg.max_steps
+    total = cfg.total_steps(steps_per_epoch)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * total)

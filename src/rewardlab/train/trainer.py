@@ -168,9 +168,7 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train.chosen)} pairs are too few for batch size {cfg.batch_size} x {world} x "
                          f"{cfg.grad_accum}")
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps) if cfg.epochs > 1 else cfg.max_steps
+    total_steps = cfg.total_steps(steps_per_epoch)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     torch.manual_seed(cfg.seed)
