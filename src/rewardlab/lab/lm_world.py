@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair
 from rewardlab.rewards.base import FunctionReward
 
@@ -174,7 +175,7 @@ def pretrained_policy(world: LMWorld):
     cfg = world.config
     path = cache_root() / f"policy-{cfg.key(world.seed)}"
     if (path / "model.safetensors").exists():
-        return GPT2LMHeadModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+        return GPT2LMHeadModel.from_pretrained(path, use_safetensors=True).eval(), AutoTokenizer.from_pretrained(path)
     corpus = world.corpus()
     tok = train_tiny_tokenizer(corpus, vocab_size=260)  # the 256-byte alphabet + specials: one token per letter
     torch.manual_seed(world.seed)
@@ -185,11 +186,7 @@ def pretrained_policy(world: LMWorld):
     model.train()
     for _ in range(cfg.pretrain_steps):
         batch = [enc[rng.randrange(len(enc))] for _ in range(cfg.pretrain_batch)]
-        L = max(map(len, batch))
-        ids = torch.full((len(batch), L), tok.pad_token_id)
-        mask = torch.zeros(len(batch), L, dtype=torch.long)
-        for i, b in enumerate(batch):
-            ids[i, : len(b)], mask[i, : len(b)] = torch.tensor(b), 1
+        ids, mask = pad_batch(batch, tok.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
