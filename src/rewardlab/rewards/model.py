@@ -36,10 +36,13 @@ class ModelReward:
         self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, **kwargs) -> ModelReward:
+    def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: str | None = None,
+                        **kwargs) -> ModelReward:
         from rewardlab.models.checkpoint import load_reward_model
+        from rewardlab.models.device import resolve_device, resolve_dtype
 
-        model, tokenizer, manifest = load_reward_model(path, device=device or "cpu")
+        device = resolve_device(device)
+        model, tokenizer, manifest = load_reward_model(path, device=device, dtype=resolve_dtype(dtype, device))
         kwargs.setdefault("name", os.path.basename(os.path.normpath(str(path))))
         return cls(model, tokenizer, manifest=manifest, **kwargs)
 

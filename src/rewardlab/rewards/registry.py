@@ -29,8 +29,14 @@ from rewardlab.errors import UserError
 from rewardlab.rewards.base import FunctionReward, Reward
 
 
-def load_reward(spec: str, device: str | None = None) -> Reward:
-    """Build the Reward that ``spec`` names (see the module docstring for the forms)."""
+def load_reward(spec: str, device: str | None = None, dtype: str | None = None) -> Reward:
+    """Build the Reward that ``spec`` names (see the module docstring for the forms).
+
+    ``device``/``dtype`` follow :mod:`rewardlab.models.device` (``None`` = ``auto``). ``dtype`` applies to reward
+    models; the other families keep their own precision."""
+    from rewardlab.models.device import resolve_device
+
+    device = str(resolve_device(device))
     if spec.startswith("python:"):
         try:
             _, module_name, fn_name = spec.split(":", 2)
@@ -41,7 +47,7 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
     if spec.startswith("ensemble:"):
         from rewardlab.rewards.ensemble import ensemble_from_spec
 
-        return ensemble_from_spec(spec, lambda s: load_reward(s, device=device))
+        return ensemble_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
     if spec.startswith(("http://", "https://", "openrlhf+http://", "openrlhf+https://")):
         from rewardlab.rewards.remote import RemoteReward
 
@@ -54,7 +60,7 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
     if spec.startswith("mix:"):
         from rewardlab.rewards.rules import mixture_from_spec
 
-        return mixture_from_spec(spec, lambda s: load_reward(s, device=device))
+        return mixture_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
     if spec.startswith("dpo:"):
         from rewardlab.rewards.implicit import implicit_from_spec
 
@@ -87,7 +93,7 @@ def load_reward(spec: str, device: str | None = None) -> Reward:
     if path.is_dir():
         from rewardlab.rewards.model import ModelReward
 
-        return ModelReward.from_pretrained(path, device=device)
+        return ModelReward.from_pretrained(path, device=device, dtype=dtype)
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
                     "judge:, micro:)")
