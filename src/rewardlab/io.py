@@ -43,3 +43,39 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--output") -> Path:
+    """Fail early (UserError, before any work) if a file cannot be written at ``path``; creates nothing."""
+    from rewardlab.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory, expected a file path")
+    anchor = _nearest_existing(path.parent)
+    if not anchor.is_dir():
+        raise UserError(f"{flag} {path}: {anchor} is a file, not a directory")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {anchor} is not writable")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--output") -> Path:
+    """Fail early (UserError, before any work) if ``path`` cannot be used as an output directory; creates nothing."""
+    from rewardlab.errors import UserError
+
+    path = Path(path)
+    anchor = _nearest_existing(path)
+    if not anchor.is_dir():
+        what = "is a file" if anchor == path.absolute() else f"lies under {anchor}, which is a file"
+        raise UserError(f"{flag} {path}: {what}, expected a directory")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {anchor} is not writable")
+    return path
