@@ -1,13 +1,23 @@
 """Turn (prompt, response) into token ids for a reward model, with counted truncation (DESIGN §2).
 
-Rendering: conversational input goes through the tokenizer's chat template (``add_generation_prompt`` for the prompt
-part); a tokenizer without one uses :data:`DEFAULT_CHAT_TEMPLATE`. Plain text is encoded as a text pair
-``(prompt, response)`` with the tokenizer's own special tokens (``[CLS] p [SEP] r [SEP]`` for BERT-style encoders,
-``p r <eos>`` for the tiny tokenizer).
+Rendering is a property of the model (:class:`Rendering`, stored in ``rewardlab.json``), applied the same way at
+train, score, eval and serve time:
+
+- **Conversations** go through the chat template (the tokenizer's own, a ``--chat-template`` override, or
+  :data:`DEFAULT_CHAT_TEMPLATE` when it has none); ``add_generation_prompt`` renders the prompt part. The model's
+  start tokens (bos, ``[CLS]``) are added only when the rendered text does not already begin with them (Llama-3-style
+  templates write ``<|begin_of_text|>`` themselves: no second bos); encoders also get their end tokens (``[SEP]``).
+- **Plain text on a decoder** is one sequence, as TRL's RewardTrainer builds it: ``start + prompt + response +
+  end``, plus eos when the tokenizer has one and the layout does not already end with it (TRL appends eos to
+  non-conversational rows). No separator is put between prompt and response (a Llama-3 tokenizer's text-pair
+  template would insert a second bos there).
+- **Plain text on an encoder** is the tokenizer's text pair, ``[CLS] p [SEP] r [SEP]`` (``<s> p </s></s> r </s>``);
+  the reward model derives ``token_type_ids`` from the first separator (see ``models.reward_model``).
 
 Truncation keeps the response and cuts the prompt **from the left**; a response that alone exceeds the budget is cut
-at its end (``overlong="truncate"``) or the item is dropped (``overlong="drop"``). Every truncation and drop is
-counted in :class:`TruncationStats`.
+at its end (``overlong="truncate"``) or the item is dropped (``overlong="drop"``). An already-rendered full text
+without a prompt split (OpenRLHF ``query``, vLLM ``input``) keeps its **end**: it is cut from the left. Every
+truncation and drop is counted in :class:`TruncationStats`.
 """
 
 from __future__ import annotations
@@ -46,17 +56,17 @@ def _chat_template(tokenizer) -> str:
     return getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
 
 
-def render(tokenizer, prompt: Prompt, response: Response) -> tuple[str, str, bool]:
-    """Return ``(prompt_text, response_text, templated)``.
-
-    ``templated`` is True when a chat template produced the text (it then carries its own special tokens, so the
-    encoder must not add more).
-    """
+def render(tokenizer, prompt: Prompt, response: Response, chat_template: str | None = None) -> tuple[str, str, bool]:
+    """Return ``(prompt_text, response_text, templated)``; ``templated`` is True when a chat template produced the
+    text (it then carries the template's own special tokens)."""
     if isinstance(response, str) and isinstance(prompt, str):
         return prompt, response, False
-    messages_prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if isinstance(prompt, str):
+        messages_prompt = [{"role": "user", "content": prompt}] if prompt else []  # "" = implicit prompt: no turn
+    else:
+        messages_prompt = list(prompt)
     messages_resp = [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)
-    template = _chat_template(tokenizer)
+    template = chat_template or _chat_template(tokenizer)
     full = tokenizer.apply_chat_template(messages_prompt + messages_resp, chat_template=template, tokenize=False)
     if not messages_prompt:
         return "", full, True
@@ -70,50 +80,131 @@ def render(tokenizer, prompt: Prompt, response: Response) -> tuple[str, str, boo
     return head, full[len(head) :], True
 
 
+@dataclass
+class Rendering:
+    """How a model's inputs are rendered to ids: recorded in ``rewardlab.json`` (see the module docstring).
+
+    ``single``/``pair`` are the special ids the tokenizer puts around one text / between and around a text pair
+    (``(start, end)`` and ``(start, mid, end)``), probed once from the tokenizer. ``append_eos`` is the eos id added
+    after plain decoder text (None: not added). ``chat_template`` is an override of the tokenizer's template.
+    """
+
+    decoder: bool
+    single: tuple[list[int], list[int]]
+    pair: tuple[list[int], list[int], list[int]]
+    append_eos: int | None = None
+    chat_template: str | None = None
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, decoder: bool | None = None, chat_template: str | None = None,
+                      eos: bool = True) -> Rendering:
+        """Probe ``tokenizer``. ``decoder=None`` guesses from the tokenizer (encoder tokenizers have a CLS token).
+        ``eos=False`` renders plain decoder text exactly as ``tokenizer(text)`` does (imported models: what
+        transformers' pipeline feeds them), ``eos=True`` appends eos as TRL's RewardTrainer does."""
+        if decoder is None:
+            decoder = getattr(tokenizer, "cls_token", None) is None
+        start, _, end = _special_layout(tokenizer, pair=False)
+        pair = _special_layout(tokenizer, pair=True)
+        eos_id = getattr(tokenizer, "eos_token_id", None) if eos else None
+        append = eos_id if decoder and eos_id is not None and not (end and end[-1] == eos_id) else None
+        return cls(bool(decoder), (start, end), pair, append, chat_template)
+
+    def to_dict(self) -> dict:
+        return {"decoder": self.decoder, "single": list(map(list, self.single)), "pair": list(map(list, self.pair)),
+                "append_eos": self.append_eos, "chat_template": self.chat_template}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Rendering:
+        return cls(bool(d["decoder"]), tuple(map(list, d["single"])), tuple(map(list, d["pair"])),
+                   d.get("append_eos"), d.get("chat_template"))
+
+    def layout(self, templated: bool, with_prompt: bool) -> tuple[list[int], list[int], list[int]]:
+        """``(start, mid, end)`` special ids around plain text (templated text: see :meth:`peel`)."""
+        start, end = self.single
+        if not templated and not self.decoder and with_prompt:
+            return self.pair
+        if not templated and self.decoder and self.append_eos is not None:
+            end = end + [self.append_eos]
+        return start, [], end
+
+    def peel(self, p_ids: list[int], r_ids: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """``(start, p_ids, r_ids, end)`` for templated text: the model's start tokens (bos, ``[CLS]``) and, for
+        encoders, its end tokens (``[SEP]``) are taken out of the text when it already carries them and added when
+        it does not — so they are never doubled and never lost to truncation."""
+        start, end = self.single
+        first = p_ids if p_ids else r_ids
+        if start and first[: len(start)] == start:
+            first = first[len(start):]
+            p_ids, r_ids = (first, r_ids) if p_ids else (p_ids, first)
+        if self.decoder:
+            return start, p_ids, r_ids, []
+        if end and r_ids[-len(end):] == end:
+            r_ids = r_ids[: -len(end)]
+        return start, p_ids, r_ids, end
+
+
 class PairEncoder:
     """Encodes (prompt, response) items to ids under a token budget; holds the running :class:`TruncationStats`."""
 
-    def __init__(self, tokenizer, max_length: int = 512, overlong: str = "truncate"):
+    def __init__(self, tokenizer, max_length: int = 512, overlong: str = "truncate",
+                 rendering: Rendering | None = None):
         if overlong not in OVERLONG:
             raise ValueError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.overlong = overlong
         self.stats = TruncationStats()
-        self._single = _special_layout(tokenizer, pair=False)
-        self._pair = _special_layout(tokenizer, pair=True)
+        self.rendering = rendering or Rendering.for_tokenizer(tokenizer)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def _layout(self, templated: bool, with_prompt: bool) -> tuple[list[int], list[int], list[int]]:
-        if templated:  # the chat template already wrote the special tokens into the text
-            return [], [], []
-        return self._pair if with_prompt else self._single
+    def render(self, prompt: Prompt, response: Response) -> tuple[str, str, bool]:
+        return render(self.tokenizer, prompt, response, self.rendering.chat_template)
 
     def encode(self, prompt: Prompt, response: Response) -> list[int] | None:
         """Token ids for one item, or None if it was dropped as overlong."""
-        p_text, r_text, templated = render(self.tokenizer, prompt, response)
-        p_ids, r_ids = self._ids(p_text), self._ids(r_text)
+        p_text, r_text, templated = self.render(prompt, response)
+        return self._fit(self._ids(p_text), self._ids(r_text), templated, keep="start")
+
+    def encode_text(self, text: str, prompt: str | None = None) -> list[int]:
+        """Ids for an already-rendered full text (no chat template applied). When ``prompt`` is a prefix of
+        ``text`` the two are split there and the prompt is cut from the left; otherwise the text is one response
+        whose **end** is kept (cut from the left) when it exceeds the budget."""
+        if prompt and text.startswith(prompt):
+            p_ids, r_ids = self._ids(prompt), self._ids(text[len(prompt):])
+        else:
+            p_ids, r_ids = [], self._ids(text)
+        return self._fit(p_ids, r_ids, templated=False, keep="end", full_text=True)
+
+    def _fit(self, p_ids: list[int], r_ids: list[int], templated: bool, keep: str,
+             full_text: bool = False) -> list[int] | None:
         self.stats.items += 1
+        if templated or full_text:  # one rendered sequence: the model's special tokens once, around it
+            start, p_ids, r_ids, end = self.rendering.peel(p_ids, r_ids)
+            if full_text:
+                start, _, end = self.rendering.layout(False, with_prompt=False)
+                r_ids = r_ids[: -len(end)] if end and r_ids[-len(end):] == end else r_ids
+            mid: list[int] = []
+        else:
+            start, mid, end = self.rendering.layout(templated, with_prompt=bool(p_ids))
         if p_ids:
-            start, mid, end = self._layout(templated, True)
             room = self.max_length - len(start) - len(mid) - len(end) - len(r_ids)
             if room >= len(p_ids):
                 return start + p_ids + mid + r_ids + end
             if room > 0:
                 self.stats.prompt_truncated += 1
                 return start + p_ids[len(p_ids) - room :] + mid + r_ids + end
-        start, _, end = self._layout(templated, False)
+            self.stats.prompt_truncated += 1  # no room left for any of the prompt
+            if not (templated or full_text):
+                start, _, end = self.rendering.layout(templated, with_prompt=False)
         budget = self.max_length - len(start) - len(end)
         if len(r_ids) > budget:
-            if self.overlong == "drop":
+            if self.overlong == "drop" and keep == "start":
                 self.stats.dropped += 1
                 return None
             self.stats.response_truncated += 1
-            r_ids = r_ids[:budget]
-        if p_ids:  # no room left for any of the prompt
-            self.stats.prompt_truncated += 1
+            r_ids = r_ids[:budget] if keep == "start" else r_ids[len(r_ids) - budget :]
         return start + r_ids + end
 
 
@@ -142,9 +233,9 @@ def _special_layout(tokenizer, pair: bool) -> tuple[list[int], list[int], list[i
 
 
 def encode(tokenizer, prompt: Prompt, response: Response, max_length: int = 512, overlong: str = "truncate",
-           stats: TruncationStats | None = None) -> list[int] | None:
+           stats: TruncationStats | None = None, rendering: Rendering | None = None) -> list[int] | None:
     """One-off encoding of a single item (see :class:`PairEncoder` for batches)."""
-    enc = PairEncoder(tokenizer, max_length=max_length, overlong=overlong)
+    enc = PairEncoder(tokenizer, max_length=max_length, overlong=overlong, rendering=rendering)
     if stats is not None:
         enc.stats = stats
     return enc.encode(prompt, response)

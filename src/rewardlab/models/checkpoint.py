@@ -1,7 +1,8 @@
 """Reward-model checkpoints: a directory that carries everything needed to score (DESIGN §3).
 
 ``model.safetensors`` (backbone **and** head), ``config.json`` (the backbone's HF config), the tokenizer files, and
-``rewardlab.json`` (head spec, pooling, max length, normalization stats, data hash, library versions). Loading
+``rewardlab.json`` (head spec, pooling, how inputs are rendered, max length, normalization stats, data hash, library
+versions). Loading
 rebuilds the backbone from its config and reads weights with safetensors only — never pickle. The files are
 written to a temporary folder and moved into place one by one with ``os.replace``, manifest last.
 """
@@ -51,7 +52,10 @@ def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
         save_file(_state_dict_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
         model.backbone.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        info = {"format_version": FORMAT_VERSION, "head": model.spec(), "versions": library_versions()}
+        from rewardlab.data.tokenize import Rendering
+
+        info = {"format_version": FORMAT_VERSION, "head": model.spec(), "versions": library_versions(),
+                "rendering": Rendering.for_tokenizer(tokenizer, decoder=not model.encoder).to_dict()}
         info.update(manifest or {})
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
         # Move file by file with os.replace (atomic each); the manifest goes last, so a directory with a manifest
@@ -70,23 +74,41 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(p.read_text())
 
 
-def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu",
-                      dtype: torch.dtype | None = None) -> tuple[RewardModel, Any, dict[str, Any]]:
-    """Rebuild a RewardModel from a checkpoint directory. Returns ``(model, tokenizer, manifest)``."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def check_loaded(result, where: str | os.PathLike) -> None:
+    """Raise UserError when ``load_state_dict(strict=False)`` left real weights missing or found unknown ones.
+    Derived buffers (attention bias masks, rotary frequencies) may be absent from a file; weights may not."""
+    derived = (".bias_mask", ".masked_bias", ".attn.bias", "rotary_emb.inv_freq")
+    missing = [k for k in result.missing_keys if not k.endswith(derived)]
+    if missing or result.unexpected_keys:
+        raise UserError(f"{where}: weights do not match the config (missing {missing[:3]}, "
+                        f"unexpected {result.unexpected_keys[:3]})")
 
+
+def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                      attn_implementation: str | None = None) -> tuple[RewardModel, Any, dict[str, Any]]:
+    """Rebuild a RewardModel from a rewardlab checkpoint directory — or import a transformers / OpenRLHF reward
+    model directory (:mod:`rewardlab.models.hf_import`). Returns ``(model, tokenizer, manifest)``; the manifest
+    always has ``rendering`` (derived from the tokenizer for checkpoints that predate it)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.data.tokenize import Rendering
+
+    if not (Path(path) / MANIFEST).exists():
+        from rewardlab.models.hf_import import hf_reward_kind, load_hf_reward_model
+
+        if hf_reward_kind(path) is not None:
+            return load_hf_reward_model(path, device=device, dtype=dtype, attn_implementation=attn_implementation)
     manifest = read_manifest(path)
     config = AutoConfig.from_pretrained(path)
-    backbone = AutoModel.from_config(config)
-    head = manifest["head"]
-    model = RewardModel(backbone, num_outputs=head["num_outputs"], pooling=head["pooling"], head=head["head"])
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
+    native = manifest["head"]["head"] == "native"
+    backbone = (AutoModelForSequenceClassification if native else AutoModel).from_config(config)
+    model = RewardModel.from_spec(backbone, manifest["head"])
     state = load_file(str(Path(path) / WEIGHTS))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # Tied/derived buffers (e.g. attention bias masks) may be absent from the file; real weights may not.
-    missing = [k for k in missing if not k.endswith((".bias_mask", ".masked_bias", ".attn.bias"))]
-    if missing or unexpected:
-        raise UserError(f"{path}/{WEIGHTS}: weights do not match the config (missing {missing[:3]}, "
-                        f"unexpected {unexpected[:3]})")
+    check_loaded(model.load_state_dict(state, strict=False), Path(path) / WEIGHTS)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if "rendering" not in manifest:
+        manifest["rendering"] = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder).to_dict()
     model.to(device=device, dtype=dtype).eval()
     return model, tokenizer, manifest

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 POOLINGS = ("last", "cls", "mean")
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp")  # plus "native": the model's own transformers head
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -42,25 +42,52 @@ class RewardModel(nn.Module):
     """Backbone (an HF ``AutoModel``, causal LM body or encoder) + head: ``r = head(pool(h))``, shape ``[b, k]``.
 
     ``num_outputs`` k > 1 gives a multi-objective head or an ensemble-in-one-model. ``head="mlp"`` uses a 2-layer MLP.
+    ``head_bias=False`` is the linear ``score`` head of transformers' decoder ``*ForSequenceClassification`` models
+    (the BT loss is shift-invariant, so a bias only matters with reward centering).
+
+    ``head="native"`` wraps a whole transformers ``*ForSequenceClassification`` model as ``backbone`` and returns its
+    logits: the architecture's own head (BERT's pooler + classifier, RoBERTa's classification head, ...) and its
+    own pooling. It is used for encoders, which pool the first token; decoders are imported as base model + linear
+    ``score`` head with last-token pooling from the mask (HF's decoder pooling reads ``pad_token_id``).
+
+    Encoders (bidirectional, :func:`is_encoder`) get their batches right-aligned and compute their own position ids
+    (RoBERTa-style models start positions at ``padding_idx + 1``; mask-derived ids would shift them), and
+    ``token_type_ids`` derived from the ids: segment 1 starts after the first ``segment_sep_id`` (BERT's
+    ``[CLS] p [SEP] r [SEP]``). Decoders get mask-derived position ids so left padding scores like no padding.
+
+    ``output_mean``/``output_std`` (OpenRLHF's ``normalize_reward``) map eval-mode rewards to ``(r - mean) / std``.
     """
 
-    def __init__(self, backbone: nn.Module, num_outputs: int = 1, pooling: str = "last", head: str = "linear"):
+    def __init__(self, backbone: nn.Module, num_outputs: int = 1, pooling: str = "last", head: str = "linear",
+                 head_bias: bool = True, segment_sep_id: int | None = None,
+                 output_mean: float | None = None, output_std: float | None = None):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
-        if head not in HEADS:
+        if head not in HEADS + ("native",):
             raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+        if head == "native":
+            pooling = "native"
+        elif pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
         self.backbone = backbone
         self.num_outputs = num_outputs
         self.pooling = pooling
         self.head_type = head
+        self.head_bias = head_bias
+        self.segment_sep_id = segment_sep_id
+        self.output_mean, self.output_std = output_mean, output_std
         hidden = _hidden_size(backbone.config)
         if head == "linear":
-            self.head = nn.Linear(hidden, num_outputs)
-        else:
+            self.head = nn.Linear(hidden, num_outputs, bias=head_bias)
+        elif head == "mlp":
             self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, num_outputs))
+        else:
+            self.head = None
+        self.encoder = is_encoder(backbone.config)
         forward = getattr(backbone, "forward", None)
-        self._takes_position_ids = forward is not None and "position_ids" in inspect.signature(forward).parameters
+        params = inspect.signature(forward).parameters if forward is not None else {}
+        self._takes_position_ids = "position_ids" in params and not self.encoder
+        self._takes_token_types = ("token_type_ids" in params and segment_sep_id is not None
+                                   and getattr(backbone.config, "type_vocab_size", 0) > 1)
 
     @property
     def config(self):
@@ -68,11 +95,22 @@ class RewardModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         kwargs = {}
+        if self.encoder:
+            input_ids, attention_mask = right_align(input_ids, attention_mask)
         if self._takes_position_ids:
             kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self._takes_token_types:
+            sep = (input_ids == self.segment_sep_id).long()
+            kwargs["token_type_ids"] = ((sep.cumsum(-1) - sep) > 0).long() * attention_mask.long()
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
-        return self.head(pooled.to(self.head_weight_dtype)).float()
+        if self.head is None:
+            rewards = out.logits.float()
+        else:
+            pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+            rewards = self.head(pooled.to(self.head_weight_dtype)).float()
+        if self.output_std is not None and not self.training:
+            rewards = (rewards - self.output_mean) / self.output_std
+        return rewards
 
     @property
     def head_weight_dtype(self) -> torch.dtype:
@@ -80,7 +118,39 @@ class RewardModel(nn.Module):
 
     def spec(self) -> dict:
         """What the checkpoint manifest needs to rebuild this model around a backbone."""
-        return {"num_outputs": self.num_outputs, "pooling": self.pooling, "head": self.head_type}
+        spec = {"num_outputs": self.num_outputs, "pooling": self.pooling, "head": self.head_type}
+        if not self.head_bias:
+            spec["head_bias"] = False
+        if self.segment_sep_id is not None:
+            spec["segment_sep_id"] = self.segment_sep_id
+        if self.output_std is not None:
+            spec["output_mean"], spec["output_std"] = self.output_mean, self.output_std
+        return spec
+
+    @classmethod
+    def from_spec(cls, backbone: nn.Module, spec: dict) -> RewardModel:
+        return cls(backbone, num_outputs=spec["num_outputs"], pooling=spec["pooling"], head=spec["head"],
+                   head_bias=spec.get("head_bias", True), segment_sep_id=spec.get("segment_sep_id"),
+                   output_mean=spec.get("output_mean"), output_std=spec.get("output_std"))
+
+
+def right_align(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move every row's real tokens to the start (pads to the end), keeping their order. A no-op when the batch is
+    already right-padded (the common case: no copy is made)."""
+    mask = attention_mask.bool()
+    if not bool((mask[:, 1:] & ~mask[:, :-1]).any()):  # no 0 -> 1 step: already right-padded
+        return input_ids, attention_mask
+    order = torch.sort((~mask).to(torch.int8), dim=-1, stable=True).indices
+    return input_ids.gather(-1, order), attention_mask.gather(-1, order)
+
+
+def is_encoder(config) -> bool:
+    """True for bidirectional encoders (BERT, RoBERTa, DeBERTa, MiniLM, ...): not decoders, not encoder-decoders."""
+    from rewardlab.models.backbone import ENCODER_TYPES
+
+    if getattr(config, "is_decoder", False):
+        return False
+    return getattr(config, "model_type", "") in ENCODER_TYPES
 
 
 def _hidden_size(config) -> int:

@@ -14,7 +14,7 @@ import torch
 
 from rewardlab.data.batching import length_sorted_batches, pad_batch
 from rewardlab.data.records import Prompt, Response
-from rewardlab.data.tokenize import PairEncoder
+from rewardlab.data.tokenize import PairEncoder, Rendering
 from rewardlab.models.reward_model import RewardModel
 
 
@@ -33,7 +33,10 @@ class ModelReward:
         self.token_budget = token_budget
         self.name = name
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate")
+        rendering = self.manifest.get("rendering")
+        rendering = (Rendering.from_dict(rendering) if rendering
+                     else Rendering.for_tokenizer(tokenizer, decoder=not getattr(model, "encoder", False)))
+        self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate", rendering=rendering)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: str | None = None,
@@ -59,9 +62,11 @@ class ModelReward:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         return [self.encoder.encode(p, r) for p, r in zip(prompts, responses)]
 
-    def encode_text(self, text: str) -> list[int]:
-        """Ids for an already-rendered full text (e.g. OpenRLHF's query), with the tokenizer's special tokens."""
-        return self.encoder.encode("", text)
+    def encode_text(self, text: str, prompt: str | None = None) -> list[int]:
+        """Ids for an already-rendered full text (OpenRLHF's ``query``, vLLM's ``input``): no chat template is
+        applied; the model's start (and, for encoders, end) tokens are added when missing. When ``prompt`` is a
+        prefix of ``text`` the prompt is cut from the left; otherwise an over-long text keeps its **end**."""
+        return self.encoder.encode_text(text, prompt)
 
     @torch.no_grad()
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:

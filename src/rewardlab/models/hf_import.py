@@ -1,0 +1,170 @@
+"""Reward models people already have: transformers ``*ForSequenceClassification`` directories (hub RMs such as
+Skywork-Reward, TRL ``RewardTrainer`` outputs) and OpenRLHF ``train_rm`` outputs, loaded as :class:`RewardModel`.
+
+- **Decoders** (Llama, GPT-2, Qwen, Mistral, ...): transformers scores ``score(h)`` with a bias-free linear ``score``
+  on the final hidden state of the last non-pad token, found from ``pad_token_id``. rewardlab keeps the base model
+  and the same ``score`` weights but finds the last token from the attention mask and passes mask-derived position
+  ids, so the score of an unpadded input equals transformers' logits and padded batches score the same.
+- **Encoders** (BERT, RoBERTa, DeBERTa, ...): the whole classifier is kept (``head="native"``): its pooler and head
+  differ per architecture, and it pools the first token, which right-aligned batches leave in place.
+- **OpenRLHF** (``openrlhf/models/model.py``, ``_get_reward_model``): the base model under its
+  ``base_model_prefix`` plus ``nn.Linear(hidden, 1, bias=False)`` under ``value_head_prefix`` (``value_head`` by
+  default, ``score`` is common), reward read at the last 1 of the attention mask, and in eval mode
+  ``(r - mean) / std`` when ``config.normalize_reward`` (``mean``/``std`` stored in config.json). Both honoured.
+
+Weights are read with safetensors only; a head missing from the file is an error, never a random head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from rewardlab.errors import UserError
+from rewardlab.models.checkpoint import check_loaded
+from rewardlab.models.reward_model import RewardModel, is_encoder
+
+MAX_IMPORTED_LENGTH = 2048  # default token budget of an imported RM (OpenRLHF's serve_rm default max_len)
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path) / "config.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{p}:1: cannot read the model config ({e})") from None
+
+
+def _weight_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as sf:
+            names.update(sf.keys())
+    return names
+
+
+def _value_head_prefix(path: Path, config: dict[str, Any]) -> str | None:
+    """The OpenRLHF value-head prefix of a directory, or None when it is not an OpenRLHF reward model."""
+    prefix = config.get("value_head_prefix")
+    if prefix:
+        return str(prefix)
+    architectures = config.get("architectures") or []
+    if "normalize_reward" in config or any(a in ("RewardModel", "CriticModel") for a in architectures):
+        names = _weight_names(path)
+        for candidate in ("value_head", "score"):
+            if f"{candidate}.weight" in names:
+                return candidate
+    return None
+
+
+def hf_reward_kind(path: str | os.PathLike) -> str | None:
+    """``"transformers"`` for a ``*ForSequenceClassification`` directory, ``"openrlhf"`` for an OpenRLHF reward
+    model, None for anything else (a base model, a causal LM, a rewardlab checkpoint)."""
+    p = Path(path)
+    if not (p / "config.json").exists() or (p / "rewardlab.json").exists():
+        return None
+    config = read_config(p)
+    if _value_head_prefix(p, config):
+        return "openrlhf"
+    if any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return "transformers"
+    return None
+
+
+def _require_safetensors(p: Path) -> None:
+    if not any(p.glob("*.safetensors")):
+        found = ", ".join(sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt")))
+        raise UserError(f"{p}: no .safetensors weights{f' (found {found})' if found else ''}; rewardlab never loads "
+                        "pickle — convert with `model.save_pretrained(dir, safe_serialization=True)`")
+
+
+def _load_transformers(p: Path, dtype: torch.dtype, attn_implementation: str | None, sep_id: int | None) -> RewardModel:
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        p, use_safetensors=True, dtype=dtype, output_loading_info=True, **kwargs)
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        raise UserError(f"{p}: weights missing from the checkpoint ({', '.join(missing[:3])}"
+                        f"{', ...' if len(missing) > 3 else ''}); refusing to score with randomly initialised ones")
+    k = int(model.config.num_labels)
+    score = getattr(model, "score", None)
+    if not is_encoder(model.config) and isinstance(score, nn.Linear):
+        rm = RewardModel(model.base_model, num_outputs=k, pooling="last", head="linear",
+                         head_bias=score.bias is not None)
+        rm.head.load_state_dict(score.state_dict())
+        return rm
+    return RewardModel(model, num_outputs=k, head="native", segment_sep_id=sep_id)
+
+
+def _load_openrlhf(p: Path, config: dict[str, Any], dtype: torch.dtype,
+                   attn_implementation: str | None) -> RewardModel:
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    prefix = _value_head_prefix(p, config)
+    hf_config = AutoConfig.from_pretrained(p)
+    if attn_implementation:
+        hf_config._attn_implementation = attn_implementation
+    backbone = AutoModel.from_config(hf_config, dtype=dtype)
+    base = backbone.base_model_prefix
+    state: dict[str, torch.Tensor] = {}
+    for f in sorted(p.glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    head_key = f"{prefix}.weight"
+    if head_key not in state:
+        raise UserError(f"{p}: OpenRLHF reward model without its value head ({head_key} not in the weights)")
+    head_w = state.pop(head_key)
+    body = {k[len(base) + 1:] if k.startswith(base + ".") else k: v for k, v in state.items()}
+    check_loaded(backbone.load_state_dict(body, strict=False), p)
+    mean = std = None
+    if config.get("normalize_reward") and "mean" in config and "std" in config:
+        mean, std = float(config["mean"]), float(config["std"])
+    rm = RewardModel(backbone, num_outputs=1, pooling="last", head="linear", head_bias=False,
+                     output_mean=mean, output_std=std)
+    rm.head.weight.data.copy_(head_w.reshape(1, -1))
+    return rm
+
+
+def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+                         dtype: torch.dtype | None = None,
+                         attn_implementation: str | None = None) -> tuple[RewardModel, Any, dict[str, Any]]:
+    """``(model, tokenizer, manifest)`` for a transformers or OpenRLHF reward-model directory (see the module
+    docstring); the manifest is synthesized (``source`` says where the model came from)."""
+    from rewardlab.data.tokenize import Rendering
+    from rewardlab.models.backbone import _tokenizer
+
+    p = Path(path)
+    kind = hf_reward_kind(p)
+    if kind is None:
+        raise UserError(f"{path}: not a reward model (no rewardlab.json, and config.json names no "
+                        "*ForSequenceClassification architecture nor an OpenRLHF value head)")
+    _require_safetensors(p)
+    config = read_config(p)
+    dtype = dtype or torch.float32
+    tokenizer = _tokenizer(p)
+    if kind == "openrlhf":
+        model = _load_openrlhf(p, config, dtype, attn_implementation)
+    else:
+        model = _load_transformers(p, dtype, attn_implementation, tokenizer.sep_token_id)
+    model.to(device=device, dtype=dtype).eval()
+    positions = _max_positions(model.config)
+    manifest = {"head": model.spec(), "max_length": min(positions or MAX_IMPORTED_LENGTH, MAX_IMPORTED_LENGTH),
+                "rendering": Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False).to_dict(),
+                "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
+    return model, tokenizer, manifest
+
+
+def _max_positions(config) -> int | None:
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        v = getattr(config, name, None)
+        if isinstance(v, int) and v > 0:
+            return v - (2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0)
+    return None
