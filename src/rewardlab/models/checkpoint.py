@@ -94,10 +94,9 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
     from rewardlab.data.tokenize import Rendering
 
     if not (Path(path) / MANIFEST).exists():
-        from rewardlab.models.hf_import import hf_reward_kind, load_hf_reward_model
+        from rewardlab.models.hf_import import load_hf_reward_model
 
-        if hf_reward_kind(path) is not None:
-            return load_hf_reward_model(path, device=device, dtype=dtype, attn_implementation=attn_implementation)
+        return load_hf_reward_model(path, device=device, dtype=dtype, attn_implementation=attn_implementation)
     manifest = read_manifest(path)
     config = AutoConfig.from_pretrained(path)
     if attn_implementation:

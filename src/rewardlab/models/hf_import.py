@@ -144,8 +144,12 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
     p = Path(path)
     kind = hf_reward_kind(p)
     if kind is None:
-        raise UserError(f"{path}: not a reward model (no rewardlab.json, and config.json names no "
-                        "*ForSequenceClassification architecture nor an OpenRLHF value head)")
+        if not (p / "config.json").exists():
+            raise UserError(f"{path}: not a reward model (no rewardlab.json and no config.json)")
+        arch = ", ".join(read_config(p).get("architectures") or ["none"])
+        raise UserError(f"{path}: not a reward model (no rewardlab.json; config.json names {arch}, not a "
+                        "*ForSequenceClassification nor an OpenRLHF value head); a base or causal LM is a "
+                        "`train --base` or a `--policy`")
     _require_safetensors(p)
     config = read_config(p)
     dtype = dtype or torch.float32
