@@ -1,4 +1,4 @@
-"""`rewardlab` command line: data | train | score | eval | optimize | serve | lab.
+"""`rewardlab` command line: data | train | score | export | eval | optimize | serve | lab.
 
 Each pipeline stage registers its own commands from ``<stage>/cli.py`` (``register(app)``); those modules import
 only typer at module level so that ``rewardlab --help`` answers fast. Heavy imports happen inside the commands.
@@ -25,12 +25,13 @@ def _register_all() -> None:
     from rewardlab.data import cli as data_cli
     from rewardlab.evaluate import cli as evaluate_cli
     from rewardlab.lab import cli as lab_cli
+    from rewardlab.models import cli as models_cli
     from rewardlab.optimize import cli as optimize_cli
     from rewardlab.rewards import cli as rewards_cli
     from rewardlab.serve import cli as serve_cli
     from rewardlab.train import cli as train_cli
 
-    for module in (data_cli, train_cli, rewards_cli, evaluate_cli, optimize_cli, serve_cli, lab_cli):
+    for module in (data_cli, train_cli, rewards_cli, models_cli, evaluate_cli, optimize_cli, serve_cli, lab_cli):
         module.register(app)
 
 
