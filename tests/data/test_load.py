@@ -27,7 +27,7 @@ def test_schemas_load(tmp_path):
     assert pair == PreferencePair("q", "a", "b", margin=1.5, subset="s", id="7")
     assert str(pair.source) == f"{plain}:1"
     implicit = write_lines(tmp_path / "i.jsonl", [json.dumps({"chosen": "q a", "rejected": "q b"})])
-    assert load_pairs(implicit)[0].prompt == ""
+    assert (load_pairs(implicit)[0].prompt, load_pairs(implicit)[0].chosen) == ("q", " a")  # TRL's extract_prompt
     conv = {"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "hello"}],
             "rejected": [{"role": "assistant", "content": "go away"}]}
     assert load_pairs(write_lines(tmp_path / "c.jsonl", [json.dumps(conv)]))[0].chosen[0]["content"] == "hello"
@@ -104,7 +104,8 @@ def test_cli_validate_exit_2_one_line_per_problem(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"{path}:1: field 'rejected' missing",
-                     f"{path}:2: truncated or invalid JSON (Expecting property name enclosed in double quotes at "
-                     "column 2)"]
+    assert lines[:2] == [f"{path}:1: field 'rejected' missing",
+                         f"{path}:2: truncated or invalid JSON at column 2: Expecting property name enclosed in "
+                         "double quotes"]
+    assert len(lines) == 3 and "--skip-invalid" in lines[2]
     assert "Traceback" not in proc.stderr

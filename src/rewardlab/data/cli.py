@@ -9,23 +9,31 @@ import typer
 data_app = typer.Typer(help="Validate and describe preference data.", no_args_is_help=True)
 
 
+SPLIT_HELP = "Split of a saved DatasetDict directory (default: train, or its only split)."
+
+
 @data_app.command("validate")
 def validate(
-    files: list[Path] = typer.Argument(..., help="JSONL / Parquet files or saved `datasets` directories."),
+    files: list[Path] = typer.Argument(..., help="JSONL (.jsonl.gz), JSON-array, Parquet files or `datasets` dirs."),
     max_line_bytes: int = typer.Option(8 * 1024 * 1024, help="Reject JSONL lines longer than this."),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
+    max_errors: int = typer.Option(20, help="Print at most this many problems (0: all); all are counted."),
 ) -> None:
-    """Check every row of every file; print ALL problems as FILE:LINE: message (exit 2 if any)."""
-    from rewardlab.data.load import load_file
-    from rewardlab.errors import UserError
+    """Check every row of every file; print the problems as FILE:LINE: message (exit 2 if any)."""
+    from rewardlab.data.load import DataError, load_file, summarize
 
     problems: list[str] = []
+    invalid = 0
     for f in files:
-        report = load_file(f, max_line_bytes=max_line_bytes)
-        problems += report.problems
-        if not report.problems:
-            typer.echo(f"{f}: {len(report.rows)} rows OK ({report.schema})")
+        report = load_file(f, max_line_bytes=max_line_bytes, split=split, keep_rows=False)
+        problems += report.all_problems
+        invalid += len(report.problems)
+        for line in report.summary():
+            typer.echo(line)
+        if not report.all_problems:
+            typer.echo(f"{f}: {report.count} rows OK ({report.schema})")
     if problems:
-        raise UserError(*problems)
+        raise DataError(problems, summarize(problems, invalid, max_errors, "use --max-errors 0 to list them all"))
 
 
 @data_app.command("stats")
@@ -33,18 +41,20 @@ def stats(
     file: Path = typer.Argument(..., help="A preference / k-way / rated data file."),
     tokenizer: str | None = typer.Option(None, help="Tokenizer directory for token-length statistics."),
     max_length: int = typer.Option(512, help="Budget for the truncation counts (with --tokenizer)."),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
+    skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted) instead of failing."),
 ) -> None:
     """Row counts, schema, subsets and (with --tokenizer) token lengths and how many items would be truncated."""
     import statistics
 
-    from rewardlab.data.load import load_file
+    from rewardlab.data.load import accept, load_file
     from rewardlab.data.records import KWayRow, PreferencePair
-    from rewardlab.errors import UserError
 
-    report = load_file(file)
-    if report.problems:
-        raise UserError(*report.problems)
+    report = load_file(file, split=split)
+    notes = accept(report, skip_invalid)
     typer.echo(f"{file}: {len(report.rows)} rows, schema {report.schema}")
+    for line in notes:
+        typer.echo(line)
     subsets: dict[str, int] = {}
     for r in report.rows:
         subsets[getattr(r, "subset", None) or "-"] = subsets.get(getattr(r, "subset", None) or "-", 0) + 1

@@ -1,97 +1,118 @@
-"""Load preference data from JSONL, Parquet or a saved `datasets` directory, validating every row first.
+"""Load preference data (JSONL, ``.jsonl.gz``, JSON arrays, Parquet, saved `datasets` dirs), validating every row.
 
-All problems in a file are collected and raised together as a :class:`~rewardlab.errors.UserError` whose lines read
-``FILE:LINE: message`` (``LINE`` is the 1-based line in JSONL, the 1-based row in Parquet/datasets). With
-``skip_invalid`` the bad rows are counted, skipped and written to a report instead.
+All problems in a file are collected and raised together as a :class:`DataError` (a
+:class:`~rewardlab.errors.UserError`) whose lines read ``FILE:LINE: message`` (``LINE`` is the 1-based line in
+JSONL, the 1-based row elsewhere); the display is capped at :data:`MAX_SHOWN` problems and ends with a summary that
+points to ``rewardlab data validate`` and ``--skip-invalid``. With ``skip_invalid`` the bad rows are counted,
+skipped and every one is written to a report instead. Problems of a file as a whole (empty, every weight 0) are
+never skipped. Loading prints (stderr) what it did to the data: the split it used, how many pairs have an empty
+response, how many prompts it extracted from implicit-prompt rows, how many rows it skipped.
+
+:func:`iter_pairs` streams: one validating pass that keeps no rows, then a second pass that yields them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from rewardlab.data.read import read_rows
 from rewardlab.data.records import KWayRow, PreferencePair, Prompt, RatedRow, Row, Source
-from rewardlab.data.validate import RowError, parse_row
+from rewardlab.data.validate import RowError, has_empty_response, parse_prompt, parse_row
 from rewardlab.errors import UserError
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_SHOWN = 20
+_KINDS: dict[type, tuple[str, tuple[str, ...]]] = {
+    PreferencePair: ("preference (prompt/chosen/rejected)", ("pair-plain", "pair-conversational", "pair-implicit")),
+    KWayRow: ("k-way (chosen: [...], rejected: [...])", ("kway",)),
+    RatedRow: ("rated (response + attributes)", ("rated",)),
+}
+
+
+class DataError(UserError):
+    """Problems of data files: ``problems`` holds every one, ``lines()`` the capped display (see :func:`summarize`)."""
+
+    def __init__(self, problems: list[str], shown: list[str]):
+        super().__init__(*problems)
+        self.shown = shown
+
+    def lines(self) -> list[str]:
+        return self.shown
+
+
+def summarize(problems: list[str], invalid_rows: int, max_shown: int = MAX_SHOWN,
+              list_all: str = "run `rewardlab data validate FILE` to list them all") -> list[str]:
+    """The first ``max_shown`` problems (0: all), then one line that says what is hidden and how to go on.
+
+    ``invalid_rows`` counts the problems that ``--skip-invalid`` would skip; the last line points to it when > 0.
+    """
+    shown = problems if max_shown <= 0 else problems[:max_shown]
+    skip = "use --skip-invalid to skip invalid rows (each skipped row is counted and listed in a report)"
+    hidden = len(problems) - len(shown)
+    if hidden:
+        more = f"... and {hidden} more problems ({len(problems)} in all); {list_all}"
+        return shown + [f"{more}, or {skip}" if invalid_rows else more]
+    if invalid_rows:
+        return shown + [f"{invalid_rows} invalid rows: fix them, or {skip}"]
+    return shown
 
 
 @dataclass
 class LoadReport:
-    """What loading found: rows kept, schema, and the problems (skipped rows when ``skip_invalid``)."""
+    """What loading one file found: rows kept, schema, counts, and the problems (row problems are skippable)."""
 
     path: str
     schema: str | None = None
     rows: list[Row] = field(default_factory=list)
+    count: int = 0
+    first_line: int = 1
     problems: list[str] = field(default_factory=list)
+    file_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    empty_responses: int = 0
+    extracted_prompts: int = 0
+    weighted: int = 0
+
+    @property
+    def all_problems(self) -> list[str]:
+        return self.file_problems + self.problems
+
+    def summary(self) -> list[str]:
+        """What loading did to the data, one line each (split used, empty responses, extracted prompts)."""
+        noun = "pairs" if self.schema and self.schema.startswith("pair") else "rows"
+        lines = list(self.notes)
+        if self.empty_responses:
+            lines.append(f"{self.path}: {self.empty_responses} {noun} have an empty response")
+        if self.extracted_prompts:
+            lines.append(f"{self.path}: {self.extracted_prompts} pairs have no 'prompt' field: their prompt is the "
+                         "start that chosen and rejected share")
+        return lines
 
 
-def _raw_rows(path: Path, max_line_bytes: int) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_value_or_RowError)`` for every non-blank row."""
-    if path.is_dir():
-        yield from _dataset_rows(path)
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, report: LoadReport,
+          notes: list[str] | None) -> Iterator[tuple[int, Row]]:
+    """Parse and validate each row, counting into ``report``; yield ``(line, record)`` for the valid ones.
 
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # pyarrow raises several types for corrupt files
-            raise UserError(f"{path}:1: cannot read Parquet file ({e})") from None
-        for i, row in enumerate(table.to_pylist(), start=1):
-            yield i, row
-    else:
-        with open(path, "rb") as f:
-            for i, raw in enumerate(f, start=1):
-                if len(raw) > max_line_bytes:
-                    yield i, RowError(f"line is {len(raw)} bytes, over the limit of {max_line_bytes}")
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    yield i, RowError(f"invalid UTF-8 at byte {e.start}")
-                    continue
-                if not text.strip():
-                    continue
-                try:
-                    yield i, json.loads(text.rstrip("\r\n"))
-                except json.JSONDecodeError as e:
-                    yield i, RowError(f"truncated or invalid JSON ({e.msg} at column {e.colno})")
-
-
-def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as e:
-        raise UserError(f"{path}:1: not a saved `datasets` directory ({e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds:
-            raise UserError(f"{path}:1: DatasetDict without a 'train' split (splits: {', '.join(ds)})")
-        ds = ds["train"]
-    yield from enumerate(ds, start=1)
-
-
-def load_file(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> LoadReport:
-    """Parse and validate every row of one file; never raises for row problems (they go to ``problems``)."""
+    Each row goes through :func:`~rewardlab.data.validate.parse_row`, the one place that validates; a row whose schema
+    differs from the file's first valid row is a problem too.
+    """
     p = Path(path)
-    report = LoadReport(str(path))
     if not p.exists():
         raise UserError(f"{path}: no such file or directory")
-    seen_rows = 0
-    for line, value in _raw_rows(p, max_line_bytes):
-        seen_rows += 1
+    seen = 0
+    for line, value in read_rows(p, max_line_bytes, split, notes):
+        seen += 1
         try:
             if isinstance(value, RowError):
                 raise value
             schema, record = parse_row(value)
             if report.schema is None:
-                report.schema = schema
+                report.schema, report.first_line = schema, line
             elif schema != report.schema:
                 raise RowError(f"schema '{schema}' differs from the file's first row ('{report.schema}'): "
                                "schemas mixed within one file")
@@ -99,75 +120,140 @@ def load_file(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BY
             report.problems.append(f"{path}:{line}: {e}")
             continue
         record.source = Source(str(path), line)
-        report.rows.append(record)
-    if seen_rows == 0:
-        report.problems.append(f"{path}:1: file is empty (no rows)")
+        report.count += 1
+        report.empty_responses += has_empty_response(record)
+        if isinstance(record, PreferencePair):
+            report.extracted_prompts += schema == "pair-implicit" and record.prompt != ""
+            report.weighted += record.weight > 0
+        yield line, record
+    if seen == 0:
+        report.file_problems.append(f"{path}:1: file is empty (no rows)")
+    elif report.count and report.schema.startswith("pair") and not report.weighted:
+        report.file_problems.append(f"{path}:{report.first_line}: every pair has 'weight' 0 (nothing to train on)")
+
+
+def load_file(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, split: str | None = None,
+              keep_rows: bool = True) -> LoadReport:
+    """Parse and validate every row of one file; never raises for row problems (they go to the report)."""
+    report = LoadReport(str(path))
+    for _, record in _scan(path, max_line_bytes, split, report, report.notes):
+        if keep_rows:
+            report.rows.append(record)
     return report
 
 
-def load_rows(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-              skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None) -> list[Row]:
-    """Load and validate a file. Raises UserError listing every problem, unless ``skip_invalid``."""
-    report = load_file(path, max_line_bytes)
-    if report.problems and not skip_invalid:
-        raise UserError(*report.problems)
-    if report.problems and skip_invalid:
+def accept(report: LoadReport, skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
+           kind: type | None = None) -> list[str]:
+    """Raise for the problems of a loaded file (all of them, or only whole-file ones when ``skip_invalid``), write
+    the skipped-rows report, and return the lines that say what loading did (skips, split, counts) for printing."""
+    path = report.path
+    fatal = report.file_problems + ([] if skip_invalid else report.problems)
+    if fatal:
+        invalid = 0 if skip_invalid else len(report.problems)
+        raise DataError(fatal, summarize(fatal, invalid, list_all=f"run `rewardlab data validate {path}` to list "
+                                         "them all"))
+    lines = []
+    if report.problems:
         if skipped_report is not None:
             from rewardlab.io import write_text_atomic
 
             write_text_atomic(skipped_report, "\n".join(report.problems) + "\n")
-        import sys
-
-        print(f"{path}: skipped {len(report.problems)} invalid rows, kept {len(report.rows)}", file=sys.stderr)
-        if not report.rows:
+        where = f" (listed in {skipped_report})" if skipped_report is not None else ""
+        lines.append(f"{path}: skipped {len(report.problems)} invalid rows{where}, kept {report.count}")
+        if not report.count:
             raise UserError(f"{path}:1: no valid rows left after skipping {len(report.problems)} invalid ones")
+    if kind is not None and report.schema not in _KINDS[kind][1]:
+        raise UserError(f"{path}:{report.first_line}: expected {_KINDS[kind][0]} rows, found {report.schema} rows")
+    return lines + report.summary()
+
+
+def _accept(report: LoadReport, skip_invalid: bool, skipped_report: str | os.PathLike | None,
+            kind: type | None) -> None:
+    for line in accept(report, skip_invalid, skipped_report, kind):
+        print(line, file=sys.stderr)
+
+
+def load_rows(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+              skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
+              split: str | None = None) -> list[Row]:
+    """Load and validate a file. Raises a DataError listing every problem, unless ``skip_invalid``."""
+    report = load_file(path, max_line_bytes, split)
+    _accept(report, skip_invalid, skipped_report, None)
     return report.rows
 
 
-def _load_typed(path, kind: type, what: str, **kwargs) -> list:
-    rows = load_rows(path, **kwargs)
-    if rows and not isinstance(rows[0], kind):
-        raise UserError(f"{path}:1: expected {what} rows, found {type(rows[0]).__name__} rows")
-    return rows
+def iter_pairs(path: str | os.PathLike, *, skip_invalid: bool = False,
+               skipped_report: str | os.PathLike | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+               split: str | None = None) -> Iterator[PreferencePair]:
+    """Stream the preference pairs of a file without holding them in memory.
+
+    Calling it validates the whole file at once, in a pass that keeps no rows, and raises exactly the UserError that
+    :func:`load_pairs` would (with the same ``skip_invalid`` / report handling and printed counts). The returned
+    iterator then reads the file again and yields the valid pairs in file order; call ``iter_pairs`` again for
+    another epoch.
+    """
+    report = LoadReport(str(path))
+    for _ in _scan(path, max_line_bytes, split, report, report.notes):
+        pass
+    _accept(report, skip_invalid, skipped_report, PreferencePair)
+    return _second_pass(path, max_line_bytes, split, report.count)
+
+
+def _second_pass(path: str | os.PathLike, max_line_bytes: int, split: str | None,
+                 expected: int) -> Iterator[PreferencePair]:
+    again = LoadReport(str(path))
+    for _, record in _scan(path, max_line_bytes, split, again, None):
+        yield record  # type: ignore[misc]  # the first pass checked the schema
+    if again.count != expected:
+        raise UserError(f"{path}: file changed while reading it ({expected} valid rows, then {again.count})")
+
+
+def _load_typed(path: str | os.PathLike, kind: type, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
+                split: str | None = None) -> list:
+    report = load_file(path, max_line_bytes, split)
+    _accept(report, skip_invalid, skipped_report, kind)
+    return report.rows
 
 
 def load_pairs(path: str | os.PathLike, **kwargs) -> list[PreferencePair]:
-    """Preference pairs (plain, implicit-prompt or conversational)."""
-    return _load_typed(path, PreferencePair, "preference (prompt/chosen/rejected)", **kwargs)
+    """Preference pairs (plain, implicit-prompt or conversational); same arguments as :func:`load_rows`."""
+    return _load_typed(path, PreferencePair, **kwargs)
 
 
 def load_kway(path: str | os.PathLike, **kwargs) -> list[KWayRow]:
     """k-way rows (RewardBench 2 style)."""
-    return _load_typed(path, KWayRow, "k-way (chosen: [...], rejected: [...])", **kwargs)
+    return _load_typed(path, KWayRow, **kwargs)
 
 
 def load_rated(path: str | os.PathLike, **kwargs) -> list[RatedRow]:
     """Rated rows (HelpSteer2 style)."""
-    return _load_typed(path, RatedRow, "rated (response + attributes)", **kwargs)
+    return _load_typed(path, RatedRow, **kwargs)
 
 
-def load_prompts(path: str | os.PathLike) -> list[Prompt]:
-    """Prompts from a JSONL file of ``{"prompt": ...}`` rows, or the unique prompts of any row file."""
+def load_prompts(path: str | os.PathLike, split: str | None = None) -> list[Prompt]:
+    """Prompts from a file of ``{"prompt": ...}`` rows, or the unique prompts of any row file."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{path}: no such file or directory")
     prompts: list[Prompt] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for line, value in _raw_rows(p, DEFAULT_MAX_LINE_BYTES):
-        if isinstance(value, RowError):
-            problems.append(f"{path}:{line}: {value}")
-            continue
-        prompt = value.get("prompt") if isinstance(value, dict) else None
-        if not (isinstance(prompt, str) and prompt) and not (isinstance(prompt, list) and prompt):
-            problems.append(f"{path}:{line}: field 'prompt' missing or not a string/message list")
+    for line, value in read_rows(p, DEFAULT_MAX_LINE_BYTES, split):
+        try:
+            if isinstance(value, RowError):
+                raise value
+            prompt = parse_prompt(value)
+        except RowError as e:
+            problems.append(f"{path}:{line}: {e}")
             continue
         key = json.dumps(prompt, sort_keys=True)
         if key not in seen:
             seen.add(key)
             prompts.append(prompt)
     if problems:
-        raise UserError(*problems)
+        raise DataError(problems, summarize(problems, 0, list_all=f"run `rewardlab data validate {path}` to see "
+                                            "the rows"))
     if not prompts:
         raise UserError(f"{path}:1: file is empty (no prompts)")
     return prompts

@@ -1,0 +1,196 @@
+"""Read raw rows from data files, one row at a time: JSONL (also ``.gz``), JSON arrays, Parquet, `datasets` dirs.
+
+:func:`read_rows` yields ``(line, value)``: ``value`` is the parsed JSON value or a
+:class:`~rewardlab.data.validate.RowError` for that row; problems of the file as a whole raise
+:class:`~rewardlab.errors.UserError`. ``line`` is the 1-based line of a JSONL file and the 1-based row index of a
+JSON array, a Parquet file or a `datasets` directory. Facts this module relies on:
+
+- A JSONL line is read with ``readline(max_line_bytes + 1)``, so an over-long line is never held whole (a 100 MB line
+  without newline used to cost 236 MB RSS); its rest is skipped in 1 MiB chunks and only its length is kept.
+- A UTF-8 byte-order mark (``EF BB BF``) at the start of a file is dropped, as ``utf-8-sig`` decoding does.
+- ``json.loads`` raises RecursionError on deeply nested values (10k levels) and ValueError on integers longer than
+  ``sys.get_int_max_str_digits()`` (4300 by default); integers go through a hook that turns over-long ones into
+  :class:`~rewardlab.data.validate.HugeInt`, so the validator names the field that holds one.
+- A ``.json`` file whose first non-blank byte is ``[`` is one JSON array of rows (read whole); any other ``.json``
+  file is JSONL (``Dataset.to_json`` writes JSON lines). ``.gz`` files are gunzipped on the fly.
+- Parquet is read in record batches, a `datasets` directory row by row (memory-mapped Arrow), so neither is loaded
+  whole. A ``DatasetDict`` uses ``split``, else ``train``, else its only split; which one is reported in ``notes``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rewardlab.data.validate import HugeInt, RowError
+from rewardlab.errors import UserError
+
+BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _parse_int(digits: str) -> int | HugeInt:
+    try:
+        return int(digits)
+    except ValueError:  # over sys.get_int_max_str_digits()
+        return HugeInt(digits)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that raises RowError (never RecursionError / a bare ValueError) and keeps huge ints as HugeInt."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise RowError(json_error_message(e)) from None
+    except RecursionError:
+        raise RowError("JSON nested too deeply (Python's parser stops at about 1000 levels)") from None
+
+
+def json_error_message(e: json.JSONDecodeError) -> str:
+    """Describe a JSON syntax error; json's own messages may end in "at" ("Unterminated string starting at")."""
+    msg = e.msg.removesuffix(" at")
+    return f"truncated or invalid JSON at column {e.colno}: {msg}"
+
+
+def _opener(path: Path) -> tuple[Callable[[], IO[bytes]], str]:
+    """How to open ``path`` as bytes, and its name without a ``.gz`` suffix."""
+    if path.name.endswith(".gz"):
+        return (lambda: gzip.open(path, "rb")), path.name[:-3]
+    return (lambda: open(path, "rb")), path.name
+
+
+def read_rows(path: Path, max_line_bytes: int, split: str | None = None,
+              notes: list[str] | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, parsed_value_or_RowError)`` for every non-blank row of ``path`` (see the module docstring)."""
+    if path.is_dir():
+        yield from _dataset_rows(path, split, notes)
+        return
+    if split is not None:
+        raise UserError(f"{path}:1: --split {split} given, but this file has no splits (only a saved DatasetDict has)")
+    if path.name.endswith(".parquet"):
+        yield from _parquet_rows(path)
+        return
+    open_bytes, name = _opener(path)
+    if name.endswith(".json") and _starts_with_bracket(path, open_bytes):
+        yield from _json_array_rows(path, open_bytes)
+        return
+    with open_bytes() as f:
+        yield from _jsonl_rows(path, f, max_line_bytes)
+
+
+def _read(path: Path, line: int, read: Callable[[], bytes]) -> bytes:
+    try:
+        return read()
+    except _GZIP_ERRORS as e:
+        raise UserError(f"{path}:{line}: cannot read the file ({type(e).__name__}: {e})") from None
+
+
+def _starts_with_bracket(path: Path, open_bytes: Callable[[], IO[bytes]]) -> bool:
+    with open_bytes() as f:
+        head = _read(path, 1, lambda: f.read(4096))
+        while head and not head.removeprefix(BOM).lstrip():
+            head = _read(path, 1, lambda: f.read(4096))  # a file that starts with many blank bytes
+            if not head:
+                return False
+    return head.removeprefix(BOM).lstrip().startswith(b"[")
+
+
+def _jsonl_rows(path: Path, f: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, Any]]:
+    line = 0
+    while True:
+        raw = _read(path, line + 1, lambda: f.readline(max_line_bytes + 1))
+        if not raw:
+            return
+        line += 1
+        if line == 1:
+            raw = raw.removeprefix(BOM)
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            size = len(raw)
+            while raw and not raw.endswith(b"\n"):  # skip the rest of the line without keeping it
+                raw = _read(path, line, lambda: f.readline(_CHUNK))
+                size += len(raw)
+            size -= len(raw) - len(raw.rstrip(b"\r\n"))
+            yield line, RowError(f"line is {size} bytes, over the limit of {max_line_bytes}")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield line, RowError(f"invalid UTF-8 at byte {e.start}")
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield line, parse_json(text.rstrip("\r\n"))
+        except RowError as e:
+            yield line, e
+
+
+def _json_array_rows(path: Path, open_bytes: Callable[[], IO[bytes]]) -> Iterator[tuple[int, Any]]:
+    with open_bytes() as f:
+        data = _read(path, 1, f.read).removeprefix(BOM)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UserError(f"{path}:{line}: invalid UTF-8 at byte {e.start}") from None
+    del data
+    try:
+        rows = json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: {json_error_message(e)}") from None
+    except RecursionError:
+        raise UserError(f"{path}:1: JSON nested too deeply (Python's parser stops at about 1000 levels)") from None
+    if not isinstance(rows, list):
+        raise UserError(f"{path}:1: a JSON file must hold a list of rows (or one row per line), got "
+                        f"{type(rows).__name__}")
+    yield from enumerate(rows, start=1)
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    line = 0
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}:1: cannot read Parquet file ({e})") from None
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:
+            raise UserError(f"{path}:{line + 1}: cannot read Parquet file ({e})") from None
+        if batch is None:
+            return
+        for row in batch.to_pylist():
+            line += 1
+            yield line, row
+
+
+def _dataset_rows(path: Path, split: str | None, notes: list[str] | None) -> Iterator[tuple[int, Any]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise UserError(f"{path}:1: not a saved `datasets` directory ({e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        names = ", ".join(ds)
+        if split is None:
+            if "train" not in ds and len(ds) != 1:
+                raise UserError(f"{path}:1: DatasetDict without a 'train' split: choose one of {names} with --split")
+            split = "train" if "train" in ds else next(iter(ds))
+            if notes is not None:
+                notes.append(f"{path}: DatasetDict with splits {names}: using split '{split}' (choose with --split)")
+        elif split not in ds:
+            raise UserError(f"{path}:1: no split '{split}' in this DatasetDict (splits: {names})")
+        elif notes is not None:
+            notes.append(f"{path}: using split '{split}'")
+        ds = ds[split]
+    elif split is not None:
+        raise UserError(f"{path}:1: --split {split} given, but this is a single Dataset, not a DatasetDict")
+    yield from enumerate(ds, start=1)
