@@ -132,3 +132,19 @@ def test_openrlhf_reward_model_with_normalization(tmp_path, corpus):
             h = ref_base(input_ids=ids).last_hidden_state[0, -1]
         expected = ((h @ head[0]) - 0.3) / 2.0
         assert reward.score([""], [text]).item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_train_base_keeps_the_trained_head(tmp_path, corpus):
+    """`train --base HF_RM_DIR` fine-tunes the model's own head (its scores before training are transformers')."""
+    from rewardlab.train.config import TrainConfig
+    from rewardlab.train.trainer import build_model
+
+    model, tok = save_family("llama", corpus, tmp_path / "rm")
+    rm, rm_tok = build_model(TrainConfig(base=str(tmp_path / "rm"), output=str(tmp_path / "out")), [])
+    rm.eval()
+    ids = rm_tok("the cat sat", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        got = rm(ids, torch.ones_like(ids))[0]
+    assert torch.allclose(got, _hf_logits(model, tok, "the cat sat"), atol=1e-5)
+    with pytest.raises(UserError, match="head is kept"):
+        build_model(TrainConfig(base=str(tmp_path / "rm"), output=str(tmp_path / "o2"), num_outputs=3), [])

@@ -93,18 +93,22 @@ def _tokenizer(p: Path):
     return tokenizer
 
 
-def load_backbone(path: str | os.PathLike):
+def load_backbone(path: str | os.PathLike, attn_implementation: str | None = None, dtype=None):
     """``(backbone, tokenizer)``: the bare ``AutoModel`` (no LM head) of :func:`resolve_model_dir`'s directory."""
     from transformers import AutoModel
 
     p = resolve_model_dir(path)
-    return AutoModel.from_pretrained(p, use_safetensors=True), _tokenizer(p)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModel.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32, **kwargs)
+    return model, _tokenizer(p)
 
 
-def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None):
+def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None,
+                   attn_implementation: str | None = None):
     """Return ``(model, tokenizer)`` of a causal LM (policy, reference, judge) in eval mode, safetensors only."""
     from transformers import AutoModelForCausalLM
 
     p = resolve_model_dir(path)
-    model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32, **kwargs)
     return model.to(device).eval(), _tokenizer(p)

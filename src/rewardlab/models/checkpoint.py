@@ -54,8 +54,9 @@ def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
         tokenizer.save_pretrained(tmp)
         from rewardlab.data.tokenize import Rendering
 
+        rendering = getattr(model, "rendering", None) or Rendering.for_tokenizer(tokenizer, decoder=not model.encoder)
         info = {"format_version": FORMAT_VERSION, "head": model.spec(), "versions": library_versions(),
-                "rendering": Rendering.for_tokenizer(tokenizer, decoder=not model.encoder).to_dict()}
+                "rendering": rendering.to_dict()}
         info.update(manifest or {})
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
         # Move file by file with os.replace (atomic each); the manifest goes last, so a directory with a manifest
@@ -109,5 +110,6 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
     tokenizer = AutoTokenizer.from_pretrained(path)
     if "rendering" not in manifest:
         manifest["rendering"] = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder).to_dict()
+    model.rendering = Rendering.from_dict(manifest["rendering"])
     model.to(device=device, dtype=dtype).eval()
     return model, tokenizer, manifest

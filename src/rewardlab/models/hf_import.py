@@ -160,8 +160,9 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
         model = _load_transformers(p, dtype, attn_implementation, tokenizer.sep_token_id)
     model.to(device=device, dtype=dtype).eval()
     positions = _max_positions(model.config)
+    model.rendering = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False)
     manifest = {"head": model.spec(), "max_length": min(positions or MAX_IMPORTED_LENGTH, MAX_IMPORTED_LENGTH),
-                "rendering": Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False).to_dict(),
+                "rendering": model.rendering.to_dict(),
                 "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
     return model, tokenizer, manifest
 

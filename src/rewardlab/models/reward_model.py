@@ -75,6 +75,7 @@ class RewardModel(nn.Module):
         self.head_bias = head_bias
         self.segment_sep_id = segment_sep_id
         self.output_mean, self.output_std = output_mean, output_std
+        self.rendering = None  # a data.tokenize.Rendering: how inputs become ids (set by loaders and build_model)
         hidden = _hidden_size(backbone.config)
         if head == "linear":
             self.head = nn.Linear(hidden, num_outputs, bias=head_bias)

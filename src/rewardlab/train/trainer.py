@@ -261,12 +261,19 @@ def _contents(x: Any) -> list[str]:
 
 
 def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardModel, Any]:
-    """The model to train from ``cfg.base``: 'tiny' (tokenizer trained on the data), an HF directory or GGUF file
-    (a fresh head), or a rewardlab checkpoint (continue training its head and backbone)."""
+    """The model to train from ``cfg.base``: 'tiny' (tokenizer trained on the data), an HF base model directory or
+    GGUF file (a fresh head), or a reward model — a rewardlab checkpoint or a transformers / OpenRLHF reward model
+    directory — whose trained head is kept and fine-tuned, never replaced. ``model.rendering`` says how its inputs
+    are rendered (carried over from a reward model; probed from the tokenizer otherwise)."""
+    from rewardlab.data.tokenize import Rendering
+    from rewardlab.errors import UserError
     from rewardlab.models.backbone import default_pooling, load_backbone
     from rewardlab.models.checkpoint import MANIFEST, load_reward_model
+    from rewardlab.models.hf_import import hf_reward_kind
+    from rewardlab.models.reward_model import is_encoder
     from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
 
+    attn = getattr(cfg, "attn_implementation", None)
     if cfg.base == "tiny":
         texts = [text for p in pairs for x in (p.prompt, p.chosen, p.rejected) for text in _contents(x)]
         tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
@@ -274,13 +281,31 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
                                   n_embd=cfg.tiny_embd, n_positions=max(256, cfg.max_length))
         if cfg.pooling or cfg.head != "linear":
             model = RewardModel(model.backbone, cfg.num_outputs, cfg.pooling or "last", cfg.head)
+        model.rendering = Rendering.for_tokenizer(tokenizer, decoder=True)
         return model.train(), tokenizer
-    if (Path(cfg.base) / MANIFEST).exists():
-        model, tokenizer, _ = load_reward_model(cfg.base)
+    if (Path(cfg.base) / MANIFEST).exists() or hf_reward_kind(cfg.base):
+        model, tokenizer, manifest = load_reward_model(cfg.base, attn_implementation=attn)
+        conflicts = [f"{name} {want!r} (the base has {have!r})" for name, want, have in (
+            ("num_outputs", cfg.num_outputs if cfg.num_outputs != 1 else None, model.num_outputs),
+            ("pooling", cfg.pooling, model.pooling), ("head", cfg.head if cfg.head != "linear" else None,
+                                                       model.head_type)) if want is not None and want != have]
+        if conflicts:
+            raise UserError(f"--base {cfg.base} is a reward model: its trained head is kept, so "
+                            f"{', '.join(conflicts)} cannot apply; use its backbone as a new base instead")
+        if model.output_std is not None:  # OpenRLHF's mean/std describe the old head, not the fine-tuned one
+            print(f"{cfg.base}: its output normalization (mean {model.output_mean}, std {model.output_std}) is "
+                  "dropped for fine-tuning")
+            model.output_mean = model.output_std = None
+        model.rendering = Rendering.from_dict(manifest["rendering"])
+        print(f"continuing from the reward model {cfg.base} (its trained head is kept)")
         return model.train(), tokenizer
-    backbone, tokenizer = load_backbone(cfg.base)
+    backbone, tokenizer = load_backbone(cfg.base, attn_implementation=attn)
     torch.manual_seed(cfg.seed)
-    model = RewardModel(backbone, cfg.num_outputs, cfg.pooling or default_pooling(backbone.config), cfg.head)
+    encoder = is_encoder(backbone.config)
+    # decoders: a bias-free head as in transformers' *ForSequenceClassification (exportable; BT is shift-invariant)
+    model = RewardModel(backbone, cfg.num_outputs, cfg.pooling or default_pooling(backbone.config), cfg.head,
+                        head_bias=encoder, segment_sep_id=tokenizer.sep_token_id if encoder else None)
+    model.rendering = Rendering.for_tokenizer(tokenizer, decoder=not encoder)
     return model.train(), tokenizer
 
 
