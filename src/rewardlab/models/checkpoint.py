@@ -113,3 +113,31 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
     model.rendering = Rendering.from_dict(manifest["rendering"])
     model.to(device=device, dtype=dtype).eval()
     return model, tokenizer, manifest
+
+
+def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
+    """``(tokenizer, rendering, max_length)`` of a model directory without loading its weights: a rewardlab
+    checkpoint (its recorded rendering), a transformers/OpenRLHF reward model (as transformers tokenizes), or a base
+    model (what ``train --base`` would record). ``chat_template`` overrides the template."""
+    import dataclasses
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from rewardlab.data.tokenize import Rendering
+    from rewardlab.models.backbone import resolve_model_dir
+    from rewardlab.models.hf_import import hf_reward_kind, imported_max_length
+    from rewardlab.models.reward_model import is_encoder
+
+    p = resolve_model_dir(path)
+    tokenizer = AutoTokenizer.from_pretrained(p)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    manifest = json.loads((p / MANIFEST).read_text()) if (p / MANIFEST).exists() else {}
+    config = AutoConfig.from_pretrained(p)
+    if "rendering" in manifest:
+        rendering = Rendering.from_dict(manifest["rendering"])
+    else:
+        rendering = Rendering.for_tokenizer(tokenizer, decoder=not is_encoder(config), eos=not hf_reward_kind(p))
+    if chat_template is not None:
+        rendering = dataclasses.replace(rendering, chat_template=chat_template)
+    return tokenizer, rendering, int(manifest.get("max_length") or imported_max_length(config))

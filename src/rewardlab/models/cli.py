@@ -25,5 +25,51 @@ def export(
     typer.echo(f"exported {model} -> {path} (AutoModelForSequenceClassification.from_pretrained('{path}'))")
 
 
+def show(
+    file: Path = typer.Argument(..., help="A data file (pairs, k-way rows, rated rows)."),
+    model: str = typer.Option(..., "--model", help="A rewardlab checkpoint, a transformers/OpenRLHF reward model, or "
+                              "a base model dir (shows what `train --base` would feed it)."),
+    n: int = typer.Option(3, "-n", help="Rows to show."),
+    max_length: int | None = typer.Option(None, help="Token budget (default: the model's)."),
+    chat_template: Path | None = typer.Option(None, "--chat-template", help="Jinja chat template file to use "
+                                              "instead of the tokenizer's."),
+) -> None:
+    """Print the exact text each item is rendered to for MODEL (special tokens included) and its token count."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from rewardlab.data.load import load_rows
+    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.tokenize import PairEncoder
+    from rewardlab.models.checkpoint import model_rendering
+
+    template = chat_template.read_text() if chat_template else None
+    tokenizer, rendering, budget = model_rendering(model, chat_template=template)
+    enc = PairEncoder(tokenizer, max_length=max_length or budget, rendering=rendering)
+    console = Console(highlight=False)
+    source = f"from {chat_template}" if template else "of the tokenizer" if tokenizer.chat_template else "default"
+    console.print(f"[bold]{escape(model)}[/]: {'decoder' if rendering.decoder else 'encoder'}, max {enc.max_length} "
+                  f"tokens, chat template {escape(source)}, eos appended to plain text: "
+                  f"{rendering.append_eos is not None}")
+    for row in load_rows(file)[:n]:
+        if isinstance(row, PreferencePair):
+            items = [("chosen", row.chosen), ("rejected", row.rejected)]
+        elif isinstance(row, KWayRow):
+            items = [(f"chosen[{i}]", x) for i, x in enumerate(row.chosen)]
+            items += [(f"rejected[{i}]", x) for i, x in enumerate(row.rejected)]
+        else:
+            items = [("response", row.response)]
+        for tag, response in items:
+            before = enc.stats.as_dict()
+            ids = enc.encode(row.prompt, response)
+            cut = [k for k, v in enc.stats.as_dict().items() if k != "items" and v > before[k]]
+            note = f", {', '.join(cut)}" if cut else ""
+            console.rule(f"{row.source} {tag}: {len(ids) if ids is not None else 0} tokens{note}")
+            console.print(escape(tokenizer.decode(ids, skip_special_tokens=False)) if ids is not None else "(dropped)")
+
+
 def register(app: typer.Typer) -> None:
+    from rewardlab.data.cli import data_app
+
     app.command("export")(export)
+    data_app.command("show")(show)

@@ -159,17 +159,19 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
     else:
         model = _load_transformers(p, dtype, attn_implementation, tokenizer.sep_token_id)
     model.to(device=device, dtype=dtype).eval()
-    positions = _max_positions(model.config)
     model.rendering = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False)
-    manifest = {"head": model.spec(), "max_length": min(positions or MAX_IMPORTED_LENGTH, MAX_IMPORTED_LENGTH),
+    manifest = {"head": model.spec(), "max_length": imported_max_length(model.config),
                 "rendering": model.rendering.to_dict(),
                 "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
     return model, tokenizer, manifest
 
 
-def _max_positions(config) -> int | None:
+def imported_max_length(config) -> int:
+    """Token budget of an imported model: its position limit (RoBERTa-style models lose 2 to ``padding_idx + 1``),
+    at most :data:`MAX_IMPORTED_LENGTH`."""
     for name in ("max_position_embeddings", "n_positions", "max_seq_len"):
         v = getattr(config, name, None)
         if isinstance(v, int) and v > 0:
-            return v - (2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0)
-    return None
+            v -= 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            return min(v, MAX_IMPORTED_LENGTH)
+    return MAX_IMPORTED_LENGTH
