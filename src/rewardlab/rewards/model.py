@@ -34,18 +34,24 @@ class ModelReward:
         self.name = name
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         rendering = self.manifest.get("rendering")
-        rendering = (Rendering.from_dict(rendering) if rendering
-                     else Rendering.for_tokenizer(tokenizer, decoder=not getattr(model, "encoder", False)))
+        rendering = (Rendering.from_dict(rendering) if rendering else getattr(model, "rendering", None)
+                     or Rendering.for_tokenizer(tokenizer, decoder=not getattr(model, "encoder", False)))
         self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate", rendering=rendering)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: str | None = None,
+                        chat_template: str | None = None, attn_implementation: str | None = None,
                         **kwargs) -> ModelReward:
+        """A rewardlab checkpoint or a transformers / OpenRLHF reward-model directory. ``chat_template`` (template
+        text) overrides the rendering's template."""
         from rewardlab.models.checkpoint import load_reward_model
         from rewardlab.models.device import resolve_device, resolve_dtype
 
         device = resolve_device(device)
-        model, tokenizer, manifest = load_reward_model(path, device=device, dtype=resolve_dtype(dtype, device))
+        model, tokenizer, manifest = load_reward_model(path, device=device, dtype=resolve_dtype(dtype, device),
+                                                       attn_implementation=attn_implementation)
+        if chat_template is not None:
+            manifest = {**manifest, "rendering": {**manifest["rendering"], "chat_template": chat_template}}
         kwargs.setdefault("name", os.path.basename(os.path.normpath(str(path))))
         return cls(model, tokenizer, manifest=manifest, **kwargs)
 

@@ -1,7 +1,8 @@
 """Resolve a reward *spec* string into a :class:`~rewardlab.rewards.base.Reward`.
 
 Spec forms:
-- ``PATH`` — a rewardlab checkpoint directory → :class:`~rewardlab.rewards.model.ModelReward`
+- ``PATH`` — a rewardlab checkpoint directory, or a transformers ``*ForSequenceClassification`` / OpenRLHF reward
+  model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`
 - ``python:MODULE:FUNCTION`` — a Python callable ``fn(prompt, response) -> float`` → FunctionReward
 - ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs → EnsembleReward
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
@@ -29,11 +30,13 @@ from rewardlab.errors import UserError
 from rewardlab.rewards.base import FunctionReward, Reward
 
 
-def load_reward(spec: str, device: str | None = None, dtype: str | None = None) -> Reward:
+def load_reward(spec: str, device: str | None = None, dtype: str | None = None, chat_template: str | None = None,
+                attn_implementation: str | None = None) -> Reward:
     """Build the Reward that ``spec`` names (see the module docstring for the forms).
 
-    ``device``/``dtype`` follow :mod:`rewardlab.models.device` (``None`` = ``auto``). ``dtype`` applies to reward
-    models; the other families keep their own precision."""
+    ``device``/``dtype`` follow :mod:`rewardlab.models.device` (``None`` = ``auto``). ``dtype``, ``chat_template``
+    (template text overriding the model's) and ``attn_implementation`` apply to reward-model directories; the other
+    families keep their own settings."""
     from rewardlab.models.device import resolve_device
 
     device = str(resolve_device(device))
@@ -93,7 +96,8 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None) 
     if path.is_dir():
         from rewardlab.rewards.model import ModelReward
 
-        return ModelReward.from_pretrained(path, device=device, dtype=dtype)
+        return ModelReward.from_pretrained(path, device=device, dtype=dtype, chat_template=chat_template,
+                                           attn_implementation=attn_implementation)
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
                     "judge:, micro:)")
