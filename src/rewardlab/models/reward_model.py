@@ -94,7 +94,8 @@ class RewardModel(nn.Module):
     def config(self):
         return self.backbone.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _backbone(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """Run the backbone with the inputs its family needs; returns ``(output, attention_mask)``."""
         kwargs = {}
         if self.encoder:
             input_ids, attention_mask = right_align(input_ids, attention_mask)
@@ -103,11 +104,20 @@ class RewardModel(nn.Module):
         if self._takes_token_types:
             sep = (input_ids == self.segment_sep_id).long()
             kwargs["token_type_ids"] = ((sep.cumsum(-1) - sep) > 0).long() * attention_mask.long()
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs), attention_mask
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled hidden states ``[b, h]`` (what the head reads); not defined for ``head="native"``."""
         if self.head is None:
-            rewards = out.logits.float()
+            raise ValueError("a native transformers head pools internally: no features")
+        out, attention_mask = self._backbone(input_ids, attention_mask)
+        return pool(out.last_hidden_state, attention_mask, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            rewards = self._backbone(input_ids, attention_mask)[0].logits.float()
         else:
-            pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+            pooled = self.features(input_ids, attention_mask)
             rewards = self.head(pooled.to(self.head_weight_dtype)).float()
         if self.output_std is not None and not self.training:
             rewards = (rewards - self.output_mean) / self.output_std

@@ -38,7 +38,7 @@ from torch import nn
 from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair, Prompt, Response
 from rewardlab.data.tokenize import PairEncoder
-from rewardlab.models.reward_model import RewardModel, pool
+from rewardlab.models.reward_model import RewardModel
 
 ROUTER_FILE = "router.safetensors"
 AGGREGATES = ("router", "min", "mean")
@@ -103,11 +103,7 @@ class MixtureRewardModel(nn.Module):
         nn.init.zeros_(self.router.bias)
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        kwargs = {}
-        if self.rm._takes_position_ids:
-            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.rm.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        return pool(out.last_hidden_state, attention_mask, self.rm.pooling).float()
+        return self.rm.features(input_ids, attention_mask).float()
 
     def heads(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.rm(input_ids, attention_mask)
