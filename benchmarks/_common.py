@@ -35,3 +35,18 @@ def tokenizer_for(pairs):
     from rewardlab.models.tiny import train_tiny_tokenizer
 
     return train_tiny_tokenizer([p.prompt + " " + p.chosen for p in pairs[:500]], vocab_size=512)
+
+
+def interleaved_medians(methods: dict, rounds: int) -> dict[str, float]:
+    """Run each ``name -> f()`` once per round, contenders interleaved (machine noise hits all alike); median
+    seconds per name."""
+    import statistics
+    import time
+
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(rounds):
+        for k, f in methods.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}

@@ -17,13 +17,12 @@ interleaved rounds; real (unpadded) tokens.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _common import make_pairs
+from _common import interleaved_medians, make_pairs
 
 
 def matmul_flops(n: int = 2048, reps: int = 10) -> float:
@@ -91,14 +90,8 @@ def run(name: str, n_items: int, args, peak: float) -> None:
 
     methods = {"rewardlab score (length-sorted)": ours, "bare transformers forward": bare,
                "transformers pipeline": piped}
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    for _ in range(args.rounds):
-        for k, f in methods.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
     n_params = non_embedding_params(reward.model)
-    rate = {k: tokens / statistics.median(v) for k, v in times.items()}
+    rate = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
     ours_rate = rate["rewardlab score (length-sorted)"]
     print(f"\n[{name}: {n_params / 1e6:.1f}M non-embedding params, {len(texts)} texts, {tokens} tokens, "
           f"max {budget}]")

@@ -10,11 +10,9 @@ Prints tokens/s (real, unpadded tokens) and ratios; median of interleaved rounds
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
-from _common import make_pairs, tokenizer_for
+from _common import interleaved_medians, make_pairs, tokenizer_for
 
 from rewardlab.data.batching import pad_batch
 from rewardlab.models.tiny import tiny_reward_model
@@ -22,18 +20,10 @@ from rewardlab.rewards.model import ModelReward
 
 
 @torch.no_grad()
-def bare(model, seqs, batch_size: int, pad_id: int) -> float:
-    t = time.perf_counter()
+def bare(model, seqs, batch_size: int, pad_id: int) -> None:
     for i in range(0, len(seqs), batch_size):
         ids, mask = pad_batch(seqs[i : i + batch_size], pad_id)
         model(ids, mask)
-    return time.perf_counter() - t
-
-
-def timed(f) -> float:
-    t = time.perf_counter()
-    f()
-    return time.perf_counter() - t
 
 
 def run_set(skewed: bool, args) -> None:
@@ -46,15 +36,11 @@ def run_set(skewed: bool, args) -> None:
     seqs = reward.encode(prompts, responses)
     tokens = sum(map(len, seqs))
     methods = {
-        "ModelReward.score_ids (length-sorted)": lambda: timed(lambda: reward.score_ids(seqs)),
+        "ModelReward.score_ids (length-sorted)": lambda: reward.score_ids(seqs),
         "bare forward, input order": lambda: bare(model, seqs, args.batch_size, tok.pad_token_id),
-        "ModelReward.score incl. tokenization": lambda: timed(lambda: reward.score(prompts, responses)),
+        "ModelReward.score incl. tokenization": lambda: reward.score(prompts, responses),
     }
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    for _ in range(args.rounds):
-        for k, f in methods.items():
-            times[k].append(f())
-    rate = {k: tokens / statistics.median(v) for k, v in times.items()}
+    rate = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
     ours = rate["ModelReward.score_ids (length-sorted)"]
     print(f"\n[{'skewed' if skewed else 'equal'} lengths: {len(seqs)} items, {tokens} tokens]")
     for k, v in rate.items():
