@@ -34,3 +34,33 @@ def test_conversation_goes_through_chat_template(tokenizer):
     prompt = [{"role": "user", "content": "hi there"}]
     p, r, templated = render(tokenizer, prompt, "hello")
     assert templated and p == "<|user|> hi there\n<|assistant|> " and r == "hello\n"
+
+
+def test_implicit_prompt_conversation_gets_no_empty_user_turn(tokenizer):
+    response = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    p, r, templated = render(tokenizer, "", response)
+    assert templated and p == "" and r == "<|user|> hi\n<|assistant|> hello\n"
+
+
+def test_full_text_keeps_its_end_and_splits_at_the_prompt(tokenizer):
+    enc = PairEncoder(tokenizer, max_length=8)
+    text = "one two three four five six seven eight nine ten yes"
+    ids = enc.encode_text(text)
+    full = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 8 and ids[-1] == tokenizer.eos_token_id and ids[:-1] == full[-7:]  # the end is kept
+    assert enc.stats.response_truncated == 1
+    # with the prompt given: the prompt is cut from the left, the response intact
+    prompt = "one two three four five six seven eight nine ten"
+    ids = enc.encode_text(prompt + " yes", prompt=prompt)
+    r_ids = tokenizer(" yes", add_special_tokens=False)["input_ids"]
+    assert ids[-1 - len(r_ids) : -1] == r_ids and enc.stats.prompt_truncated == 1
+    # a text that already ends with eos does not get a second one
+    assert enc.encode_text("yes no<eos>") == enc.encode_text("yes no")
+
+
+def test_rendering_round_trips_through_the_manifest(tokenizer):
+    from rewardlab.data.tokenize import Rendering
+
+    r = Rendering.for_tokenizer(tokenizer, decoder=True, chat_template="{{ messages }}")
+    assert Rendering.from_dict(r.to_dict()) == r
+    assert r.single == ([], [tokenizer.eos_token_id]) and r.append_eos is None  # the layout already ends with eos
