@@ -17,6 +17,7 @@ Weights are read with safetensors only; a head missing from the file is an error
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -84,12 +85,27 @@ def _require_safetensors(p: Path) -> None:
                         "pickle — convert with `model.save_pretrained(dir, safe_serialization=True)`")
 
 
+@contextlib.contextmanager
+def _no_progress_bar():
+    """transformers draws a 'Loading weights' bar per load; rewardlab's commands have their own output."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def _load_transformers(p: Path, dtype: torch.dtype, attn_implementation: str | None, sep_id: int | None) -> RewardModel:
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        p, use_safetensors=True, dtype=dtype, output_loading_info=True, **kwargs)
+    with _no_progress_bar():
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            p, use_safetensors=True, dtype=dtype, output_loading_info=True, **kwargs)
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise UserError(f"{p}: weights missing from the checkpoint ({', '.join(missing[:3])}"
