@@ -105,7 +105,7 @@ def test_cli_validate_exit_2_one_line_per_problem(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[:2] == [f"{path}:1: field 'rejected' missing",
-                         f"{path}:2: truncated or invalid JSON at column 2: Expecting property name enclosed in "
-                         "double quotes"]
+                         f"{path}:2: truncated or invalid JSON: Expecting property name enclosed in double quotes "
+                         "at column 2"]
     assert len(lines) == 3 and "--skip-invalid" in lines[2]
     assert "Traceback" not in proc.stderr

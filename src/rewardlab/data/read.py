@@ -53,8 +53,8 @@ def parse_json(text: str) -> Any:
 
 def json_error_message(e: json.JSONDecodeError) -> str:
     """Describe a JSON syntax error; json's own messages may end in "at" ("Unterminated string starting at")."""
-    msg = e.msg.removesuffix(" at")
-    return f"truncated or invalid JSON at column {e.colno}: {msg}"
+    at = "" if e.msg.endswith(" at") else " at"
+    return f"truncated or invalid JSON: {e.msg}{at} column {e.colno}"
 
 
 def _opener(path: Path) -> tuple[Callable[[], IO[bytes]], str]:
