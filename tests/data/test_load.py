@@ -109,3 +109,28 @@ def test_cli_validate_exit_2_one_line_per_problem(tmp_path):
                          "at column 2"]
     assert len(lines) == 3 and "--skip-invalid" in lines[2]
     assert "Traceback" not in proc.stderr
+
+
+def test_load_prompts_of_implicit_prompt_rows(tmp_path):
+    hh = [{"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"},
+          {"chosen": "\n\nHuman: hi\n\nAssistant: yo", "rejected": "\n\nHuman: hi\n\nAssistant: no"},
+          {"chosen": "abc", "rejected": "xyz"}]
+    path = write_lines(tmp_path / "hh.jsonl", [json.dumps(r) for r in hh])
+    with pytest.raises(UserError) as e:
+        load_prompts(path)
+    assert e.value.problems == [f"{path}:3: row has no prompt ('prompt' empty, or chosen and rejected share no "
+                                "start)"]
+    write_lines(path, [json.dumps(r) for r in hh[:2]])
+    assert load_prompts(path) == ["\n\nHuman: hi\n\nAssistant:"]
+
+
+def test_cli_validate_reports_unreadable_files_with_the_others(tmp_path):
+    bad = write_lines(tmp_path / "bad.jsonl", [json.dumps({"prompt": "q", "chosen": "a"})])
+    good = write_lines(tmp_path / "good.jsonl", [json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"})])
+    missing = tmp_path / "missing.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "rewardlab.cli", "data", "validate", str(missing), str(bad),
+                           str(good)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[:2] == [f"{missing}: no such file or directory",
+                                            f"{bad}:1: field 'rejected' missing"]
+    assert f"{good}: 1 rows OK (pair-plain)" in proc.stdout

@@ -21,11 +21,16 @@ def validate(
 ) -> None:
     """Check every row of every file; print the problems as FILE:LINE: message (exit 2 if any)."""
     from rewardlab.data.load import DataError, load_file, summarize
+    from rewardlab.errors import UserError
 
     problems: list[str] = []
     invalid = 0
     for f in files:
-        report = load_file(f, max_line_bytes=max_line_bytes, split=split, keep_rows=False)
+        try:
+            report = load_file(f, max_line_bytes=max_line_bytes, split=split, keep_rows=False)
+        except UserError as e:  # the file as a whole (missing, unreadable): report it with the others
+            problems += e.problems
+            continue
         problems += report.all_problems
         invalid += len(report.problems)
         for line in report.summary():

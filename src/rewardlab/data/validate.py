@@ -207,7 +207,13 @@ def detect_schema(row: Any) -> str:
 
 
 def parse_prompt(row: Any) -> str | list[dict[str, str]]:
-    """The non-empty ``prompt`` of a prompts-file row (``{"prompt": ...}``); raises RowError."""
+    """The non-empty prompt of a prompts-file row (``{"prompt": ...}``) or of any data row (an implicit-prompt
+    pair's is the start its texts share, see :func:`split_prompt`); raises RowError."""
+    if isinstance(row, dict) and any(k in row for k in ("chosen", "response", "attributes")):
+        prompt = parse_row(row)[1].prompt
+        if not (prompt.strip() if isinstance(prompt, str) else prompt):
+            raise RowError("row has no prompt ('prompt' empty, or chosen and rejected share no start)")
+        return prompt
     prompt = row.get("prompt") if isinstance(row, dict) else None
     if not (isinstance(prompt, str) and prompt.strip()) and not _is_messages(prompt):
         raise RowError("field 'prompt' missing or not a non-empty string/message list")
