@@ -147,3 +147,17 @@ def test_explicit_empty_prompt_means_no_prompt(tmp_path):
                                               "rejected": "The sky is green."}])
     (pair,) = load_pairs(path)
     assert (pair.prompt, pair.chosen) == ("", "The sky is blue.")  # no extraction: the row said "no prompt"
+
+
+def test_response_rows_score_but_do_not_pass_as_rated(tmp_path):
+    """`{prompt, response}` rows (what `rewardlab score` documents) load as unrated rows; ArmoRM training refuses
+    them by name."""
+    from rewardlab.data.load import load_rated, load_rows
+    from rewardlab.errors import UserError
+
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"prompt": "q", "response": "a"}\n{"prompt": "q", "response": ""}\n')
+    rows = load_rows(f)
+    assert [(r.prompt, r.response, r.attributes) for r in rows] == [("q", "a", {}), ("q", "", {})]
+    with pytest.raises(UserError, match="expected rated .* found response rows"):
+        load_rated(f)

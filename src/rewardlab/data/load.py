@@ -227,7 +227,7 @@ def load_kway(path: str | os.PathLike, **kwargs) -> list[KWayRow]:
 
 
 def load_rated(path: str | os.PathLike, **kwargs) -> list[RatedRow]:
-    """Rated rows (HelpSteer2 style)."""
+    """Rated rows (HelpSteer2 style); ``{prompt, response}`` rows (schema ``response``) are refused here."""
     return _load_typed(path, RatedRow, **kwargs)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from rewardlab.data.records import KWayRow, PreferencePair, RatedRow, Response, Row
 
-SCHEMAS = ("pair-plain", "pair-conversational", "pair-implicit", "kway", "rated")
+SCHEMAS = ("pair-plain", "pair-conversational", "pair-implicit", "kway", "rated", "response")
 ROLES = ("system", "user", "assistant", "tool")
 TURN_MARKER = "\n\nAssistant:"
 
@@ -196,8 +196,10 @@ def detect_schema(row: Any) -> str:
     """Which schema a parsed row follows (raises RowError if none)."""
     if not isinstance(row, dict):
         raise RowError(f"row must be a JSON object, got {_type_name(row)}")
-    if "attributes" in row or ("response" in row and "chosen" not in row):
+    if "attributes" in row:
         return "rated"
+    if "response" in row and "chosen" not in row:
+        return "response"  # a single (prompt, response) to score: a rated row without ratings
     chosen = _require(row, "chosen")
     if isinstance(chosen, list) and chosen and not isinstance(chosen[0], dict):
         return "kway"
@@ -224,11 +226,13 @@ def parse_row(row: Any) -> tuple[str, Row]:
     """Validate a parsed row and build its record. Returns ``(schema, record)``; raises RowError."""
     schema = detect_schema(row)
     common = {"id": _optional_str(row, "id")}
-    if schema == "rated":
-        attrs = _require(row, "attributes")
-        if not isinstance(attrs, dict) or not attrs:
-            raise RowError(f"field 'attributes' must be a non-empty object, got {_type_name(attrs)}")
-        values = {_text(str(k), "attributes"): _number(attrs, k, math.nan, f"attributes.{k}") for k in attrs}
+    if schema in ("rated", "response"):
+        values = {}
+        if schema == "rated":
+            attrs = _require(row, "attributes")
+            if not isinstance(attrs, dict) or not attrs:
+                raise RowError(f"field 'attributes' must be a non-empty object, got {_type_name(attrs)}")
+            values = {_text(str(k), "attributes"): _number(attrs, k, math.nan, f"attributes.{k}") for k in attrs}
         prompt = _text_or_messages(_require(row, "prompt"), "prompt")
         response = _text_or_messages(_require(row, "response"), "response", response=True)
         return schema, RatedRow(prompt, response, values, **common)
