@@ -77,3 +77,14 @@ def pairs_to_items(pairs: Sequence[PreferencePair]) -> tuple[list[Prompt], list[
         prompts += [p.prompt, p.prompt]
         responses += [p.chosen, p.rejected]
     return prompts, responses
+
+
+def row_items(row: Row) -> list[tuple[str, Response]]:
+    """``(tag, response)`` for every response a row holds: a pair's ``chosen`` and ``rejected``, a k-way row's
+    ``chosen0..`` then ``rejected0..``, a rated row's ``response``."""
+    if isinstance(row, PreferencePair):
+        return [("chosen", row.chosen), ("rejected", row.rejected)]
+    if isinstance(row, KWayRow):
+        return [(f"chosen{i}", x) for i, x in enumerate(row.chosen)] + \
+            [(f"rejected{i}", x) for i, x in enumerate(row.rejected)]
+    return [("response", row.response)]

@@ -30,6 +30,7 @@ def show(
     model: str = typer.Option(..., "--model", help="A rewardlab checkpoint, a transformers/OpenRLHF reward model, or "
                               "a base model dir (shows what `train --base` would feed it)."),
     n: int = typer.Option(3, "-n", help="Rows to show."),
+    split: str | None = typer.Option(None, "--split", help="Split of a DatasetDict directory (default: train)."),
     max_length: int | None = typer.Option(None, help="Token budget (default: the model's)."),
     chat_template: Path | None = typer.Option(None, "--chat-template", help="Jinja chat template file to use "
                                               "instead of the tokenizer's."),
@@ -39,7 +40,7 @@ def show(
     from rich.markup import escape
 
     from rewardlab.data.load import load_rows
-    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.records import row_items
     from rewardlab.data.tokenize import PairEncoder
     from rewardlab.models.checkpoint import model_rendering
 
@@ -51,15 +52,8 @@ def show(
     console.print(f"[bold]{escape(model)}[/]: {'decoder' if rendering.decoder else 'encoder'}, max {enc.max_length} "
                   f"tokens, chat template {escape(source)}, eos appended to plain text: "
                   f"{rendering.append_eos is not None}")
-    for row in load_rows(file)[:n]:
-        if isinstance(row, PreferencePair):
-            items = [("chosen", row.chosen), ("rejected", row.rejected)]
-        elif isinstance(row, KWayRow):
-            items = [(f"chosen[{i}]", x) for i, x in enumerate(row.chosen)]
-            items += [(f"rejected[{i}]", x) for i, x in enumerate(row.rejected)]
-        else:
-            items = [("response", row.response)]
-        for tag, response in items:
+    for row in load_rows(file, split=split)[:n]:
+        for tag, response in row_items(row):
             before = enc.stats.as_dict()
             ids = enc.encode(row.prompt, response)
             cut = [k for k, v in enc.stats.as_dict().items() if k != "items" and v > before[k]]
