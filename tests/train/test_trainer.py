@@ -12,8 +12,10 @@ from safetensors.torch import load_file
 
 from rewardlab.data.load import load_pairs
 from rewardlab.rewards.model import ModelReward
+from rewardlab.train.batches import make_batches
 from rewardlab.train.config import TrainConfig
-from rewardlab.train.trainer import encode_pairs, make_batches, train_reward_model
+from rewardlab.train.encode import encode_pairs
+from rewardlab.train.trainer import train_reward_model
 
 CLI = [sys.executable, "-m", "rewardlab.cli"]
 
@@ -52,13 +54,15 @@ def test_bucketed_batches_cover_every_pair_once_and_pad_less(tokenizer):
 
     pairs = [PreferencePair("q", "a " * (1 + (i * 7) % 40), "b " * (1 + (i * 3) % 40)) for i in range(200)]
     data = encode_pairs(pairs, tokenizer, max_length=128)
+    lengths = data.lengths()
     for bucket in (True, False):
-        batches = make_batches(data, 8, seed=1, epoch=0, bucket=bucket)
+        batches = make_batches(lengths, 8, seed=1, epoch=0, bucket=bucket)
         assert sorted(i for b in batches for i in b) == list(range(200))
+
     def padded(batches):
         return sum(len(b) * max(max(len(data.chosen[i]), len(data.rejected[i])) for i in b) for b in batches)
-    assert padded(make_batches(data, 8, 1, 0, True)) < 0.8 * padded(make_batches(data, 8, 1, 0, False))
-    assert make_batches(data, 8, 1, 0, True) == make_batches(data, 8, 1, 0, True)  # deterministic
+    assert padded(make_batches(lengths, 8, 1, 0, True)) < 0.8 * padded(make_batches(lengths, 8, 1, 0, False))
+    assert make_batches(lengths, 8, 1, 0, True) == make_batches(lengths, 8, 1, 0, True)  # deterministic
 
 
 def test_sigkill_then_resume_gives_identical_weights(tmp_path, data_file):

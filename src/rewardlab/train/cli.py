@@ -3,9 +3,36 @@ and multi-objective ArmoRM heads (``--objective armo``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+
+
+class StreamedPairs:
+    """The pairs of a data file, validated once (``iter_pairs``) and then streamed on every iteration without being
+    held in memory; iterations after the first validate again quietly (a 'tiny' base reads the data twice: its
+    tokenizer is trained on it, then it is tokenized)."""
+
+    def __init__(self, path: Path, split: str | None = None, skip_invalid: bool = False,
+                 skipped_report: Path | None = None):
+        from rewardlab.data.load import iter_pairs
+
+        self.kwargs = dict(split=split, skip_invalid=skip_invalid, skipped_report=skipped_report)
+        self.path = path
+        self._first: Iterator | None = iter_pairs(path, **self.kwargs)  # validates now: errors before any work
+
+    def __iter__(self) -> Iterator:
+        import contextlib
+        import io
+
+        from rewardlab.data.load import iter_pairs
+
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        with contextlib.redirect_stderr(io.StringIO()):  # its counts were printed by the first pass
+            return iter_pairs(self.path, **self.kwargs)
 
 
 def train(
@@ -38,14 +65,24 @@ def train(
     dropout: bool | None = typer.Option(None, "--dropout/--no-dropout", help="Keep the backbone's dropout "
                                         "(default: disabled, as in TRL)."),
     mixed_precision: str | None = typer.Option(None, help="auto | no | bf16 | fp16"),
+    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
+                                                       help="Recompute activations in backward: less memory, "
+                                                       "~1/3 more compute."),
+    drop_ties: bool | None = typer.Option(None, "--drop-ties/--keep-ties", help="Drop pairs whose chosen and "
+                                          "rejected are identical after truncation (counted; default: drop)."),
+    device: str | None = typer.Option(None, help="auto (accelerate's choice: a GPU when present) | cpu | cuda."),
+    split: str | None = typer.Option(None, help="Split of a saved DatasetDict (--data and --eval)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
+    overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
 ) -> None:
-    """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts."""
+    """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts; the
+    output directory is checked before any work (a previous run there needs --resume or --overwrite)."""
     from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
+    from rewardlab.io import check_output_dir
     from rewardlab.train.config import TrainConfig
-    from rewardlab.train.trainer import train_reward_model
+    from rewardlab.train.rundir import check_run_output
 
     if objective not in ("bt", "dpo", "armo"):
         raise UserError(f"--objective must be bt, dpo or armo, got {objective!r}")
@@ -61,9 +98,10 @@ def train(
             raise UserError("--objective armo needs --rated FILE and --output DIR")
         if config is not None or resume:
             raise UserError("--config/--resume are not supported for --objective armo (it trains in seconds)")
-        summary = train_armo(load_rated(rated), load_pairs(data), base=base or "tiny", output=output,
-                             verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
-                             eval_pairs=load_pairs(eval_data) if eval_data else None,
+        check_output_dir(output)
+        summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=base or "tiny",
+                             output=output, verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
+                             eval_pairs=load_pairs(eval_data, split=split) if eval_data else None,
                              epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
                              max_length=max_length or 512)
         typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
@@ -77,7 +115,8 @@ def train(
                  grad_accum=grad_accum, lr=lr, max_length=max_length, max_steps=max_steps, overlong=overlong,
                  centering=centering, label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling,
                  num_outputs=num_outputs, lora_r=lora_r, seed=seed, save_every=save_every,
-                 mixed_precision=mixed_precision, disable_dropout=None if dropout is None else not dropout)
+                 mixed_precision=mixed_precision, disable_dropout=None if dropout is None else not dropout,
+                 gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device)
     cls = TrainConfig
     if objective == "dpo":
         from rewardlab.train.dpo import DPOConfig
@@ -90,20 +129,32 @@ def train(
         cfg = cls.from_dict({k: v for k, v in flags.items() if v is not None}, origin="flags")
     if output is None and config is None:
         raise UserError("--output is required (or set 'output' in --config)")
-    out = Path(cfg.output)
-    pairs = load_pairs(data, skip_invalid=skip_invalid, skipped_report=out / "skipped.txt")
-    eval_pairs = load_pairs(eval_data) if eval_data else None
-    if objective == "dpo":
-        from rewardlab.train.dpo import train_dpo
+    out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)  # before reading any data
+    if objective == "dpo" and resume:
+        raise UserError("--resume is not supported for --objective dpo")
+    import shutil
+    import tempfile
 
-        if resume:
-            raise UserError("--resume is not supported for --objective dpo")
-        m = train_dpo(pairs, cfg, eval_pairs)["metrics"]
-        if "eval_accuracy" in m:
-            typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
-        typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
-        return
-    summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume)
+    tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
+    try:
+        pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
+        eval_pairs = StreamedPairs(eval_data, split) if eval_data else None
+        if objective == "dpo":
+            from rewardlab.train.dpo import train_dpo
+
+            m = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))["metrics"]
+            if (tmp / "skipped.txt").exists():
+                (tmp / "skipped.txt").replace(out / "skipped.txt")
+            if "eval_accuracy" in m:
+                typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
+            typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
+            return
+        from rewardlab.train.trainer import train_reward_model
+
+        summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume, overwrite=overwrite,
+                                     skipped_report=tmp / "skipped.txt", origin=str(data))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
         return
     m = summary["metrics"]

@@ -9,6 +9,18 @@ from typing import Any
 
 from rewardlab.errors import UserError
 
+TINY_LR, PRETRAINED_LR = 1e-3, 2e-5
+
+
+def _checkpoint_base(base: str) -> str | None:
+    """The ``base`` a rewardlab checkpoint directory was trained from (None when ``base`` is not one)."""
+    import json
+
+    try:
+        return json.loads((Path(base) / "rewardlab.json").read_text()).get("base")
+    except (OSError, ValueError, AttributeError):
+        return None
+
 
 @dataclass
 class TrainConfig:
@@ -18,12 +30,13 @@ class TrainConfig:
     max_steps: int = 0  # > 0: train exactly this many optimizer steps, overriding epochs (as HF TrainingArguments)
     batch_size: int = 16  # pairs per optimizer micro-step and device
     grad_accum: int = 1
-    lr: float = 1e-3
+    lr: float | None = None  # None: 1e-3 for 'tiny', 2e-5 for a pretrained backbone (see resolved_lr)
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 512
     overlong: str = "truncate"  # or "drop"
+    drop_ties: bool = True  # drop pairs whose chosen/rejected ids are identical after truncation (counted)
     use_margin: bool = True  # use the rows' "margin" field in the BT loss
     centering: float = 0.0
     label_smoothing: float = 0.0
@@ -37,6 +50,8 @@ class TrainConfig:
     bucket: bool = True  # length-bucketed batches (little padding)
     disable_dropout: bool = True  # like TRL's RewardConfig: dropout only adds noise to reward differences
     mixed_precision: str = "auto"  # "auto" = bf16 on a capable GPU, else fp32; or "no" / "bf16" / "fp16"
+    gradient_checkpointing: bool = False  # recompute activations in backward (use_reentrant=False): less memory
+    device: str = "auto"  # "auto" = accelerate's choice (a GPU when present), "cpu" forces the CPU, "cuda"
     seed: int = 0
     save_every: int = 0  # optimizer steps between checkpoints (0 = end of each epoch only)
     keep_checkpoints: int = 2
@@ -74,16 +89,26 @@ class TrainConfig:
             (self.epochs >= 1 or self.max_steps > 0, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.grad_accum >= 1, "grad_accum must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
+            (self.lr is None or self.lr > 0, "lr must be > 0"),
             (self.max_length >= 8, "max_length must be >= 8"),
             (self.overlong in ("truncate", "drop"), "overlong must be 'truncate' or 'drop'"),
             (0 <= self.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)"),
             (self.pooling in (None, "last", "cls", "mean"), "pooling must be last, cls or mean"),
             (self.mixed_precision in ("auto", "no", "bf16", "fp16"), "mixed_precision must be auto, no, bf16, fp16"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda (pick a GPU with "
+             "CUDA_VISIBLE_DEVICES; several with accelerate launch)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"{origin}: {message}")
+
+    def resolved_lr(self) -> float:
+        """``lr``, or the default for the base: 1e-3 for the randomly initialised 'tiny' model (or a checkpoint
+        trained from it), 2e-5 for a pretrained backbone — 1e-3 diverges a pretrained transformer, and TRL's reward
+        and SFT recipes use 1e-5 to 5e-5."""
+        if self.lr is not None:
+            return self.lr
+        return TINY_LR if self.base == "tiny" or _checkpoint_base(self.base) == "tiny" else PRETRAINED_LR
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps of the run: ``max_steps`` when set, else ``epochs × steps_per_epoch``."""

@@ -7,6 +7,13 @@ Each optimizer step runs chosen and rejected of a minibatch through the policy i
     L = −log σ(β[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])   (× pair weight)
 
 (``label_smoothing`` ε: the cDPO variant). Logged per step: loss, implicit-reward accuracy (r_w > r_l), margin.
+
+Shared options, as in the BT trainer: ``grad_accum`` (up to that many micro-batches a step; an epoch's last step may
+hold fewer and averages over those), ``bucket`` (length-bucketed batches, see ``train.batches.make_batches``),
+``mixed_precision`` (``auto``: bf16 autocast on a GPU that supports it, else fp32; ``bf16`` autocast anywhere;
+``fp16`` autocast + gradient scaling, CUDA only; the reference log-probs are computed under the same autocast),
+``gradient_checkpointing`` and ``device``. **Refused** with a UserError: ``save_every`` (a DPO run writes no
+checkpoints and cannot ``--resume``), and the BT-only options in :data:`IGNORED`.
 The output directory is a ``save_pretrained`` causal LM (safetensors) + tokenizer, plus ``rewardlab_dpo.json``
 (β, reference path, max_length, metrics) so that ``dpo:OUTPUT`` or the bare path loads it as an
 :class:`~rewardlab.rewards.implicit.ImplicitDPOReward`. A tiny base's reference is saved to ``OUTPUT/reference``.
@@ -16,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +33,17 @@ import torch
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.tokenize import TruncationStats
+from rewardlab.errors import UserError
 from rewardlab.models.backbone import disable_dropout, load_causal_lm
 from rewardlab.rewards.implicit import MANIFEST, policy_inputs, sequence_logps
+from rewardlab.train.batches import make_batches, steps_per_epoch
 from rewardlab.train.config import TrainConfig
+from rewardlab.train.encode import data_hash
 from rewardlab.train.losses import dpo_loss
-from rewardlab.train.trainer import data_hash
+from rewardlab.train.rundir import check_run_output, clear_run
 
-IGNORED = ("centering", "pooling", "num_outputs", "lora_r", "head")  # BT-only options; refused when set for DPO
+# BT-only options; refused when set for DPO
+IGNORED = ("centering", "pooling", "num_outputs", "lora_r", "head", "drop_ties")
 
 
 @dataclass
@@ -44,8 +55,8 @@ class DPOConfig(TrainConfig):
 
     def validate(self, origin: str = "config") -> None:
         super().validate(origin)
-        from rewardlab.errors import UserError
-
+        if self.save_every:
+            raise UserError(f"{origin}: save_every: a DPO run writes no checkpoints (it cannot --resume); drop it")
         if self.beta <= 0:
             raise UserError(f"{origin}: beta must be > 0")
         defaults = TrainConfig()
@@ -95,6 +106,26 @@ def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, max_length: int) ->
     return EncodedDPO(prompt, chosen, rejected, torch.tensor([p.weight for p in pairs], dtype=torch.float32), stats)
 
 
+def dpo_lengths(data: EncodedDPO) -> list[int]:
+    """Per pair, the longer of its two (prompt + response) sequences: the width it adds to a padded batch."""
+    return [max(len(pc) + len(c), len(pr) + len(r)) for (pc, pr), c, r in zip(data.prompt, data.chosen,
+                                                                                data.rejected)]
+
+
+def precision(cfg: DPOConfig, device: torch.device) -> tuple[Callable[[], AbstractContextManager], Any]:
+    """``(autocast context factory, GradScaler or None)`` for ``cfg.mixed_precision`` (see the module docstring)."""
+    mp = cfg.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    if mp == "fp16" and device.type != "cuda":
+        raise UserError("--mixed-precision fp16 needs a CUDA device (use bf16 or no)")
+    if mp == "no":
+        return nullcontext, None
+    dtype = torch.bfloat16 if mp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if mp == "fp16" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
 def pair_logps(model, data: EncodedDPO, idx: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probs of chosen and rejected for pairs ``idx``, one forward of ``2b`` sequences (with grad)."""
     from rewardlab.models.generation import sequence_logprobs
@@ -117,15 +148,21 @@ def implicit_accuracy(policy, reference, data: EncodedDPO, beta: float, pad_id: 
 
 
 def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[PreferencePair] | None = None,
-              progress: bool = True) -> dict[str, Any]:
-    """Train a DPO policy on ``pairs`` and save it to ``cfg.output``. Returns the run summary (also ``run.json``)."""
+              progress: bool = True, overwrite: bool = False, origin: str = "data") -> dict[str, Any]:
+    """Train a DPO policy on ``pairs`` and save it to ``cfg.output``. Returns the run summary (also ``run.json``).
+
+    The output directory is checked first and created (or, with ``overwrite``, cleared) only once the data is
+    tokenized and known to make at least one batch (see :mod:`rewardlab.train.rundir`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from rewardlab.io import write_json_atomic
+    from rewardlab.models.device import resolve_device
 
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    out = check_run_output(cfg.output, resume=False, overwrite=overwrite)
+    pairs = list(pairs)
+    eval_pairs = list(eval_pairs) if eval_pairs is not None else None
+    device = resolve_device(cfg.device)
+    autocast, scaler = precision(cfg, device)
     torch.manual_seed(cfg.seed)
     policy, tokenizer = build_policy(cfg, pairs)
     if tokenizer.pad_token_id is None:
@@ -141,48 +178,66 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     reference.to(device).eval().requires_grad_(False)
     if cfg.disable_dropout:  # as TRL's DPOConfig: dropout would make log π noisy
         disable_dropout(policy)
+    if cfg.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
     print(f"train data: {train.stats.summary()}")
     evald = encode_dpo_pairs(eval_pairs, tokenizer, cfg.max_length) if eval_pairs else None
-    ref_c = sequence_logps(reference, [p for p, _ in train.prompt], train.chosen, pad_id).to(device)
-    ref_r = sequence_logps(reference, [p for _, p in train.prompt], train.rejected, pad_id).to(device)
+    per_epoch = steps_per_epoch(len(pairs), cfg.batch_size, cfg.grad_accum, 1, origin)
+    with autocast():
+        ref_c = sequence_logps(reference, [p for p, _ in train.prompt], train.chosen, pad_id).to(device)
+        ref_r = sequence_logps(reference, [p for _, p in train.prompt], train.rejected, pad_id).to(device)
     weight = train.weight.to(device)
+    lengths = dpo_lengths(train)
 
-    steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
-    total = cfg.total_steps(steps_per_epoch)
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr,
+    total = cfg.total_steps(per_epoch)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.resolved_lr(),
                                   weight_decay=cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, then linear decay to 0
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    if overwrite:
+        clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
     log = (out / "metrics.jsonl").open("w")
     bar = Progress(TextColumn("[bold]dpo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeRemainingColumn(), disable=not progress)
-    step, final = 0, {}
+    step, epoch, final, pairs_seen = 0, 0, {}, 0
     policy.train()
     with bar:
         task = bar.add_task("dpo", total=total, info="")
-        for epoch in range(math.ceil(total / steps_per_epoch)):
-            order = list(range(len(pairs)))
-            random.Random(cfg.seed * 100_003 + epoch).shuffle(order)
-            for s in range(0, steps_per_epoch * cfg.batch_size, cfg.batch_size):
+        while step < total:
+            micro = make_batches(lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket)
+            for b in range(0, len(micro), cfg.grad_accum):
                 if step >= total:
                     break
-                idx = order[s : s + cfg.batch_size]
-                lc, lr_ = pair_logps(policy, train, idx, pad_id)
-                per_pair = dpo_loss(lc, lr_, ref_c[idx], ref_r[idx], cfg.beta, cfg.label_smoothing)
-                w = weight[idx]
-                loss = (per_pair * w).sum() / w.sum().clamp_min(1e-8)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                group = micro[b : b + cfg.grad_accum]
+                loss_sum, margins = 0.0, []
+                for idx in group:  # gradient accumulation: the mean over the micro-batches actually in this step
+                    with autocast():
+                        lc, lr_ = pair_logps(policy, train, idx, pad_id)
+                        per_pair = dpo_loss(lc, lr_, ref_c[idx], ref_r[idx], cfg.beta, cfg.label_smoothing)
+                        w = weight[idx]
+                        loss = (per_pair.float() * w).sum() / w.sum().clamp_min(1e-8) / len(group)
+                    (scaler.scale(loss) if scaler else loss).backward()
+                    loss_sum += loss.item()
+                    margins.append(cfg.beta * ((lc - ref_c[idx]) - (lr_ - ref_r[idx])).detach().float())
+                    pairs_seen += len(idx)
+                if scaler:
+                    scaler.unscale_(optimizer)
                 if cfg.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
                 step += 1
-                margin = cfg.beta * ((lc - ref_c[idx]) - (lr_ - ref_r[idx])).detach()
-                row = {"step": step, "epoch": epoch, "loss": loss.item(), "reward_accuracy": (margin > 0).float()
+                margin = torch.cat(margins)
+                row = {"step": step, "epoch": epoch, "loss": loss_sum, "reward_accuracy": (margin > 0).float()
                        .mean().item(), "reward_margin": margin.mean().item(), "lr": scheduler.get_last_lr()[0]}
                 if step % cfg.log_every == 0 or step == total:
                     log.write(json.dumps(row) + "\n")
@@ -190,15 +245,17 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
                 bar.update(task, completed=step, info=f"loss {row['loss']:.3f} acc {row['reward_accuracy']:.2f}")
             if evald is not None:
                 policy.eval()
-                final = {f"eval_{k}": v for k, v in
-                         implicit_accuracy(policy, reference, evald, cfg.beta, pad_id).items()}
+                with autocast():
+                    final = {f"eval_{k}": v for k, v in
+                             implicit_accuracy(policy, reference, evald, cfg.beta, pad_id).items()}
                 policy.train()
                 log.write(json.dumps({"step": step, "epoch": epoch, **final}) + "\n")
                 log.flush()
                 bar.console.print(f"epoch {epoch}: eval implicit-reward accuracy {final['eval_accuracy']:.3f}")
+            epoch += 1
     log.close()
     policy.eval()
-    metrics = {**final, "steps": step, "train_pairs": len(pairs)}
+    metrics = {**final, "steps": step, "train_pairs": len(pairs), "pairs_seen": pairs_seen}
     policy.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     if ref_path == "reference":
