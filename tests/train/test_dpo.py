@@ -62,3 +62,55 @@ def test_cli_objective_dpo(pair_rows, tmp_path):
     assert isinstance(bad.exception, UserError)  # --beta without --objective dpo
     with pytest.raises(UserError, match="bt only"):
         DPOConfig.from_dict({"num_outputs": 2})
+
+
+def dpo_run(pairs, out, **kw):
+    cfg = DPOConfig(output=str(out), max_length=48, tiny_vocab=256, tiny_layers=1, tiny_embd=32, lr=3e-3,
+                    log_every=1, **{"batch_size": 8, "max_steps": 3, "bucket": False, **kw})
+    summary = train_dpo(pairs, cfg, progress=False)
+    losses = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return summary, losses, out
+
+
+def weights(out):
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model.safetensors"))
+
+
+def test_dpo_grad_accum_equals_the_larger_batch(pair_rows, tmp_path):
+    pairs = pairs_from(pair_rows)[:48]
+    big, big_losses, a = dpo_run(pairs, tmp_path / "big", batch_size=8)
+    acc, acc_losses, b = dpo_run(pairs, tmp_path / "acc", batch_size=4, grad_accum=2)
+    assert acc["metrics"]["steps"] == big["metrics"]["steps"] == 3 and acc["metrics"]["pairs_seen"] == 24
+    assert acc_losses == pytest.approx(big_losses, abs=1e-5)  # the same pairs per step (plain, unbucketed cut)
+    wa, wb = weights(a), weights(b)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
+
+
+def test_dpo_last_partial_step_and_every_pair_seen(pair_rows, tmp_path):
+    pairs = pairs_from(pair_rows)[:44]  # 6 batches of 8 (5 x 8 + 4); grad-accum 4 -> steps of 4 and 2
+    summary, _, _ = dpo_run(pairs, tmp_path / "run", grad_accum=4, max_steps=0, epochs=2)
+    assert summary["metrics"]["steps"] == 4 and summary["metrics"]["pairs_seen"] == 88
+
+
+def test_dpo_bucket_and_mixed_precision_are_applied(pair_rows, tmp_path):
+    pairs = pairs_from(pair_rows)[:32]
+    _, plain, _ = dpo_run(pairs, tmp_path / "plain")
+    _, bucketed, _ = dpo_run(pairs, tmp_path / "bucket", bucket=True)
+    _, bf16, _ = dpo_run(pairs, tmp_path / "bf16", mixed_precision="bf16")
+    assert bucketed != pytest.approx(plain, abs=1e-6)  # other batches: an ignored option would change nothing
+    assert bf16 != pytest.approx(plain, abs=1e-6)  # bf16 autocast rounds the forward
+    assert bf16 == pytest.approx(plain, abs=0.05)  # ... but only a little
+
+
+def test_dpo_refuses_what_it_does_not_do(pair_rows, tmp_path):
+    with pytest.raises(UserError, match="save_every"):
+        DPOConfig.from_dict({"save_every": 5})
+    with pytest.raises(UserError, match="bt only"):
+        DPOConfig.from_dict({"drop_ties": False})
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+            dpo_run(pairs_from(pair_rows)[:8], tmp_path / "fp16", mixed_precision="fp16")
+        assert not (tmp_path / "fp16").exists()

@@ -41,6 +41,7 @@ from rewardlab.train.config import TrainConfig
 from rewardlab.train.encode import data_hash
 from rewardlab.train.losses import dpo_loss
 from rewardlab.train.rundir import check_run_output, clear_run
+from rewardlab.train.trainer import enable_gradient_checkpointing
 
 # BT-only options; refused when set for DPO
 IGNORED = ("centering", "pooling", "num_outputs", "lora_r", "head", "drop_ties")
@@ -179,7 +180,7 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     if cfg.disable_dropout:  # as TRL's DPOConfig: dropout would make log π noisy
         disable_dropout(policy)
     if cfg.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_gradient_checkpointing(policy, cfg.base)
 
     train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
     print(f"train data: {train.stats.summary()}")

@@ -208,13 +208,18 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
     return final
 
 
-def enable_gradient_checkpointing(model: RewardModel, base: str) -> None:
-    """Recompute the backbone's activations in backward (``use_reentrant=False``, which needs no input grads and
-    works with LoRA): less activation memory for ~⅓ more compute; losses and gradients are unchanged."""
-    backbone = model.backbone
+def enable_gradient_checkpointing(backbone: torch.nn.Module, base: str) -> None:
+    """Recompute a transformers model's layer activations in backward (``use_reentrant=False``, which needs no input
+    grads and works with LoRA): less activation memory for ~⅓ more compute; losses and gradients are unchanged."""
     if not getattr(backbone, "supports_gradient_checkpointing", False):
         raise UserError(f"--gradient-checkpointing: the backbone of {base} does not support it")
-    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if getattr(backbone.config, "use_cache", None):  # a KV cache is useless in training and warns under checkpointing
+        backbone.config.use_cache = False
+    if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name is deprecated
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _contents(x: Any) -> list[str]:
@@ -317,7 +322,7 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
 
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model, cfg.base)
+        enable_gradient_checkpointing(model.backbone, cfg.base)
     if cfg.lora_r:
         model = apply_lora(model, cfg)
     rendering = getattr(model, "rendering", None)
