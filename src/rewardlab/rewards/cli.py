@@ -7,25 +7,57 @@ from pathlib import Path
 
 import typer
 
+DEVICE = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."  # as rewardlab.models.device (torch-free)
+DTYPE = "auto (bf16 on GPUs that support it, else fp32), bf16, fp16 or fp32."
+
 
 def score(
     reward: str = typer.Argument(..., help="A reward spec: checkpoint dir, python:MODULE:FN, ..."),
     file: Path = typer.Argument(..., help="Pairs (chosen/rejected), k-way rows, rated rows or {prompt, response}."),
-    output: Path = typer.Option(..., "--output", "-o", help="JSONL with scores, in input order (written atomically)."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL with scores, in input order (renamed into place "
+                                "when complete)."),
     batch_size: int = typer.Option(32, help="Items per forward pass (length-sorted)."),
-    device: str | None = typer.Option(None, help="cpu / cuda (default: cpu)."),
+    chunk_rows: int = typer.Option(1024, help="Rows scored and written to OUTPUT.partial at a time."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue OUTPUT.partial when it was written for "
+                                "the same input, reward and settings (default), or start over."),
+    device: str = typer.Option("auto", help=DEVICE),
+    dtype: str = typer.Option("auto", help=DTYPE),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
-    responses a score."""
+    responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
     from rewardlab.data.load import load_rows
-    from rewardlab.data.records import KWayRow, PreferencePair
-    from rewardlab.io import write_jsonl_atomic
+    from rewardlab.errors import UserError
+    from rewardlab.io import check_output_file
+    from rewardlab.models.device import resolve_device, resolve_dtype
+    from rewardlab.rewards.partial import PartialOutput, reward_fingerprint
     from rewardlab.rewards.registry import load_reward
 
+    check_output_file(output, "--output")
+    problems = [f"--{name.replace('_', '-')} must be >= 1, got {value}"
+                for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)) if value < 1]
+    if problems:
+        raise UserError(*problems)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
     rows = load_rows(file)
-    r = load_reward(reward, device=device)
+    settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size}
+    r = load_reward(reward, device=str(dev), dtype=dtype)
     if hasattr(r, "batch_size"):
         r.batch_size = batch_size
+    partial = PartialOutput(output, file, len(rows), chunk_rows, settings)
+    done = partial.open(resume)
+    if done:
+        typer.echo(f"resuming {partial.path}: {done} of {len(rows)} rows already scored")
+    for start in range(done, len(rows), chunk_rows):
+        partial.write(score_rows(r, rows[start : start + chunk_rows]))
+    partial.finish()
+    typer.echo(f"scored {len(rows)} rows -> {output}")
+
+
+def score_rows(r, rows) -> list[dict]:
+    """Score records for ``rows`` in order (one ``score`` call for all their items)."""
+    from rewardlab.data.records import KWayRow, PreferencePair
+
     prompts, responses, spans = [], [], []
     for row in rows:
         if isinstance(row, PreferencePair):
@@ -49,8 +81,7 @@ def score(
         else:
             rec.update(score=s[0])
         out.append(rec)
-    write_jsonl_atomic(output, out)
-    typer.echo(f"scored {len(responses)} responses from {len(rows)} rows -> {output}")
+    return out
 
 
 def _items(rows) -> tuple[list, list, list]:
@@ -81,7 +112,8 @@ def inspect(
                                       "rotates over θ ∈ [−90°, 90°] (within each prompt's responses)."),
     angles: int = typer.Option(7, "--angles", help="Number of angles for --rotate."),
     show: int = typer.Option(8, "--show", help="Items (and prompts for --rotate) printed."),
-    device: str | None = typer.Option(None, help="cpu / cuda (default: cpu)."),
+    device: str = typer.Option("auto", help=DEVICE),
+    dtype: str = typer.Option("auto", help=DTYPE),
 ) -> None:
     """Per-attribute scores, decorrelated scores and gate weights (ArmoRM), and how DPA rankings rotate."""
     from rich.console import Console
@@ -90,12 +122,15 @@ def inspect(
 
     from rewardlab.data.load import load_rows
     from rewardlab.errors import UserError
-    from rewardlab.io import write_jsonl_atomic
+    from rewardlab.io import check_output_file, write_jsonl_atomic
     from rewardlab.rewards.multiobjective import rotation_rankings
     from rewardlab.rewards.registry import load_reward
 
-    r = load_reward(reward, device=device)
-    prompts, responses, ids = _items(load_rows(file))
+    if output is not None:
+        check_output_file(output, "--output")
+    rows = load_rows(file)
+    r = load_reward(reward, device=device, dtype=dtype)
+    prompts, responses, ids = _items(rows)
     if hasattr(r, "inspect"):
         info = r.inspect(prompts, responses)
     else:
