@@ -1,10 +1,16 @@
-"""`rewardlab eval`: the teacher report. Imports only typer at module level; heavy imports happen inside."""
+"""`rewardlab eval`: the teacher report. Imports only typer at module level; heavy imports happen inside.
+
+Order of work: ``--output`` is checked first (creating nothing), then the options, the data, the prompts, the policy
+(and its prompt budget, ``--max-prompt-length``) and the rewards; the output directory is created by the report.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+from rewardlab.rewards.cli import DEVICE, DTYPE  # torch-free copies of rewardlab.models.device's help texts
 
 
 def _load_sections(path: str | None) -> tuple[dict | None, dict | None]:
@@ -43,6 +49,9 @@ def eval_command(
     gold: str | None = typer.Option(None, "--gold", help="Gold/reference reward spec: on-policy accuracy."),
     num_samples: int = typer.Option(10, "--num-samples", "-m", help="Responses sampled per prompt."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    max_prompt_length: int | None = typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the last "
+                                                 "ones; a leading bos stays). Default: the policy's positions − "
+                                                 "--max-new-tokens (no cap without a position limit)."),
     temperature: float = typer.Option(1.0, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
@@ -51,7 +60,8 @@ def eval_command(
     sections: Path | None = typer.Option(None, "--sections", help="YAML section map (default: RB1)."),
     val_fraction: float = typer.Option(0.5, "--val-fraction", help="Pairs used to fit the temperature."),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("auto", "--device", help=DEVICE),
+    dtype: str = typer.Option("auto", "--dtype", help=DTYPE),
 ) -> None:
     """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance."""
     import json
@@ -62,29 +72,41 @@ def eval_command(
     from rewardlab.evaluate.report import write_report
     from rewardlab.evaluate.suite import EvalResult, evaluate_reward
     from rewardlab.evaluate.teacher import SamplingConfig, sample_rollout
+    from rewardlab.io import check_output_dir
     from rewardlab.models.backbone import load_causal_lm
+    from rewardlab.models.device import resolve_device, resolve_dtype
+    from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.registry import load_reward
 
+    check_output_dir(output)
     if data is None and policy is None:
         raise UserError("rewardlab eval: give --data FILE and/or --policy PATH (with --prompts)")
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
     sec_map, weights = _load_sections(str(sections) if sections else None)
     rows = load_rows(data) if data is not None else None
     if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow) for r in rows):
         raise UserError(f"{data}:1: expected preference pairs or k-way rows, found {type(rows[0]).__name__} rows")
 
-    rollout, gold_reward, cfg = None, None, None
+    rollout, gold_reward, cfg, truncation = None, None, None, {}
     if policy is not None:
         prompt_list = load_prompts(prompts or data) if (prompts or data) else None
         if not prompt_list:
             raise UserError("--policy needs --prompts FILE (or --data with prompts)")
         prompt_list = prompt_list[:max_prompts] if max_prompts else prompt_list
+        lm, tok = load_causal_lm(policy, dev, dtype=torch_dtype)
+        cap = prompt_length_cap(lm, max_new_tokens, max_prompt_length)
+        truncation = {"n_prompts": len(prompt_list), "max_prompt_length": cap,
+                      "truncated_prompts": count_truncated(tok, prompt_list, cap)}
+        if truncation["truncated_prompts"]:
+            typer.echo(f"{prompts or data}: {truncation['truncated_prompts']} of {len(prompt_list)} prompts are "
+                       f"longer than {cap} tokens and keep their last {cap} (--max-prompt-length)", err=True)
         cfg = SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed)
-        lm, tok = load_causal_lm(policy, device)
+                             top_p=top_p, seed=seed, max_prompt_length=cap)
         rollout = sample_rollout(lm, tok, prompt_list, cfg)
-        gold_reward = load_reward(gold, device=device) if gold else None
+        gold_reward = load_reward(gold, device=str(dev), dtype=dtype) if gold else None
     elif gold:
         raise UserError("--gold needs --policy (on-policy accuracy is measured on policy samples)")
 
@@ -99,7 +121,7 @@ def eval_command(
                 typer.echo(f"warning: {prev} was computed on data {old.get('data')}, not {data}", err=True)
             results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
             continue
-        r = load_reward(spec, device=device)
+        r = load_reward(spec, device=str(dev), dtype=dtype)
         default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
         name = _unique(getattr(r, "name", None) or default, taken)
         res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed)
@@ -107,7 +129,8 @@ def eval_command(
         results.append(res)
     meta = {"reward": reward, "data": str(data) if data else None, "policy": str(policy) if policy else None,
             "gold": gold, "num_samples": num_samples if policy else None, "seed": seed,
-            "compare": ", ".join(compare) or None}
+            "compare": ", ".join(compare) or None, "device": str(dev), "dtype": str(torch_dtype).removeprefix("torch."),
+            **truncation}
     paths = write_report(output, results, meta)
     s = results[0].metrics["summary"]
     shown = ", ".join(f"{k}={v:.3f}" for k, v in s.items() if isinstance(v, float))

@@ -7,6 +7,9 @@
   called outside ``torch.no_grad``. Prompts are left-padded and ``position_ids`` come from the attention mask
   (GPT-2 does not derive positions from the mask, so a left-padded prompt would otherwise be shifted).
 * :func:`sequence_kl` is the sequence KL estimate ``Σ_t log π(y_t)/π_ref(y_t)`` (RLOO/GRPO, gold tracking).
+* :func:`prompt_length_cap` is the prompt budget of a policy: a model with ``P`` positions (GPT-2's ``n_positions``,
+  ``max_position_embeddings``) holds ``prompt + generation ≤ P`` tokens, so prompts keep at most
+  ``P − max_new_tokens`` tokens (their end); :func:`count_truncated` counts the prompts that lose tokens.
 
 Shapes: ``b`` = number of sequences, ``T`` = longest response in the batch (responses right-padded).
 """
@@ -21,6 +24,7 @@ import torch
 from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import Prompt
 from rewardlab.data.tokenize import DEFAULT_CHAT_TEMPLATE
+from rewardlab.errors import UserError
 
 
 @dataclass
@@ -77,8 +81,10 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt],
 
     Plain text gets the tokenizer's leading special tokens only (no trailing eos); conversations go through
     the chat template with the generation prompt (the template writes its own special tokens). Prompts longer
-    than ``max_prompt_length`` keep their last tokens. An empty prompt becomes ``[bos]`` (or ``[eos]``) so the
-    model always has a token to condition on.
+    than ``max_prompt_length`` keep their last tokens (the latest turns and the generation prompt), after the
+    leading special tokens (e.g. ``<s>``: models are trained with it at position 0), which are kept when they fit
+    with at least one more token. An empty prompt becomes ``[bos]`` (or ``[eos]``) so the model always has a token
+    to condition on.
     """
     prefix = _prefix_special_ids(tokenizer)
     template = getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
@@ -91,12 +97,57 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt],
                                                  tokenize=False)
             ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if max_prompt_length is not None and len(ids) > max_prompt_length:
-            ids = ids[-max_prompt_length:]
+            keep = prefix if prefix and ids[: len(prefix)] == prefix and len(prefix) < max_prompt_length else []
+            ids = keep + ids[len(ids) - (max_prompt_length - len(keep)):]
         if not ids:
             start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
             ids = [int(start)]
         out.append([int(t) for t in ids])
     return out
+
+
+def position_limit(model) -> int | None:
+    """The number of positions ``model`` can attend to (``max_position_embeddings``, GPT-2's ``n_positions``,
+    ``n_ctx``), or None when its config names no limit."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def prompt_length_cap(model, max_new_tokens: int, max_prompt_length: int | None = None) -> int | None:
+    """The prompt-token budget for generating ``max_new_tokens`` with ``model``: ``max_prompt_length`` if given,
+    else ``P − max_new_tokens`` for a model with ``P`` positions (:func:`position_limit`), else None (no cap).
+
+    Raises UserError (naming ``--max-new-tokens`` / ``--max-prompt-length``) when the generation alone leaves no
+    room for a one-token prompt (``max_new_tokens ≥ P``), or when ``max_prompt_length + max_new_tokens > P``.
+    """
+    if max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
+    if max_prompt_length is not None and max_prompt_length < 1:
+        raise UserError(f"--max-prompt-length {max_prompt_length}: must be at least 1")
+    limit = position_limit(model)
+    if limit is None:
+        return max_prompt_length
+    if max_new_tokens >= limit:
+        raise UserError(f"--max-new-tokens {max_new_tokens}: the policy has {limit} positions, which must hold the "
+                        f"prompt (at least 1 token) and the generation; use at most {limit - 1}")
+    room = limit - max_new_tokens
+    if max_prompt_length is None:
+        return room
+    if max_prompt_length > room:
+        raise UserError(f"--max-prompt-length {max_prompt_length}: with --max-new-tokens {max_new_tokens} this "
+                        f"exceeds the policy's {limit} positions; use at most {room}")
+    return max_prompt_length
+
+
+def count_truncated(tokenizer, prompts: Sequence[Prompt], max_prompt_length: int | None) -> int:
+    """How many of ``prompts`` have more than ``max_prompt_length`` generation tokens (0 without a cap)."""
+    if max_prompt_length is None:
+        return 0
+    return sum(len(ids) > max_prompt_length for ids in encode_prompts(tokenizer, prompts))
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
@@ -157,8 +208,10 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_ne
 
     ``temperature <= 0`` means greedy. Sampling uses a private generator seeded with ``seed``: the same call
     gives the same rollout. The model is put in eval mode for the call and restored afterwards.
+    ``max_prompt_length`` None: what fits the model with the generation (:func:`prompt_length_cap`).
     """
     device = next(model.parameters()).device
+    max_prompt_length = prompt_length_cap(model, max_new_tokens, max_prompt_length)
     gen = torch.Generator(device=device).manual_seed(seed)
     eos_id = tokenizer.eos_token_id
     pad_id = _pad_id(tokenizer)

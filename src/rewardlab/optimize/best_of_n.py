@@ -1,5 +1,8 @@
 """Best-of-n against a proxy reward, tracked with a gold reward (Gao et al. 2022): one set of N samples per prompt
 gives proxy and gold for every n ≤ N (unbiased estimator in :mod:`rewardlab.optimize.bon`) at KL = log n − (n−1)/n.
+
+The policy samples in its own dtype. Prompts keep their last ``max_prompt_length`` tokens (None: what fits the
+policy with ``max_new_tokens``); the summary records the cap and the number of truncated prompts.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.io import write_json_atomic, write_text_atomic
-from rewardlab.models.generation import sample
+from rewardlab.models.generation import count_truncated, prompt_length_cap, sample
 from rewardlab.optimize.bon import bon_estimate, bon_kl
 from rewardlab.optimize.common import plot_overoptimization, step_seed
 from rewardlab.optimize.fits import fit_bon
@@ -31,6 +34,7 @@ class BoNArgs:
     n_max: int = 64  # N samples per prompt
     ns: list[int] = field(default_factory=list)  # n values to report (empty: powers of 2 up to N, and N)
     max_new_tokens: int = 32
+    max_prompt_length: int | None = None  # prompt tokens kept (their end); None: what fits the policy
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
@@ -72,13 +76,14 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
     t0 = time.perf_counter()
     N = args.n_max
     ns = sorted(set(args.ns)) if args.ns else default_ns(N)
+    cap = prompt_length_cap(policy, args.max_new_tokens, args.max_prompt_length)
     for r in (reward, gold):
         if r is not None and callable(getattr(r, "calibrate", None)):
             ref = sample(policy, tokenizer, prompts, args.calibration_samples, args.max_new_tokens,
-                         args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size)
+                         args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size, cap)
             calibrate(r, ref.prompts, ref.responses)
     ro = sample(policy, tokenizer, prompts, N, args.max_new_tokens, args.temperature, args.top_p, args.seed,
-                args.batch_size)
+                args.batch_size, cap)
     with torch.no_grad():
         proxy = reward.score(ro.prompts, ro.responses).float().view(len(prompts), N)
         gold_s = gold.score(ro.prompts, ro.responses).float().view(len(prompts), N) if gold is not None else None
@@ -86,7 +91,8 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
     fit = None
     if gold_s is not None and len(rows) >= 2:
         fit = fit_bon([r["sqrt_kl"] for r in rows], [r["gold"] - rows[0]["gold"] for r in rows]).as_dict()
-    summary = {"algorithm": "best-of-n", "args": asdict(args), "n_prompts": len(prompts), "table": rows,
+    summary = {"algorithm": "best-of-n", "args": asdict(args), "n_prompts": len(prompts), "max_prompt_length": cap,
+               "truncated_prompts": count_truncated(tokenizer, prompts, cap), "table": rows,
                "gao_fit": fit, "wall_time_s": round(time.perf_counter() - t0, 2)}
     if gold_s is not None:
         best = max(rows, key=lambda r: r["gold"])

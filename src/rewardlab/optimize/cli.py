@@ -3,6 +3,11 @@
 The options every command shares are declared once (:data:`SHARED`, :data:`LOOP`); each command adds its own
 (:data:`COMMANDS`) and the command's signature is assembled from both, so typer sees ordinary keyword options.
 Option names equal the fields of the loop's args dataclass, which is filled from them directly.
+
+Order of work: the output path is checked first (creating nothing), then the options, the prompts, the policy (and
+its prompt budget, ``--max-prompt-length``), the rewards; the run directory is created only when the run writes.
+Precision: ``bon`` samples from the policy loaded in ``--dtype``; the training loops keep fp32 master weights and
+run their forwards under autocast in ``--dtype`` (:mod:`rewardlab.optimize.common`). Rewards load in ``--dtype``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from rewardlab.rewards.cli import DEVICE, DTYPE  # torch-free copies of rewardlab.models.device's help texts
 
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
                            "tracking a gold reward to show overoptimization.", no_args_is_help=True)
@@ -40,11 +47,16 @@ SHARED = [
     _p("clip", float | None, typer.Option(None, "--clip", help="Clip the normalized reward to ±C.")),
     _p("par", int, typer.Option(0, "--par", help="PAR shaping with M reference responses per prompt (0: off).")),
     _p("max_new_tokens", int, typer.Option(32, "--max-new-tokens")),
+    _p("max_prompt_length", int | None, typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the "
+                                                     "last ones; a leading bos stays). Default: what fits the "
+                                                     "policy, its positions − --max-new-tokens (no cap for models "
+                                                     "without a position limit).")),
     _p("temperature", float, typer.Option(1.0, "--temperature")),
     _p("top_p", float, typer.Option(1.0, "--top-p")),
     _p("seed", int, typer.Option(0, "--seed")),
     _p("batch_size", int, typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")),
-    _p("device", str, typer.Option("cpu", "--device")),
+    _p("device", str, typer.Option("auto", "--device", help=DEVICE)),
+    _p("dtype", str, typer.Option("auto", "--dtype", help=DTYPE + " Training keeps fp32 master weights.")),
 ]
 LOOP = [
     _p("eval_prompts", int, typer.Option(32, "--eval-prompts", help="The first N prompts are evaluated.")),
@@ -78,43 +90,58 @@ def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[
     ]
 
 
-def _setup(kw: dict[str, Any], uwo_default: float) -> tuple[Any, Any, Any, Any, list]:
-    """Load prompts, policy (+ tokenizer), the (shaped) proxy reward and the gold reward."""
+def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, Any, Any, Any, list]:
+    """Load prompts, policy (+ tokenizer), the (shaped) proxy reward and the gold reward (see the module docstring
+    for the order). Sets ``kw["max_prompt_length"]`` to the resolved prompt budget and prints how many prompts it
+    truncates. ``train``: the policy is trained (fp32 master weights) rather than only sampled."""
     import torch
     from transformers.utils import logging as hf_logging
 
     from rewardlab.data.load import load_prompts
     from rewardlab.errors import UserError
+    from rewardlab.io import check_output_dir
+    from rewardlab.models.device import resolve_device, resolve_dtype
+    from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.ensemble import METHODS, EnsembleReward
     from rewardlab.rewards.registry import load_reward
     from rewardlab.rewards.shaping import NormalizedReward, PARReward
 
+    check_output_dir(kw["output"])
     if kw["aggregate"] not in METHODS:
         raise UserError(f"--aggregate must be one of {', '.join(METHODS)}, got {kw['aggregate']!r}")
     if kw["normalize"] not in ("none", "fixed", "running"):
         raise UserError(f"--normalize must be none, fixed or running, got {kw['normalize']!r}")
+    if kw.get("ref", "initial") not in ("initial", "previous"):
+        raise UserError(f"--ref must be initial or previous, got {kw['ref']!r}")
+    device = resolve_device(kw["device"])
+    dtype = resolve_dtype(kw["dtype"], device)
     hf_logging.disable_progress_bar()
     torch.manual_seed(kw["seed"])
     prompts = load_prompts(kw["prompts"])[: kw["max_prompts"]]
-    device = kw["device"]
+    policy_dtype = torch.float32 if train else dtype
     if kw["policy"] == "tiny":
         from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
 
         texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompts]
         tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
-        model = tiny_causal_lm(tokenizer, seed=kw["seed"]).to(device)
+        model = tiny_causal_lm(tokenizer, seed=kw["seed"]).to(device, policy_dtype)
     else:
         from rewardlab.models.backbone import load_causal_lm
 
-        model, tokenizer = load_causal_lm(kw["policy"], device=device)
-    members = [load_reward(spec, device=device) for spec in kw["reward"]]
+        model, tokenizer = load_causal_lm(kw["policy"], device=device, dtype=policy_dtype)
+    cap = kw["max_prompt_length"] = prompt_length_cap(model, kw["max_new_tokens"], kw["max_prompt_length"])
+    truncated = count_truncated(tokenizer, prompts, cap)
+    if truncated:
+        typer.echo(f"{kw['prompts']}: {truncated} of {len(prompts)} prompts are longer than {cap} tokens and keep "
+                   f"their last {cap} (--max-prompt-length)", err=True)
+    members = [load_reward(spec, device=str(device), dtype=kw["dtype"]) for spec in kw["reward"]]
     lam = uwo_default if kw["uwo_lambda"] is None else kw["uwo_lambda"]
     proxy = members[0] if len(members) == 1 else EnsembleReward(members, kw["aggregate"], lam)
     if kw["normalize"] != "none":
         proxy = NormalizedReward(proxy, mode=kw["normalize"], clip=kw["clip"])
     if kw["par"] > 0:
         proxy = PARReward(proxy, max_refs=kw["par"])
-    gold = load_reward(kw["gold"], device=device) if kw["gold"] else None
+    gold = load_reward(kw["gold"], device=str(device), dtype=kw["dtype"]) if kw["gold"] else None
     return model, tokenizer, proxy, gold, prompts
 
 
@@ -142,6 +169,9 @@ def _report(summary: dict, output: Path) -> None:
         table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
     console = Console()
     console.print(table)
+    if summary.get("truncated_prompts"):
+        console.print(f"{summary['truncated_prompts']} of {summary['n_prompts']} prompts truncated to their last "
+                      f"{summary['max_prompt_length']} tokens")
     fit = summary.get("gao_fit")
     if fit:
         console.print(f"Gao {fit['form']} fit: α={fit['alpha']:.4g} β={fit['beta']:.4g} R²={fit['r2']:.3f} "
@@ -156,7 +186,7 @@ def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[d
         import importlib
 
         mod = importlib.import_module(f"rewardlab.optimize.{module}")
-        model, tok, proxy, gold, prompts = _setup(kw, uwo_default)
+        model, tok, proxy, gold, prompts = _setup(kw, uwo_default, train=module != "best_of_n")
         args = _args(getattr(mod, args_cls), kw)
         _report(getattr(mod, fn)(model, tok, proxy, prompts, args, gold=gold, output_dir=kw["output"]), kw["output"])
 
@@ -180,9 +210,12 @@ COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]]
                                                          "per-prompt winners kept for fine-tuning.")),
                  _p("sft_epochs", int, typer.Option(1, "--sft-epochs"))] + LOOP,
              _run("raft", "train_raft", "RAFTArgs", 0.5)),
-    "dpo": ("Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = previous iteration.",
+    "dpo": ("Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = the initial policy.",
             _iterative_options(3, 5e-7, "Pairs per optimizer step.") + [
                 _p("beta", float, typer.Option(0.1, "--beta")),
+                _p("ref", str, typer.Option("initial", "--ref", help="DPO reference: initial (π₀ in every "
+                                            "iteration, as RLHFlow and OpenRLHF) | previous (the policy at the "
+                                            "start of each iteration).")),
                 _p("epochs", int, typer.Option(2, "--epochs"))] + LOOP,
             _run("dpo", "train_online_dpo", "OnlineDPOArgs", 0.5)),
 }

@@ -12,17 +12,28 @@ A loop (``rloo.py``, ``raft.py``, ``dpo.py``) reads top to bottom::
 
 Reproducibility: dropout is disabled in the policy, and every random choice (prompt batch, sampling, minibatch
 order) is seeded from ``(args.seed, step)``, so a resumed run continues exactly as an uninterrupted one would.
+
+Precision (``args.dtype``, :func:`rewardlab.models.device.resolve_dtype`; ``auto`` = fp32 on CPU): the policy keeps
+fp32 master weights and the optimizer updates them; sampling and log-prob forwards run under ``torch.autocast`` in
+the chosen dtype (:meth:`Session.amp`), the frozen references are stored in it, and fp16 losses go through a
+gradient scaler (:meth:`Session.update`). In fp32 nothing changes.
+
+Prompt length: prompts keep their last ``max_prompt_length`` tokens (None: what fits the policy with
+``max_new_tokens``, :func:`rewardlab.models.generation.prompt_length_cap`); the summary records the cap and how many
+prompts it truncated (``max_prompt_length``, ``truncated_prompts``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +43,15 @@ import torch
 from rewardlab.data.records import Prompt
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
 from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
-from rewardlab.models.generation import Rollout, sample, sequence_kl, sequence_logprobs
+from rewardlab.models.device import resolve_dtype
+from rewardlab.models.generation import (
+    Rollout,
+    count_truncated,
+    prompt_length_cap,
+    sample,
+    sequence_kl,
+    sequence_logprobs,
+)
 from rewardlab.optimize.fits import fit_gao
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
@@ -46,6 +65,7 @@ class LoopArgs:
     steps: int = 100  # optimizer iterations (RLOO/GRPO) or outer iterations (RAFT, online DPO)
     prompts_per_step: int = 8
     max_new_tokens: int = 32
+    max_prompt_length: int | None = None  # prompt tokens kept (their end); None: what fits the policy
     temperature: float = 1.0
     top_p: float = 1.0
     lr: float = 1e-5
@@ -58,13 +78,19 @@ class LoopArgs:
     calibration_samples: int = 2  # initial-policy samples per prompt for rewards that need calibrate()
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     resume: bool = False
+    dtype: str = "auto"  # forward-pass precision (master weights stay fp32): auto | bf16 | fp16 | fp32
 
 
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy in eval mode with gradients off (the reference policy)."""
+def frozen_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """A deep copy in eval mode with gradients off (the reference policy), cast to ``dtype`` if given."""
     ref = copy.deepcopy(model).eval()
     ref.requires_grad_(False)
-    return ref
+    return ref if dtype is None else ref.to(dtype)
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> AbstractContextManager:
+    """``torch.autocast`` to ``dtype`` on ``device``; a no-op for fp32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -97,25 +123,28 @@ class GoldTracker:
     """Evaluates a policy against its initial version: proxy mean, gold mean, KL(π‖π₀) and d = √KL.
 
     Every evaluation samples the same prompts with the same seed (common random numbers). ``fit`` fits Gao et al.'s
-    RL form to ``gold − gold(step 0)`` vs d.
+    RL form to ``gold − gold(step 0)`` vs d. ``amp`` returns the context the policy forwards run in (autocast).
     """
 
     def __init__(self, prompts: Sequence[Prompt], proxy: Reward, gold: Reward | None, num_samples: int,
                  max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 batch_size: int = 64):
+                 batch_size: int = 64, max_prompt_length: int | None = None,
+                 amp: Callable[[], AbstractContextManager] | None = None):
         self.prompts, self.proxy, self.gold = list(prompts), proxy, gold
         self.sampling = dict(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=step_seed(seed, 0, 2), batch_size=batch_size)
+                             top_p=top_p, seed=step_seed(seed, 0, 2), batch_size=batch_size,
+                             max_prompt_length=max_prompt_length)
+        self.amp = amp or contextlib.nullcontext
         self.history: list[dict[str, float]] = []
 
     @torch.no_grad()
     def evaluate(self, policy, ref, tokenizer, step: int) -> dict[str, float]:
-        ro = sample(policy, tokenizer, self.prompts, **self.sampling)
-        pad = tokenizer.pad_token_id or 0
-        logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, self.sampling["temperature"],
-                                        self.sampling["batch_size"])
-        ref_logps, _ = sequence_logprobs(ref, ro.prompt_ids, ro.response_ids, pad, self.sampling["temperature"],
-                                         self.sampling["batch_size"])
+        with self.amp():
+            ro = sample(policy, tokenizer, self.prompts, **self.sampling)
+            pad = tokenizer.pad_token_id or 0
+            t, bs = self.sampling["temperature"], self.sampling["batch_size"]
+            logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, t, bs)
+            ref_logps, _ = sequence_logprobs(ref, ro.prompt_ids, ro.response_ids, pad, t, bs)
         kl = sequence_kl(logps, ref_logps, mask).mean().item()
         row = {"step": step, "proxy_mean": self.proxy.score(ro.prompts, ro.responses).float().mean().item(),
                "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)),
@@ -174,18 +203,26 @@ class Session:
         self.prompts, self.name, self.fit_form = list(prompts), name, fit_form
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.out = Path(output_dir) if output_dir is not None else None
+        self.device = next(policy.parameters()).device
+        self.dtype = resolve_dtype(args.dtype, self.device)
+        self.max_prompt_length = prompt_length_cap(policy, args.max_new_tokens, args.max_prompt_length)
+        self.truncated_prompts = count_truncated(tokenizer, self.prompts, self.max_prompt_length)
         disable_dropout(policy)
-        self.ref = frozen_copy(policy)  # π₀: KL reference for the penalty and for gold tracking
+        self.ref = self.frozen(policy)  # π₀: KL reference for the penalty and for gold tracking
         self.optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.tracker = GoldTracker(self.prompts[: args.eval_prompts], reward, gold, args.eval_samples,
-                                   args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size)
+                                   args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
+                                   self.max_prompt_length, self.amp)
         self.rows: list[dict] = []
         self.start = 0
         self.t0 = time.perf_counter()
         for r in (reward, gold):
             if r is not None and callable(getattr(r, "calibrate", None)):
-                ro = sample(self.ref, tokenizer, self.prompts, args.calibration_samples, args.max_new_tokens,
-                            args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size)
+                with self.amp():
+                    ro = sample(self.ref, tokenizer, self.prompts, args.calibration_samples, args.max_new_tokens,
+                                args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size,
+                                self.max_prompt_length)
                 calibrate(r, ro.prompts, ro.responses)
         if args.resume and self.out is not None and (self.out / "checkpoint" / "state.json").exists():
             self._load_checkpoint()
@@ -200,6 +237,26 @@ class Session:
             self._task = self._bar.add_task("", total=args.steps, completed=self.start)
             self._bar.start()
 
+    # -- precision ---------------------------------------------------------------------------------------------
+    def amp(self) -> AbstractContextManager:
+        """The context every policy/reference forward runs in: autocast to ``self.dtype`` (a no-op in fp32)."""
+        return autocast(self.device, self.dtype)
+
+    def frozen(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A frozen reference copy of ``model`` stored in ``self.dtype``."""
+        return frozen_copy(model, None if self.dtype == torch.float32 else self.dtype)
+
+    def update(self, loss: torch.Tensor) -> float:
+        """One optimizer step on ``loss``: backward (scaled in fp16), clip to ``max_grad_norm``, step; returns the
+        gradient norm before clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.args.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(norm)
+
     # -- the shared first phase of every loop ----------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, step: int, k: int) -> tuple[Rollout, torch.Tensor]:
@@ -207,9 +264,11 @@ class Session:
         score them with the proxy reward; returns ``(rollout, r [P·k])``, r on the policy's device."""
         a = self.args
         batch = prompt_batch(self.prompts, a.prompts_per_step, a.seed, step)
-        ro = sample(self.policy, self.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
-                    seed=step_seed(a.seed, step), batch_size=a.batch_size)
-        r = self.reward.score(ro.prompts, ro.responses).float().to(next(self.policy.parameters()).device)
+        with self.amp():
+            ro = sample(self.policy, self.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
+                        seed=step_seed(a.seed, step), batch_size=a.batch_size,
+                        max_prompt_length=self.max_prompt_length)
+        r = self.reward.score(ro.prompts, ro.responses).float().to(self.device)
         if r.dim() != 1:
             raise ValueError("the reward must return one scalar per response; aggregate multi-output rewards "
                              "(e.g. ensemble:mean:SPEC)")
@@ -286,7 +345,9 @@ class Session:
         hist = sorted(self.tracker.history, key=lambda h: h["step"])
         self.tracker.history = hist
         fit = self.tracker.fit(self.fit_form)
-        summary = {"algorithm": self.name, "args": asdict(self.args), "evaluations": hist, "gao_fit": fit,
+        summary = {"algorithm": self.name, "args": asdict(self.args), "n_prompts": len(self.prompts),
+                   "max_prompt_length": self.max_prompt_length, "truncated_prompts": self.truncated_prompts,
+                   "dtype": str(self.dtype).removeprefix("torch."), "evaluations": hist, "gao_fit": fit,
                    "wall_time_s": round(time.perf_counter() - self.t0, 2)}
         if self.gold is not None and hist:
             best = max(hist, key=lambda h: h["gold_mean"])

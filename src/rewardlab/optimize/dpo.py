@@ -1,12 +1,16 @@
 """Online iterative DPO (Dong et al. 2024, "RLHF Workflow: From Reward Modeling to Online RLHF"), cleanrl-style.
 
-Each iteration t: the reference is the policy at the start of the iteration, π_ref = π_{t−1}. Sample K = 8
-responses per prompt from it, score them, pair the highest-reward response (chosen) with the lowest (rejected),
-skipping prompts whose K rewards are all equal, then minimize the DPO loss (β = 0.1)
+Each iteration t: sample K = 8 responses per prompt from the current policy π_{t−1}, score them, pair the
+highest-reward response (chosen) with the lowest (rejected), skipping prompts whose K rewards are all equal, then
+minimize the DPO loss (β = 0.1)
 
     −log σ(β[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))])
 
 for ``epochs`` passes over the pairs. Default: 3 iterations.
+
+The reference (``args.ref``): ``initial`` (default) keeps π_ref = π₀, the starting policy, in every iteration, as
+RLHFlow's Online-RLHF scripts (``--ref_model $initial_model``) and OpenRLHF's iterative DPO do; ``previous`` uses
+π_ref = π_{t−1}, the policy at the start of the iteration (each iteration a DPO step from where the last ended).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.generation import sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, frozen_copy, minibatches, step_seed
+from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
 from rewardlab.optimize.losses import dpo_loss
 from rewardlab.rewards.base import Reward
 
@@ -35,6 +39,10 @@ class OnlineDPOArgs(LoopArgs):
     minibatch_size: int = 16  # pairs per optimizer step
     lr: float = 5e-7
     eval_every: int = 1
+    ref: str = "initial"  # initial: π_ref = π₀ every iteration | previous: π_ref = the iteration's start policy
+
+
+REFS = ("initial", "previous")
 
 
 def best_worst_pairs(rewards: torch.Tensor, k: int) -> list[tuple[int, int]]:
@@ -49,8 +57,9 @@ def best_worst_pairs(rewards: torch.Tensor, k: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def _seq_logps(model, prompt_ids, response_ids, pad_id: int, batch_size: int | None = None) -> torch.Tensor:
-    logps, mask = sequence_logprobs(model, prompt_ids, response_ids, pad_id, batch_size=batch_size)
+def _seq_logps(s: Session, model, prompt_ids, response_ids, batch_size: int | None = None) -> torch.Tensor:
+    with s.amp():
+        logps, mask = sequence_logprobs(model, prompt_ids, response_ids, s.pad_id, batch_size=batch_size)
     return (logps * mask).sum(-1)
 
 
@@ -59,11 +68,13 @@ def train_online_dpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt
                      output_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Optimize ``policy`` in place by online iterative DPO; returns the run summary."""
     args = args or OnlineDPOArgs()
+    if args.ref not in REFS:
+        raise ValueError(f"ref must be one of {', '.join(REFS)}, got {args.ref!r}")
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name="online-dpo",
                 progress=progress)
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
-        ref = frozen_copy(policy)  # π_ref = the previous iteration's policy
+        ref = s.ref if args.ref == "initial" else s.frozen(policy)  # π₀, or π_{t−1}
 
         # 1. sample K per prompt from the current policy and score them
         ro, r = s.rollout(step, args.k)
@@ -77,22 +88,18 @@ def train_online_dpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt
         chosen = [ro.response_ids[c] for c, _ in pairs]
         rejected = [ro.response_ids[j] for _, j in pairs]
         with torch.no_grad():
-            ref_c = _seq_logps(ref, p_ids, chosen, s.pad_id, args.batch_size)
-            ref_r = _seq_logps(ref, p_ids, rejected, s.pad_id, args.batch_size)
+            ref_c = _seq_logps(s, ref, p_ids, chosen, args.batch_size)
+            ref_r = _seq_logps(s, ref, p_ids, rejected, args.batch_size)
 
         # 3. DPO on the pairs
         policy.train()
         losses, accs = [], []
         for epoch in range(args.epochs):
             for idx in minibatches(len(pairs), args.minibatch_size, step_seed(args.seed, step, 10 + epoch)):
-                pc = _seq_logps(policy, [p_ids[i] for i in idx], [chosen[i] for i in idx], s.pad_id)
-                pr = _seq_logps(policy, [p_ids[i] for i in idx], [rejected[i] for i in idx], s.pad_id)
-                per_pair = dpo_loss(pc, pr, ref_c[idx], ref_r[idx], args.beta)
-                loss = per_pair.mean()
-                s.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-                s.optimizer.step()
+                pc = _seq_logps(s, policy, [p_ids[i] for i in idx], [chosen[i] for i in idx])
+                pr = _seq_logps(s, policy, [p_ids[i] for i in idx], [rejected[i] for i in idx])
+                loss = dpo_loss(pc, pr, ref_c[idx], ref_r[idx], args.beta).mean()
+                s.update(loss)
                 losses.append(loss.item())
                 accs.append(((pc - ref_c[idx]) > (pr - ref_r[idx])).float().mean().item())
         policy.eval()

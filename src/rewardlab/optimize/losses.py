@@ -50,6 +50,14 @@ def reinforce_loss(logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Te
     return -(advantages.detach() * (logps * mask).sum(-1)).mean()
 
 
+def _clipped_surrogate(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor,
+                       clip_eps: float) -> torch.Tensor:
+    """Per-token ``min(ρ_t·A_i, clip(ρ_t, 1−ε, 1+ε)·A_i)`` with ``ρ_t = exp(log π(y_t) − log π_old(y_t))``; [b, T]."""
+    ratio = (logps - old_logps.detach()).exp()
+    adv = advantages.detach()[:, None]
+    return torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+
+
 def ppo_clip_loss(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor,
                   clip_eps: float = 0.2) -> torch.Tensor:
     """PPO clipped surrogate with a sequence-level advantage applied to every token (Schulman et al. 2017).
@@ -58,18 +66,46 @@ def ppo_clip_loss(logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.Tens
     ``L = −mean_{tokens} min(ρ_t·A_i, clip(ρ_t, 1−ε, 1+ε)·A_i)`` averaged over the masked tokens of the batch.
     ``logps``, ``old_logps``, ``mask``: ``[b, T]``; ``advantages``: ``[b]``. Returns a scalar.
     """
-    ratio = (logps - old_logps.detach()).exp()
-    adv = advantages.detach()[:, None]
-    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    surrogate = _clipped_surrogate(logps, old_logps, advantages, clip_eps)
     return -(surrogate * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _k3(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Per-token ``k3 = exp(q − p) − (q − p) − 1`` (``p = log π``, ``q = log π_ref`` detached); [b, T]."""
+    d = ref_logps.detach() - logps
+    return d.exp() - d - 1
 
 
 def kl_k3(logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-token KL estimate ``k3 = exp(q − p) − (q − p) − 1`` with ``p = log π``, ``q = log π_ref``, averaged over
     masked tokens (non-negative, unbiased for KL(π‖π_ref) under y ~ π; Schulman 2020, used in the GRPO loss of
     Shao et al. 2024). Inputs ``[b, T]``; returns a scalar with gradient through ``logps``."""
-    d = ref_logps.detach() - logps
-    return ((d.exp() - d - 1) * mask).sum() / mask.sum().clamp_min(1)
+    return (_k3(logps, ref_logps) * mask).sum() / mask.sum().clamp_min(1)
+
+
+def sequence_token_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(1/b) Σ_i (1/|y_i|) Σ_t x_{i,t}``: each sequence's mean over its masked tokens, then the mean over
+    sequences (every sequence weighs the same whatever its length). ``x``, ``mask``: ``[b, T]``; a scalar."""
+    return ((x * mask).sum(-1) / mask.sum(-1).clamp_min(1)).mean()
+
+
+def grpo_loss(logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor, ref_logps: torch.Tensor,
+              kl_coef: float, old_logps: torch.Tensor | None = None, clip_eps: float = 0.2) -> torch.Tensor:
+    """The GRPO objective of Shao et al. 2024 (DeepSeekMath, eq. 3), negated, every term a per-sequence token mean:
+
+        L = −(1/b) Σ_i (1/|y_i|) Σ_t [ s_{i,t} − β·k3_{i,t} ]
+
+    with ``s_{i,t} = min(ρ_t·A_i, clip(ρ_t, 1−ε, 1+ε)·A_i)``, ``ρ_t = π(y_t)/π_old(y_t)`` when ``old_logps`` is
+    given, else ``s_{i,t} = A_i·log π(y_t)`` (REINFORCE: the same gradient as the clipped term at ρ = 1), and
+    ``k3`` as in :func:`kl_k3`. The policy and KL terms share the ``1/|y_i|`` normalization, so β weighs them at the
+    same per-token scale at any response length (a sequence-sum policy term would make β act |y|× weaker).
+    ``logps``, ``mask``, ``ref_logps``, ``old_logps``: ``[b, T]``; ``advantages``: ``[b]``. Returns a scalar.
+    """
+    if old_logps is None:
+        policy_term = advantages.detach()[:, None] * logps
+    else:
+        policy_term = _clipped_surrogate(logps, old_logps, advantages, clip_eps)
+    return -sequence_token_mean(policy_term - kl_coef * _k3(logps, ref_logps), mask)
 
 
 def sft_loss(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

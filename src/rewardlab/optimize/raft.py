@@ -66,13 +66,11 @@ def train_raft(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
         losses = []
         for epoch in range(args.sft_epochs):
             for idx in minibatches(len(kept), args.minibatch_size, step_seed(args.seed, step, 10 + epoch)):
-                logps, m = sequence_logprobs(policy, [kept.prompt_ids[i] for i in idx],
-                                             [kept.response_ids[i] for i in idx], s.pad_id)
+                with s.amp():
+                    logps, m = sequence_logprobs(policy, [kept.prompt_ids[i] for i in idx],
+                                                 [kept.response_ids[i] for i in idx], s.pad_id)
                 loss = sft_loss(logps, m)
-                s.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-                s.optimizer.step()
+                s.update(loss)
                 losses.append(loss.item())
         policy.eval()
 

@@ -5,8 +5,10 @@ RLOO (Ahmadian et al. 2024; defaults k = 2, β = 0.05 as in Razin et al. 2025):
     A_i = R_i − mean_{j≠i} R_j                              (leave-one-out baseline)
 GRPO (Shao et al. 2024):
     A_i = (r_i − mean(r)) / (std(r) + ε)                    (group-normalized)
-    loss += β · k3-KL(π ‖ π₀) per token                     (KL in the loss, not the reward)
-Loss: REINFORCE ``−A_i Σ_t log π(y_t)`` or PPO-clip (ε = 0.2) with ``ppo_epochs`` passes over minibatches.
+    L = −(1/b) Σ_i (1/|y_i|) Σ_t [s_{i,t} − β·k3_{i,t}]     (KL in the loss; token means, see ``grpo_loss``)
+RLOO loss: REINFORCE ``−A_i Σ_t log π(y_t)`` or PPO-clip (ε = 0.2) with ``ppo_epochs`` passes over minibatches;
+GRPO's ``s_{i,t}`` is ``A_i log π(y_t)`` (reinforce) or the clipped surrogate (ppo). Both terms of the GRPO loss are
+per-sequence token means, so β = 0.04 weighs the KL as in DeepSeekMath whatever the response length.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rewardlab.models.generation import sequence_kl, sequence_logprobs
 from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
 from rewardlab.optimize.losses import (
     grpo_advantages,
-    kl_k3,
+    grpo_loss,
     kl_penalized_rewards,
     ppo_clip_loss,
     reinforce_loss,
@@ -71,10 +73,11 @@ def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
 
         with torch.no_grad():
             # 3. log-probs under the sampling policy and the frozen reference π₀: [n, T]
-            old_logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, s.pad_id,
-                                                args.temperature, args.batch_size)
-            ref_logps, _ = sequence_logprobs(s.ref, ro.prompt_ids, ro.response_ids, s.pad_id, args.temperature,
-                                             args.batch_size)
+            with s.amp():
+                old_logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, s.pad_id,
+                                                    args.temperature, args.batch_size)
+                ref_logps, _ = sequence_logprobs(s.ref, ro.prompt_ids, ro.response_ids, s.pad_id,
+                                                 args.temperature, args.batch_size)
             kl = sequence_kl(old_logps, ref_logps, mask)  # [n]
 
             # 4. advantages within each prompt's group of k
@@ -89,24 +92,23 @@ def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
         losses = []
         for epoch in range(args.ppo_epochs):
             for idx in minibatches(n, args.minibatch_size, step_seed(args.seed, step, 10 + epoch)):
-                logps, m = sequence_logprobs(policy, [ro.prompt_ids[i] for i in idx],
-                                             [ro.response_ids[i] for i in idx], s.pad_id, args.temperature)
+                with s.amp():
+                    logps, m = sequence_logprobs(policy, [ro.prompt_ids[i] for i in idx],
+                                                 [ro.response_ids[i] for i in idx], s.pad_id, args.temperature)
                 T = m.shape[1]
-                if args.loss == "reinforce":
+                old = old_logps[idx, :T] if args.loss == "ppo" else None
+                if args.algo == "grpo":
+                    loss = grpo_loss(logps, m, adv[idx], ref_logps[idx, :T], args.kl_coef, old, args.clip_eps)
+                elif old is None:
                     loss = reinforce_loss(logps, m, adv[idx])
                 else:
-                    loss = ppo_clip_loss(logps, old_logps[idx, :T], m, adv[idx], args.clip_eps)
-                if args.algo == "grpo" and args.kl_coef > 0:
-                    loss = loss + args.kl_coef * kl_k3(logps, ref_logps[idx, :T], m)
-                s.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-                s.optimizer.step()
+                    loss = ppo_clip_loss(logps, old, m, adv[idx], args.clip_eps)
+                grad_norm = s.update(loss)
                 losses.append(loss.item())
         policy.eval()
 
         s.log(step, {"reward_mean": r.mean().item(), "reward_std": r.std().item(), "kl_mean": kl.mean().item(),
-                     "loss": sum(losses) / len(losses), "grad_norm": float(grad_norm),
+                     "loss": sum(losses) / len(losses), "grad_norm": grad_norm,
                      "adv_abs_mean": adv.abs().mean().item(), "response_tokens": mask.sum(1).mean().item()})
         s.maybe_checkpoint(step + 1)
     return s.finish()
