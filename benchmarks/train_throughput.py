@@ -2,7 +2,9 @@
 
 Same tiny GPT-2 backbone config, same pairs, same batch size, one epoch each; prints pairs/s and ratios.
 - equal-length pairs: everyone should sit at the bare-loop limit (ours vs bare on *identical* batches);
-- skewed lengths: length-bucketed batches pay off (ours vs TRL with CPU-appropriate settings, and TRL's defaults).
+- skewed lengths: length-bucketed batches pay off (ours vs TRL with CPU-appropriate settings, TRL tuned the way a
+  careful user would — length-grouped sampling, ``train_sampling_strategy="group_by_length"`` with a precomputed
+  ``length`` column (``group_by_length=True`` on older transformers) — and TRL's defaults).
 
     python benchmarks/train_throughput.py [--pairs 2000] [--batch-size 16] [--layers 4] [--embd 128]
 """
@@ -20,9 +22,11 @@ from _common import make_pairs, tokenizer_for
 from rewardlab.data.batching import pad_batch
 from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.tiny import tiny_gpt2_config, tiny_reward_model
+from rewardlab.train.batches import make_batches
 from rewardlab.train.config import TrainConfig
+from rewardlab.train.encode import encode_pairs
 from rewardlab.train.losses import bt_loss
-from rewardlab.train.trainer import encode_pairs, make_batches, train_loop
+from rewardlab.train.trainer import train_loop
 
 
 def ours(tok, data, args, bucket: bool) -> float:
@@ -33,7 +37,7 @@ def ours(tok, data, args, bucket: bool) -> float:
 
         t = time.perf_counter()
         train_loop(model, tok, data, cfg, None, Path(out), progress=False)
-        return len(data.chosen) / (time.perf_counter() - t)
+        return len(data) / (time.perf_counter() - t)
 
 
 def bare(tok, data, args, bucket: bool) -> float:
@@ -41,7 +45,7 @@ def bare(tok, data, args, bucket: bool) -> float:
     model = tiny_reward_model(tok, seed=0, n_layer=args.layers, n_embd=args.embd, n_positions=1024).train()
     disable_dropout(model)  # as rewardlab's trainer and TRL's RewardTrainer do by default
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = make_batches(data, args.batch_size, seed=0, epoch=0, bucket=bucket)
+    batches = make_batches(data.lengths(), args.batch_size, seed=0, epoch=0, bucket=bucket)
     t = time.perf_counter()
     for idx in batches:
         ids, mask = pad_batch([data.chosen[i] for i in idx] + [data.rejected[i] for i in idx], tok.pad_token_id)
@@ -51,10 +55,22 @@ def bare(tok, data, args, bucket: bool) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return len(data.chosen) / (time.perf_counter() - t)
+    return len(data) / (time.perf_counter() - t)
 
 
-def trl(tok, pairs, args, cpu_settings: bool) -> float:
+def length_grouping() -> dict:
+    """TrainingArguments for length-grouped sampling in the installed transformers (the option was renamed)."""
+    import dataclasses
+
+    from trl import RewardConfig
+
+    names = {f.name for f in dataclasses.fields(RewardConfig)}
+    if "train_sampling_strategy" in names:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
+
+
+def trl(tok, pairs, args, cpu_settings: bool, group_by_length: bool = False) -> float:
     import datasets
     from transformers import GPT2ForSequenceClassification
     from trl import RewardConfig, RewardTrainer
@@ -63,9 +79,13 @@ def trl(tok, pairs, args, cpu_settings: bool) -> float:
     cfg = tiny_gpt2_config(tok, n_layer=args.layers, n_embd=args.embd, n_positions=1024)
     cfg.num_labels = 1
     model = GPT2ForSequenceClassification(cfg)
-    ds = datasets.Dataset.from_list([{"chosen": p.prompt + " " + p.chosen, "rejected": p.prompt + " " + p.rejected}
-                                     for p in pairs])
+    rows = [{"chosen": p.prompt + " " + p.chosen, "rejected": p.prompt + " " + p.rejected} for p in pairs]
     extra = dict(bf16=False, gradient_checkpointing=False) if cpu_settings else {}
+    if group_by_length:  # the sampler reads a `length` column; keep it past the column pruning
+        for r in rows:
+            r["length"] = max(len(tok(r["chosen"])["input_ids"]), len(tok(r["rejected"])["input_ids"]))
+        extra.update(length_grouping(), remove_unused_columns=False)
+    ds = datasets.Dataset.from_list(rows)
     with tempfile.TemporaryDirectory() as out:
         conf = RewardConfig(output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=1,
                             learning_rate=1e-4, report_to="none", logging_steps=10**9, save_strategy="no",
@@ -88,6 +108,8 @@ def run_set(skewed: bool, args) -> dict[str, float]:
         "rewardlab trainer": lambda: ours(tok, data, args, bucket=True),
         "bare loop, same batches": lambda: bare(tok, data, args, bucket=True),
         "TRL RewardTrainer (bf16 off, no grad ckpt)": lambda: trl(tok, pairs, args, cpu_settings=True),
+        "TRL RewardTrainer (+ group_by_length)": lambda: trl(tok, pairs, args, cpu_settings=True,
+                                                             group_by_length=True),
     }
     if skewed:
         methods["bare loop, random batches"] = lambda: bare(tok, data, args, bucket=False)

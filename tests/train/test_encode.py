@@ -51,10 +51,12 @@ def tie_pairs() -> list[PreferencePair]:
 
 def test_ties_after_truncation_are_counted_and_dropped_by_default(tokenizer):
     dropped = encode_pairs(tie_pairs(), tokenizer, max_length=16)
-    assert dropped.counts.as_dict() == {"read": 5, "dropped_overlong": 0, "ties": 2, "ties_dropped": 2, "used": 3}
+    assert dropped.counts.as_dict() == {"read": 5, "dropped_overlong": 0, "ties": 2, "ties_dropped": 2, "used": 3,
+                                      "drop_ties": True}
     assert "2 tied after truncation" in dropped.counts.summary() and "dropped" in dropped.counts.summary()
     kept = encode_pairs(tie_pairs(), tokenizer, max_length=16, drop_ties=False)
     assert kept.counts.ties == 2 and kept.counts.ties_dropped == 0 and len(kept) == 5
+    assert "(identical token ids, no signal: kept)" in kept.counts.summary()
     assert list(kept.chosen[0]) == list(kept.rejected[0])
     assert encode_pairs(tie_pairs(), tokenizer, max_length=512).counts.ties == 0  # room enough: no ties
 

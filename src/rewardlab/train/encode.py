@@ -75,13 +75,14 @@ class PairCounts:
     ties: int = 0  # chosen and rejected ids identical after truncation (kept or dropped, see ties_dropped)
     ties_dropped: int = 0
     used: int = 0
+    drop_ties: bool = True  # the policy: ties dropped from training (True) or kept
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
     def summary(self) -> str:
         tie = f"{self.ties} tied after truncation (identical token ids, no signal"
-        tie += ": dropped)" if self.ties_dropped else ": kept)"
+        tie += ": dropped)" if self.drop_ties else ": kept)"
         return f"{self.read} pairs read, {self.dropped_overlong} dropped as overlong, {tie}, {self.used} used"
 
 
@@ -135,6 +136,7 @@ def encode_pairs(pairs: Iterable[PreferencePair], tokenizer, max_length: int, ov
     out = EncodedPairs(stats=enc.stats)
     margin, weight = array("f"), array("f")
     hasher, counts = PairHasher(), out.counts
+    counts.drop_ties = drop_ties
     for p in pairs:
         hasher.update(p)
         counts.read += 1
