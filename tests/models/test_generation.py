@@ -134,3 +134,59 @@ def test_chat_prompts_use_template(tok):
     ids = encode_prompts(tok, [conv, ""])
     assert tok.decode(ids[0]).endswith("<|assistant|> ")
     assert ids[1] == [tok.bos_token_id]
+
+
+# -- prompt budget: prompt + generation must fit the policy's positions ------------------------------------------------
+
+LONG = " ".join(["the cat sat on the mat"] * 20)  # far beyond 32 positions in the tiny tokenizer
+
+
+def test_position_limit_and_prompt_length_cap(tok):
+    from rewardlab.errors import UserError
+    from rewardlab.models.generation import position_limit, prompt_length_cap
+
+    small = tiny_causal_lm(tok, n_positions=32)
+    assert position_limit(small) == 32
+    assert prompt_length_cap(small, 8) == 24  # 32 positions − 8 generated tokens
+    assert prompt_length_cap(small, 8, 10) == 10 and prompt_length_cap(small, 8, 24) == 24
+    for bad, flag in [((32,), "--max-new-tokens 32"), ((40,), "--max-new-tokens 40"), ((8, 25), "at most 24"),
+                      ((0,), "--max-new-tokens 0"), ((8, 0), "--max-prompt-length 0")]:
+        with pytest.raises(UserError, match=flag):
+            prompt_length_cap(small, *bad)
+
+    class NoLimit(torch.nn.Module):  # a config without any position field (e.g. a recurrent model)
+        config = object()
+
+    assert position_limit(NoLimit()) is None
+    assert prompt_length_cap(NoLimit(), 10_000) is None and prompt_length_cap(NoLimit(), 8, 5) == 5
+
+
+def test_truncation_keeps_the_end_and_a_leading_bos(tok):
+    import copy
+
+    from tokenizers import processors
+
+    from rewardlab.models.generation import count_truncated
+
+    full = tok(LONG, add_special_tokens=False)["input_ids"]
+    assert len(full) > 30
+    assert encode_prompts(tok, [LONG], 10) == [full[-10:]]  # the tiny tokenizer adds nothing before a text
+    bos_tok = copy.deepcopy(tok)  # a Llama-style tokenizer: <bos> before every text
+    bos_tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", tok.bos_token_id)])
+    assert encode_prompts(bos_tok, [LONG], 10) == [[tok.bos_token_id] + full[-9:]]
+    assert encode_prompts(bos_tok, ["the cat"], 10) == [[tok.bos_token_id] + tok("the cat", add_special_tokens=False)
+                                                        ["input_ids"]]
+    assert count_truncated(tok, ["the cat", LONG, LONG + " again"], 10) == 2
+    assert count_truncated(tok, [LONG], None) == 0 and count_truncated(tok, [LONG], len(full)) == 0
+
+
+def test_sample_fits_a_long_prompt_into_the_positions(tok):
+    small = tiny_causal_lm(tok, n_positions=32)
+    ro = sample(small, tok, [LONG, "the cat"], 2, 8, seed=0)  # used to raise IndexError (positions ≥ 32)
+    full = tok(LONG, add_special_tokens=False)["input_ids"]
+    assert ro.prompt_ids[0] == full[-24:] and ro.prompt_ids[2] == tok("the cat", add_special_tokens=False)["input_ids"]
+    assert all(1 <= len(r) <= 8 for r in ro.response_ids)
+    logps, mask = sequence_logprobs(small, ro.prompt_ids, ro.response_ids, tok.pad_token_id)
+    assert mask.sum().item() == sum(map(len, ro.response_ids)) and torch.isfinite(logps).all()
+    assert sample(small, tok, [LONG], 1, 8, seed=0, max_prompt_length=5).prompt_ids[0] == full[-5:]

@@ -1,6 +1,7 @@
 """Integration tests of the optimize loops on a tiny GPT-2 (CPU, seconds each)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -112,3 +113,29 @@ def test_best_of_n_table_and_fit(policy, tokenizer, corpus, tmp_path):
     assert table[-1]["gold"] > table[0]["gold"]
     assert (tmp_path / "bon_table.csv").read_text().startswith("n,kl,sqrt_kl,proxy,gold,gold_se")
     assert s["gao_fit"]["form"] == "bon" and (tmp_path / "gold_vs_kl.png").exists()
+
+
+@pytest.mark.parametrize("ref", ["initial", "previous"])
+def test_online_dpo_reference(tokenizer, corpus, ref, tmp_path):
+    """One optimizer step per iteration (all pairs in one minibatch, one epoch), so each iteration's logged loss is
+    taken before its update: with π_ref = the iteration's start policy every margin is 0 and the loss is log 2;
+    with π_ref = π₀ only the first iteration is at log 2, the later ones see the moved policy."""
+    args = OnlineDPOArgs(steps=3, k=4, lr=1e-2, epochs=1, minibatch_size=1000, max_new_tokens=8, eval_prompts=4,
+                         eval_samples=2, prompts_per_step=16, ref=ref)
+    s = train_online_dpo(tiny_causal_lm(tokenizer, seed=0), tokenizer, LETTERS, corpus[:64], args,
+                         output_dir=tmp_path, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["kind"] == "train" and r["pairs"]]
+    assert len(rows) == 3 and s["args"]["ref"] == ref
+    assert rows[0]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    for r in rows[1:]:
+        if ref == "previous":
+            assert r["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6) and r["implicit_acc"] == 0.0
+        else:
+            assert abs(r["dpo_loss"] - math.log(2)) > 1e-3, rows
+
+
+def test_online_dpo_refuses_an_unknown_reference(tokenizer, corpus):
+    with pytest.raises(ValueError, match="ref must be one of initial, previous"):
+        train_online_dpo(tiny_causal_lm(tokenizer), tokenizer, LETTERS, corpus[:8], OnlineDPOArgs(ref="last"),
+                         progress=False)

@@ -85,3 +85,62 @@ def test_sft_loss_by_hand():
     logps = torch.tensor([[-1.0, -3.0], [-2.0, -9.0]])
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     assert sft_loss(logps, mask).item() == pytest.approx(6.0 / 3)
+
+
+# -- GRPO: token-mean policy and KL terms (Shao et al. 2024, eq. 3) ----------------------------------------------------
+
+def _uniform_batch(lengths, T, logp=-0.5, ref=-0.7):
+    """Sequences whose every real token has log π = ``logp`` and log π_ref = ``ref``, right-padded to T."""
+    mask = torch.tensor([[1.0] * n + [0.0] * (T - n) for n in lengths])
+    return torch.full((len(lengths), T), logp, requires_grad=True), torch.full((len(lengths), T), ref), mask
+
+
+def test_grpo_loss_by_hand_and_independent_of_length():
+    from rewardlab.optimize.losses import grpo_loss
+
+    adv, beta = torch.tensor([1.0, 0.5]), 0.04
+    k3 = math.exp(-0.2) + 0.2 - 1  # d = log π_ref − log π = −0.2 on every token
+    policy_term = -(1.0 * -0.5 + 0.5 * -0.5) / 2  # −(1/b) Σ_i A_i · mean_t log π = 0.375
+    for lengths, T in [((4, 4), 4), ((32, 32), 32), ((32, 4), 32), ((1, 3), 5)]:
+        logps, ref, mask = _uniform_batch(lengths, T)
+        assert grpo_loss(logps, mask, adv, ref, beta).item() == pytest.approx(policy_term + beta * k3, rel=1e-6)
+        assert grpo_loss(logps, mask, adv, ref, 0.0).item() == pytest.approx(policy_term, rel=1e-6)
+        assert grpo_loss(logps, mask, torch.zeros(2), ref, beta).item() == pytest.approx(beta * k3, rel=1e-6)
+
+
+def test_grpo_kl_to_policy_gradient_ratio_does_not_depend_on_length():
+    """β must weigh the KL against the policy term the same at 4 and at 32 tokens (a sequence-sum policy term with a
+    token-mean KL makes the ratio shrink 8x from 4 to 32 tokens)."""
+    from rewardlab.optimize.losses import grpo_loss
+
+    ratios = []
+    for T in (4, 32):
+        grads = []
+        for adv, beta in ((torch.tensor([1.0, 1.0]), 0.0), (torch.zeros(2), 0.04)):
+            logps, ref, mask = _uniform_batch((T, T), T)
+            grpo_loss(logps, mask, adv, ref, beta).backward()
+            grads.append(logps.grad.norm().item())
+        ratios.append(grads[1] / grads[0])
+    # d/dlogπ of β·k3 = β·(1 − exp(d)) per token; of −A·logπ = −A; both divided by b·T
+    assert ratios[0] == pytest.approx(0.04 * (1 - math.exp(-0.2)), rel=1e-5)
+    assert ratios[1] == pytest.approx(ratios[0], rel=1e-5)
+
+
+def test_grpo_clipped_term_has_the_reinforce_gradient_at_ratio_one():
+    from rewardlab.optimize.losses import grpo_loss
+
+    torch.manual_seed(0)
+    base = torch.randn(3, 5)
+    mask = torch.tensor([[1.0] * 5, [1.0] * 2 + [0.0] * 3, [1.0] * 4 + [0.0]])
+    adv, ref = torch.tensor([0.7, -1.2, 0.3]), base - 0.1 * torch.randn(3, 5)
+    grads = []
+    for old in (None, base.clone()):
+        logps = base.clone().requires_grad_(True)
+        grpo_loss(logps, mask, adv, ref, 0.04, old_logps=old).backward()
+        grads.append(logps.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-7)
+    assert grads[0][1, 2:].abs().sum() == 0  # padding gets no gradient
+    # the clipped term stops the gradient once ρ leaves [1 − ε, 1 + ε] in the advantage's direction
+    logps = (base + 0.5).requires_grad_(True)  # ρ = e^0.5 > 1.2
+    grpo_loss(logps, mask, torch.tensor([1.0, 1.0, 1.0]), ref, 0.0, old_logps=base).backward()
+    assert logps.grad.abs().sum() == 0

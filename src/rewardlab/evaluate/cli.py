@@ -124,7 +124,7 @@ def eval_command(
         r = load_reward(spec, device=str(dev), dtype=dtype)
         default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
         name = _unique(getattr(r, "name", None) or default, taken)
-        res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed)
+        res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
         res.metrics["data"] = str(data) if data else None
         results.append(res)
     meta = {"reward": reward, "data": str(data) if data else None, "policy": str(policy) if policy else None,

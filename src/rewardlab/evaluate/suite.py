@@ -158,9 +158,11 @@ def _dig(d: Any, keys: Sequence[str]) -> Any:
 
 def evaluate_reward(reward, rows: Sequence[PreferencePair | KWayRow] | None, name: str,
                     sections: Mapping[str, Sequence[str]] | None = None, weights: Mapping[str, float] | None = None,
-                    rollout=None, gold=None, val_fraction: float = 0.5, seed: int = 0) -> EvalResult:
+                    rollout=None, gold=None, val_fraction: float = 0.5, seed: int = 0,
+                    sampling=None) -> EvalResult:
     """Evaluate ``reward`` on ``rows`` (all pairs, or all k-way rows) and, given a ``rollout`` of a policy, as a
-    teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across rewards."""
+    teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across rewards;
+    ``sampling`` is the :class:`~rewardlab.evaluate.teacher.SamplingConfig` it was drawn with (recorded)."""
     metrics: dict[str, Any] = {"name": name}
     arrays: dict[str, np.ndarray] = {}
     calibrated_on = _calibrate_ensemble(reward, rows, rollout)
@@ -190,7 +192,7 @@ def evaluate_reward(reward, rows: Sequence[PreferencePair | KWayRow] | None, nam
         lens = np.array([response_length(x) for x in responses], dtype=float)
         arrays.update(chosen=s[is_c], rejected=s[~is_c], chosen_len=lens[is_c], rejected_len=lens[~is_c])
     if rollout is not None:
-        metrics["teacher"] = teacher_metrics(reward, rollout=rollout, gold=gold)
+        metrics["teacher"] = teacher_metrics(reward, rollout=rollout, gold=gold, config=sampling)
     metrics["summary"] = _summary(metrics)
     return EvalResult(name, metrics, arrays)
 

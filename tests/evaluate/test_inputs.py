@@ -1,0 +1,89 @@
+"""`rewardlab eval --policy` on awkward inputs: prompts longer than the policy's positions, a generation budget that
+alone exceeds them, unusable output paths, bad prompt files, --device/--dtype."""
+
+import json
+import os
+
+import pytest
+
+from tests.data.conftest import write_rows
+from tests.optimize.inputs_world import BAD_PROMPTS, NEW, POSITIONS
+
+REWARD = ["python:opt_inputs_rewards:letters"]
+
+
+def args(long_world, prompts=None) -> list:
+    return [*REWARD, "--policy", long_world / "policy", "--prompts", prompts or long_world / "prompts.jsonl", "--gold",
+            "python:opt_inputs_rewards:vowels", "-m", "2", "--max-new-tokens", str(NEW)]
+
+
+def test_long_multi_turn_prompts_are_truncated_and_counted(cli, long_world, tmp_path):
+    code, _, stderr = cli("eval", *args(long_world), "-o", tmp_path / "r")
+    assert code == 0, stderr
+    doc = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    meta = doc["meta"]
+    assert meta["max_prompt_length"] == POSITIONS - NEW and meta["truncated_prompts"] == 2 and meta["n_prompts"] == 6
+    assert meta["dtype"] == "float32" and meta["device"] == "cpu"  # auto on a CPU machine
+    teacher = doc["models"][doc["main"]]["teacher"]
+    assert teacher["n_prompts"] == 6 and teacher["n_responses"] == 12
+    assert teacher["sampling"]["max_prompt_length"] == POSITIONS - NEW
+    assert "2 of 6 prompts are longer than 56 tokens" in stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--max-new-tokens", "64"], "--max-new-tokens 64: the policy has 64 positions"),
+    (["--max-prompt-length", "60"], "--max-prompt-length 60: with --max-new-tokens 8 this exceeds"),
+])
+def test_a_budget_that_cannot_fit_exits_2(cli, long_world, tmp_path, flags, message):
+    code, _, stderr = cli("eval", *args(long_world), *flags, "-o", tmp_path / "r")
+    assert code == 2 and message in stderr and list(tmp_path.iterdir()) == []
+
+
+def test_unusable_output_exits_2_before_any_work(cli, long_world, tmp_path, no_work):
+    f = tmp_path / "a-file"
+    f.write_text("keep me")
+    code, _, stderr = cli("eval", *args(long_world), "-o", f)
+    assert code == 2 and stderr.strip() == f"--output {f}: is a file, expected a directory"
+    code, _, stderr = cli("eval", *args(long_world), "-o", f / "report")
+    assert code == 2 and f"lies under {f}, which is a file" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] and f.read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_exits_2(cli, long_world, tmp_path, no_work):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, _, stderr = cli("eval", *args(long_world), "-o", ro / "report")
+        assert code == 2 and "is not writable" in stderr and list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.mark.parametrize("case", list(BAD_PROMPTS))
+def test_bad_prompt_files_exit_2_with_file_and_line(cli, long_world, tmp_path, case):
+    rows, line, words = BAD_PROMPTS[case]
+    path = write_rows(tmp_path / "prompts.jsonl", rows)
+    code, _, stderr = cli("eval", *args(long_world, path), "-o", tmp_path / "r")
+    assert code == 2 and stderr.startswith(f"{path}:{line}: ") and words in stderr.splitlines()[0], stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_dtype_reaches_the_policy_and_the_rewards(cli, long_world, tmp_path, monkeypatch):
+    import rewardlab.models.backbone as backbone
+    import rewardlab.rewards.registry as registry
+
+    seen: dict[str, list] = {"policy": [], "reward": []}
+    load_lm, load_reward = backbone.load_causal_lm, registry.load_reward
+    monkeypatch.setattr(backbone, "load_causal_lm",
+                        lambda path, device, dtype=None: seen["policy"].append(dtype) or load_lm(path, device, dtype))
+    monkeypatch.setattr(registry, "load_reward",
+                        lambda spec, **kw: seen["reward"].append(kw) or load_reward(spec, **kw))
+    code, _, stderr = cli("eval", *args(long_world), "--device", "cpu", "--dtype", "bf16", "-o", tmp_path / "r")
+    assert code == 0, stderr
+    import torch
+
+    assert seen["policy"] == [torch.bfloat16]
+    assert [kw["dtype"] for kw in seen["reward"]] == ["bf16", "bf16"]  # gold and the reward
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["meta"]["dtype"] == "bfloat16"
