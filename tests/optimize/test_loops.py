@@ -139,3 +139,29 @@ def test_online_dpo_refuses_an_unknown_reference(tokenizer, corpus):
     with pytest.raises(ValueError, match="ref must be one of initial, previous"):
         train_online_dpo(tiny_causal_lm(tokenizer), tokenizer, LETTERS, corpus[:8], OnlineDPOArgs(ref="last"),
                          progress=False)
+
+
+@pytest.mark.parametrize("dtype,torch_dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_session_precision_keeps_fp32_master_weights(tokenizer, corpus, dtype, torch_dtype):
+    from rewardlab.models.generation import sequence_logprobs
+    from rewardlab.optimize.common import LoopArgs, Session
+
+    policy = tiny_causal_lm(tokenizer, seed=0)
+    before = [p.detach().clone() for p in policy.parameters()]
+    s = Session(policy, tokenizer, LETTERS, corpus[:8], LoopArgs(dtype=dtype, lr=1e-2), progress=False)
+    assert s.dtype == torch_dtype and s.scaler.is_enabled() == (dtype == "fp16")
+    assert {p.dtype for p in s.ref.parameters()} == {torch_dtype}  # the frozen reference is stored in the dtype
+    ids = torch.tensor([tokenizer("the cat")["input_ids"]])
+    with s.amp():
+        assert policy(ids).logits.dtype == torch_dtype  # forwards run in the dtype...
+    for _ in range(30):  # fp16: the gradient scaler skips steps that overflow (halving its scale) until one fits
+        with s.amp():
+            logps, mask = sequence_logprobs(policy, [[3, 4, 5]], [[6, 7]])
+        assert logps.dtype == torch.float32  # ...log-probs are taken in fp32
+        norm = s.update(-(logps * mask).sum())
+        if math.isfinite(norm):
+            break
+    assert norm > 0 and all(p.dtype == torch.float32 for p in policy.parameters())  # fp32 master weights, updated
+    assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters(), strict=True))
+    assert Session(tiny_causal_lm(tokenizer), tokenizer, LETTERS, corpus[:8], LoopArgs(), progress=False).dtype \
+        == torch.float32  # auto on CPU
