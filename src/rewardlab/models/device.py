@@ -4,23 +4,29 @@
 - dtype ``auto``: bf16 on a CUDA device that supports it, fp16 on other CUDA devices, fp32 elsewhere (CPU fp16 is
   slow and bf16 matmuls on most CPUs are emulated). ``bf16``/``fp16``/``fp32`` force a dtype.
 
-Only torch is imported here, so the CLI modules can use these names cheaply inside their commands.
+torch is imported only inside the functions, so CLI modules can import the help texts at module level and
+``rewardlab --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from rewardlab.errors import UserError
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+DTYPE_NAMES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+               "fp16": "float16", "float16": "float16"}
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."
 DTYPE_HELP = "auto (bf16 on GPUs that support it, else fp32), bf16, fp16 or fp32."
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """The torch device named by ``spec`` (``None`` and ``"auto"`` pick the best available)."""
+    import torch
+
     if isinstance(spec, torch.device):
         return spec
     if spec in (None, "", "auto"):
@@ -39,6 +45,8 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
 
 def resolve_dtype(spec: str | torch.dtype | None, device: torch.device | str | None = None) -> torch.dtype:
     """The torch dtype named by ``spec`` for ``device`` (``None``/``"auto"``: see the module docstring)."""
+    import torch
+
     if isinstance(spec, torch.dtype):
         return spec
     if spec in (None, "", "auto"):
@@ -46,6 +54,6 @@ def resolve_dtype(spec: str | torch.dtype | None, device: torch.device | str | N
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    if spec not in DTYPES:
+    if spec not in DTYPE_NAMES:
         raise UserError(f"--dtype {spec!r}: choose from {DTYPE_HELP}")
-    return DTYPES[spec]
+    return getattr(torch, DTYPE_NAMES[spec])
