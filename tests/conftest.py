@@ -1,5 +1,6 @@
 import os
 import random
+import sys
 
 # One thread per process: tests start subprocesses (CLI, servers, DDP) on a 2-core machine, and oversubscribed
 # OpenMP threads spin-wait each other into a 10-20x slowdown.
@@ -41,3 +42,22 @@ def pair_rows() -> list[dict]:
         rejected = "bad " + sentence(rng)
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": str(i)})
     return rows
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `rewardlab ARGS` in-process through rewardlab.cli.main; returns (exit code, stdout, stderr).
+
+    An exception other than SystemExit (a traceback for the user) propagates and fails the test.
+    """
+    from rewardlab.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        capsys.readouterr()  # only this command's output
+        monkeypatch.setattr(sys, "argv", ["rewardlab", *map(str, args)])
+        with pytest.raises(SystemExit) as e:
+            main()
+        out = capsys.readouterr()
+        return e.value.code or 0, out.out, out.err
+
+    return run

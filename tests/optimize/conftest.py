@@ -1,2 +1,1 @@
-from tests.data.conftest import cli  # noqa: F401  (fixtures)
 from tests.optimize.inputs_world import long_world, no_work  # noqa: F401

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from rewardlab.rewards.cli import DEVICE, DTYPE  # torch-free copies of rewardlab.models.device's help texts
+from rewardlab.models.device import DEVICE_HELP as DEVICE
+from rewardlab.models.device import DTYPE_HELP as DTYPE
 
 
 def _load_sections(path: str | None) -> tuple[dict | None, dict | None]:

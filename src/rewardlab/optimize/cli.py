@@ -19,7 +19,8 @@ from typing import Any
 
 import typer
 
-from rewardlab.rewards.cli import DEVICE, DTYPE  # torch-free copies of rewardlab.models.device's help texts
+from rewardlab.models.device import DEVICE_HELP as DEVICE
+from rewardlab.models.device import DTYPE_HELP as DTYPE
 
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
                            "tracking a gold reward to show overoptimization.", no_args_is_help=True)
