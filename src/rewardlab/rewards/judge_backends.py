@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from rewardlab.data.records import Prompt
+from rewardlab.models.generation import position_limit, prompt_length_cap
 
 
 class JudgeBackend(Protocol):
@@ -76,7 +77,7 @@ class HFJudgeBackend:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.max_positions = _max_positions(model.config)
+        self.max_positions = position_limit(model)
         self.max_prompt_length = max_prompt_length or self.max_positions
         self.name = name
         self.stats = {"prompts": 0, "truncated": 0}  # judge prompts cut from the left to fit the context
@@ -117,13 +118,15 @@ class HFJudgeBackend:
         return out
 
     def _encode(self, prompts: Sequence[Prompt], limit: int | None) -> list[list[int]]:
-        """Judge prompts as ids, left-truncated to ``limit`` tokens (counted in ``stats``)."""
+        """Judge prompts as ids, cut to ``limit`` tokens as generation cuts them (the end kept, and a leading bos;
+        counted in ``stats``)."""
         from rewardlab.models.generation import encode_prompts
 
         full = encode_prompts(self.tokenizer, prompts)
+        over = sum(limit is not None and len(x) > limit for x in full)
         self.stats["prompts"] += len(full)
-        self.stats["truncated"] += sum(limit is not None and len(x) > limit for x in full)
-        return [x[-limit:] if limit else x for x in full]
+        self.stats["truncated"] += over
+        return encode_prompts(self.tokenizer, prompts, limit) if over else full
 
     def label_logprobs(self, prompts: Sequence[Prompt], labels: Sequence[str]) -> torch.Tensor:
         logp = self.next_token_logprobs(prompts)
@@ -132,24 +135,13 @@ class HFJudgeBackend:
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
         from rewardlab.models.generation import sample
 
-        limit = self.max_prompt_length
-        if self.max_positions is not None:
-            limit = min(limit or self.max_positions, self.max_positions - max_new_tokens)
-            if limit < 1:
-                raise ValueError(f"a generation budget of {max_new_tokens} tokens leaves no room for the prompt "
-                                 f"in a {self.max_positions}-token context")
+        limit = prompt_length_cap(self.model, max_new_tokens)
+        if self.max_prompt_length is not None:
+            limit = min(self.max_prompt_length, limit or self.max_prompt_length)
         self._encode(prompts, limit)  # counts truncations; sample() truncates the same way
         ro = sample(self.model, self.tokenizer, list(prompts), num_samples=1, max_new_tokens=max_new_tokens,
                     temperature=0.0, batch_size=self.batch_size, max_prompt_length=limit)
         return ro.responses
-
-
-def _max_positions(config) -> int | None:
-    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def as_messages(prompt: Prompt) -> list[dict[str, str]]:
