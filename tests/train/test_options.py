@@ -84,3 +84,13 @@ def test_device_option():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             make_accelerator(TrainConfig(device="cuda"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_precision_this_machine_cannot_do_is_refused_before_any_output(tmp_path):
+    from rewardlab.train.trainer import train_reward_model
+
+    for kw in ({"mixed_precision": "fp16"}, {"device": "cuda"}):
+        with pytest.raises(UserError, match="CUDA device"):
+            train_reward_model(make_pairs(16), TrainConfig(output=str(tmp_path / "rm"), **kw), progress=False)
+        assert not (tmp_path / "rm").exists()

@@ -110,8 +110,11 @@ def test_bad_config_exits_2(tmp_path, data_file):
     assert proc.returncode == 2 and proc.stderr.strip() == f"{cfg}:1: unknown option(s) bogus"
 
 
-def test_distributed_two_processes_on_cpu(tmp_path, data_file):
-    """`accelerate launch --multi_gpu --num_processes 2` on CPU runs DDP over gloo: half the steps, same data."""
+def test_distributed_two_processes_on_cpu(tmp_path, pair_rows):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU runs DDP over gloo. 56 pairs make 7 batches of 8: the
+    first is repeated so both processes take 4 steps an epoch, and every pair is trained on."""
+    data_file = tmp_path / "pairs.jsonl"
+    data_file.write_text("".join(json.dumps(r) + "\n" for r in pair_rows[:56]))
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rewardlab.cli",
@@ -121,7 +124,8 @@ def test_distributed_two_processes_on_cpu(tmp_path, data_file):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((out / "run.json").read_text())["metrics"]
     assert metrics["world_size"] == 2
-    assert metrics["steps"] == 2 * (64 // 8) // 2  # each step consumes one batch on each of the 2 processes
+    assert metrics["steps"] == 2 * 4  # ceil(7 batches / 2 processes) an epoch
+    assert metrics["pairs_seen"] == 2 * (56 + 8)  # each epoch: all 56 pairs + the repeated first batch
     assert metrics["eval_accuracy"] >= 0.9
 
 

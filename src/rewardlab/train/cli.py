@@ -144,7 +144,7 @@ def train(
 
             m = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))["metrics"]
             if (tmp / "skipped.txt").exists():
-                (tmp / "skipped.txt").replace(out / "skipped.txt")
+                shutil.move(tmp / "skipped.txt", out / "skipped.txt")
             if "eval_accuracy" in m:
                 typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
             typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")

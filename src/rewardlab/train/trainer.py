@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -97,11 +98,10 @@ def _lr_lambda(total_steps: int, warmup: int):
     return f
 
 
-def make_accelerator(cfg: TrainConfig):
-    """An Accelerator for ``cfg.device`` (auto: accelerate's choice; cpu: forced) and ``cfg.mixed_precision``
-    (auto: bf16 on a GPU that supports it, else fp32; fp16 needs CUDA)."""
-    from accelerate import Accelerator
-
+def precision_and_cpu(cfg: TrainConfig) -> tuple[str, bool]:
+    """accelerate's ``(mixed_precision, cpu)`` for ``cfg.device`` (auto: accelerate's choice; cpu: forced) and
+    ``cfg.mixed_precision`` (auto: bf16 on a GPU that supports it, else fp32; fp16 needs CUDA). Raises UserError
+    for what this machine cannot do, so it is called before any work."""
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
         raise UserError("--device cuda: no CUDA device is available on this machine (use --device cpu or auto)")
@@ -111,7 +111,14 @@ def make_accelerator(cfg: TrainConfig):
         mp = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
     if mp == "fp16" and not on_gpu:
         raise UserError("--mixed-precision fp16 needs a CUDA device (use bf16 or no)")
-    return Accelerator(mixed_precision=mp, cpu=use_cpu(cfg))
+    return mp, use_cpu(cfg)
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    mp, cpu = precision_and_cpu(cfg)
+    return Accelerator(mixed_precision=mp, cpu=cpu)
 
 
 def use_cpu(cfg: TrainConfig) -> bool:
@@ -314,7 +321,7 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
     output = check_run_output(cfg.output, resume=resume, overwrite=overwrite)
     lr_default = cfg.lr is None
     cfg = dataclasses.replace(cfg, lr=cfg.resolved_lr())
-    state = PartialState(cpu=use_cpu(cfg))
+    state = PartialState(cpu=precision_and_cpu(cfg)[1])
     tok_dir = output / "checkpoints" / "tokenizer"
     model, tokenizer = build_model(cfg, pairs)
     if resume and tok_dir.exists():  # the tiny tokenizer is part of the run's state
@@ -341,7 +348,7 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
         if not (resume and tok_dir.exists()):
             tokenizer.save_pretrained(tok_dir)
         if skipped_report is not None and Path(skipped_report).exists():
-            Path(skipped_report).replace(output / "skipped.txt")
+            shutil.move(skipped_report, output / "skipped.txt")  # may cross file systems (a temp dir)
             print(f"the skipped rows are listed in {output / 'skipped.txt'}")
     state.wait_for_everyone()
     metrics = train_loop(model, tokenizer, train, cfg, evald, output, resume=resume, progress=progress)
