@@ -12,10 +12,16 @@ Rules (each a :class:`RuleReward`, i.e. a :class:`~rewardlab.rewards.base.Functi
 * ``length`` — ``−scale · max(0, words − target)``, words = whitespace-separated tokens (tokenizer-free).
   Spec ``rule:length:TARGET[:SCALE]`` (scale 1/TARGET by default, so 2× the target costs 1).
 
-``ANSWERS.jsonl`` rows are ``{"prompt": ..., "answer": ...}``. A prompt is looked up exactly; a text-only request
-(prompt ``""``, e.g. an OpenRLHF ``query``) uses the longest known prompt contained in the response text.
+``ANSWERS.jsonl`` rows are ``{"prompt": ..., "answer": ...}``. A prompt is looked up exactly, else as the longest
+known prompt contained in it (a chat-templated prompt string); a text-only request (prompt ``""``, e.g. an OpenRLHF
+``query`` without a usable prompt) uses the longest known prompt contained in the response text.
 
-Mixtures (spec ``mix:FILE.yaml``, see :func:`mixture_from_config`):
+Labels: ``exact`` and ``numeric`` take the reference answer from the item's label when one is given
+(``score(prompts, responses, labels=...)``, e.g. OpenRLHF's ``labels``), else from ``ANSWERS.jsonl``; without a
+file (spec ``rule:exact``, ``rule:numeric``, ``rule:numeric::TOL``) every item needs a label.
+
+Mixtures (spec ``mix:FILE.yaml``, see :func:`mixture_from_config`) pass labels on to the terms that use them, and
+are batch-invariant exactly when all their terms are (:mod:`rewardlab.rewards.base`):
 
 * :class:`WeightedSum` — ``r = Σ_i w_i r_i``.
 * :class:`Gate` — routing: ``r = r_then`` where ``when(x, y) > threshold`` else ``r_else`` (e.g. a verifiable rule on
@@ -40,7 +46,7 @@ import torch
 
 from rewardlab.data.records import Prompt, Response
 from rewardlab.errors import UserError
-from rewardlab.rewards.base import FunctionReward, Reward
+from rewardlab.rewards.base import FunctionReward, Reward, is_batch_invariant, score_with_labels, uses_labels
 
 # ----------------------------------------------------------------------------------------------- text helpers
 
@@ -151,9 +157,11 @@ class AnswerBank:
         text = response_text(response)
         if key in self.answers:
             return self.answers[key], text
-        if key == "":
+        if isinstance(prompt, str):
             for k in self._texts:
-                if k in text:
+                if key and k in key:  # e.g. the prompt after a chat template
+                    return self.answers[k], text
+                if not key and k in text:
                     return self.answers[k], text.split(k, 1)[1]
         raise UserError(f"no reference answer for prompt {str(key or text)[:60]!r}")
 
@@ -164,8 +172,14 @@ class RuleReward(FunctionReward):
     num_outputs = 1
 
 
-def _answer_rule(fn: Callable[[str, Any], float], bank: AnswerBank, name: str) -> RuleReward:
-    def rule(prompt: Prompt, response: Response) -> float:
+def _answer_rule(fn: Callable[[str, Any], float], bank: AnswerBank | None, name: str) -> RuleReward:
+    """A rule checking the response against a reference answer: the item's label when given, else ``bank``'s."""
+    def rule(prompt: Prompt, response: Response, label: Any = None) -> float:
+        if label is not None:
+            return fn(response_text(response), label)
+        if bank is None:
+            raise UserError(f"{name}: no label for prompt {str(prompt_key(prompt))[:60]!r}; this rule has no "
+                            "answers file, so every item needs its reference answer as a label")
         answer, text = bank.lookup(prompt, response)
         return fn(text, answer)
 
@@ -180,9 +194,9 @@ def rule_from_spec(spec: str) -> RuleReward:
     parts = spec.split(":", 2)
     name = parts[1] if len(parts) > 1 else ""
     arg = parts[2] if len(parts) > 2 else ""
-    if name not in RULES or not arg:
+    if name not in RULES or (not arg and name in ("regex", "length")):
         raise UserError(f"reward spec {spec!r}: expected rule:NAME:ARG with NAME one of {', '.join(RULES)} "
-                        "(rule:exact:ANSWERS.jsonl, rule:numeric:ANSWERS.jsonl[:TOL], rule:regex:PATTERN, "
+                        "(rule:exact[:ANSWERS.jsonl], rule:numeric[:ANSWERS.jsonl][:TOL], rule:regex:PATTERN, "
                         "rule:length:TARGET[:SCALE])")
     try:
         if name == "regex":
@@ -193,9 +207,9 @@ def rule_from_spec(spec: str) -> RuleReward:
             t, s = int(target), float(scale) if scale else None
             return RuleReward(lambda p, r: length_penalty(response_text(r), t, s), name=f"length:{t}")
         path, _, tol = arg.partition(":")
-        bank = AnswerBank.from_file(path)
+        bank = AnswerBank.from_file(path) if path else None  # no file: answers come from the labels
         if name == "exact":
-            return _answer_rule(exact_match, bank, "exact")
+            return _answer_rule(lambda text, a: exact_match(text, str(a)), bank, "exact")
         t = float(tol) if tol else 1e-6
         return _answer_rule(lambda text, a: numeric_match(text, a, t), bank, "numeric")
     except (ValueError, re.error) as e:
@@ -205,46 +219,73 @@ def rule_from_spec(spec: str) -> RuleReward:
 # ----------------------------------------------------------------------------------------------- mixtures
 
 
-def _scalar(reward: Reward, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
+def _scalar(reward: Reward, prompts: Sequence[Prompt], responses: Sequence[Response],
+            labels: Sequence[Any] | None = None) -> torch.Tensor:
     if not prompts:
         return torch.zeros(0)
-    s = reward.score(prompts, responses).float()
+    s = score_with_labels(reward, prompts, responses, labels).float()
     if s.dim() != 1:
         raise ValueError(f"{getattr(reward, 'name', type(reward).__name__)}: mixtures need scalar rewards [n]")
     return s
 
 
-class WeightedSum:
-    """``r = Σ_i w_i r_i`` over scalar rewards."""
+def _pick(values: Sequence[Any] | None, idx: list[int]) -> list[Any] | None:
+    return None if values is None else [values[i] for i in idx]
+
+
+class _Mixture:
+    """What every mixture declares from its parts: labels are used if any part uses them, batch invariance holds
+    if every part is batch-invariant."""
 
     num_outputs = 1
+
+    def parts(self) -> list[Reward]:
+        raise NotImplementedError
+
+    @property
+    def uses_labels(self) -> bool:
+        return any(uses_labels(r) for r in self.parts())
+
+    @property
+    def batch_invariant(self) -> bool:
+        return all(is_batch_invariant(r) for r in self.parts())
+
+
+class WeightedSum(_Mixture):
+    """``r = Σ_i w_i r_i`` over scalar rewards."""
 
     def __init__(self, terms: Sequence[tuple[Reward, float]], name: str = "weighted-sum"):
         if not terms:
             raise ValueError("a weighted sum needs at least one term")
         self.terms, self.name = list(terms), name
 
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
-        return sum(w * _scalar(r, prompts, responses) for r, w in self.terms)
+    def parts(self) -> list[Reward]:
+        return [r for r, _ in self.terms]
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+              labels: Sequence[Any] | None = None) -> torch.Tensor:
+        return sum(w * _scalar(r, prompts, responses, labels) for r, w in self.terms)
 
 
-class Gate:
+class Gate(_Mixture):
     """Routing: ``r_then`` where ``when(x, y) > threshold``, else ``r_else``; each branch scores only its items.
 
     ``counts`` accumulates ``{"items", "then", "else"}`` over every call."""
-
-    num_outputs = 1
 
     def __init__(self, when: Reward, then: Reward, otherwise: Reward, threshold: float = 0.5, name: str = "gate"):
         self.when, self.then, self.otherwise, self.threshold, self.name = when, then, otherwise, threshold, name
         self.counts = {"items": 0, "then": 0, "else": 0}
 
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
-        take = _scalar(self.when, prompts, responses) > self.threshold
+    def parts(self) -> list[Reward]:
+        return [self.when, self.then, self.otherwise]
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+              labels: Sequence[Any] | None = None) -> torch.Tensor:
+        take = _scalar(self.when, prompts, responses, labels) > self.threshold
         out = torch.zeros(len(prompts))
         for mask, reward in ((take, self.then), (~take, self.otherwise)):
             idx = mask.nonzero().flatten().tolist()
-            out[idx] = _scalar(reward, [prompts[i] for i in idx], [responses[i] for i in idx])
+            out[idx] = _scalar(reward, _pick(prompts, idx), _pick(responses, idx), _pick(labels, idx))
         self.counts["items"] += len(prompts)
         self.counts["then"] += int(take.sum())
         self.counts["else"] += int((~take).sum())
@@ -260,13 +301,11 @@ class Judge:
     threshold: float = 0.5
 
 
-class Constrained:
+class Constrained(_Mixture):
     """CGPO-style mixture of judges: ``r = base`` if every judge accepts, else ``penalty``.
 
     Every judge scores every item (so each judge's rejection count is exact, also when several reject the same
     item); the base reward scores only accepted items. ``stats()`` gives counts and rates since creation."""
-
-    num_outputs = 1
 
     def __init__(self, base: Reward, judges: Sequence[Judge], penalty: float = 0.0, name: str = "constrained"):
         if not judges:
@@ -278,17 +317,22 @@ class Constrained:
         self.items, self.rejected = 0, 0
         self.fired = {j.name: 0 for j in self.judges}
 
-    def rejections(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
+    def parts(self) -> list[Reward]:
+        return [self.base, *(j.reward for j in self.judges)]
+
+    def rejections(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+                   labels: Sequence[Any] | None = None) -> torch.Tensor:
         """``[n, J]`` booleans: judge j rejects item i."""
-        cols = [_scalar(j.reward, prompts, responses) <= j.threshold for j in self.judges]
+        cols = [_scalar(j.reward, prompts, responses, labels) <= j.threshold for j in self.judges]
         return torch.stack(cols, 1) if cols else torch.zeros((len(prompts), 0), dtype=torch.bool)
 
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
-        rej = self.rejections(prompts, responses)
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+              labels: Sequence[Any] | None = None) -> torch.Tensor:
+        rej = self.rejections(prompts, responses, labels)
         bad = rej.any(1)
         out = torch.full((len(prompts),), float(self.penalty))
         ok = (~bad).nonzero().flatten().tolist()
-        out[ok] = _scalar(self.base, [prompts[i] for i in ok], [responses[i] for i in ok])
+        out[ok] = _scalar(self.base, _pick(prompts, ok), _pick(responses, ok), _pick(labels, ok))
         self.items += len(prompts)
         self.rejected += int(bad.sum())
         for j, judge in enumerate(self.judges):
