@@ -62,7 +62,9 @@ def test_load_with_malformed_requests(model_reward):
     rng = random.Random(0)
     words = "the cat dog sat ran on a mat good bad 世界 é".split()
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 30))) for _ in range(128)]
-    expected = model_reward.score([""] * len(texts), texts).tolist()
+    # offline scoring of full texts: over-long ones (> 64 tokens) keep their end, as ModelReward.encode_text does
+    expected = model_reward.score_ids([model_reward.encode_text(t) for t in texts]).tolist()
+    assert max(len(model_reward.tokenizer(t)["input_ids"]) for t in texts) > 64  # some are cut
     bad_kinds = [
         (b"{not json", 400), (json.dumps({"query": [1]}).encode(), 422),
         (json.dumps({"query": ["a"] * 20}).encode(), 413),

@@ -14,9 +14,16 @@ are accepted and ignored: over-long items are truncated like offline scoring, an
 anything. No endpoint loads a file or model named by the client.
 
 Every client error is a 4xx with ``{"error": {"message", "type", "param", "code"}}``: malformed JSON 400, missing
-or wrong token 401, body over the limit 413, too many items 413, wrong types or too many tokens per item 422.
+or wrong token 401, body not received in time 408, body over the limit 413, too many items 413, wrong types or too
+many bytes/tokens per item 422. A full queue answers 503 with ``Retry-After`` (seconds); clients should retry.
 Shutdown drains: queued and running batches finish before the worker stops (uvicorn first waits for in-flight
 requests).
+
+Preparation (parsing limits, tokenizing) runs off the event loop on two thread pools: requests up to
+:data:`SMALL_REQUEST_CHARS` characters on ``prep_workers`` threads, larger ones on one thread of their own, so a
+big request never delays small ones (HF fast tokenizers release the GIL while encoding). A reward that is not
+batch-invariant (:func:`rewardlab.rewards.base.is_batch_invariant`) is scored one request at a time, never mixed
+across clients; ``/health`` reports ``batch_invariant``.
 """
 
 from __future__ import annotations
@@ -38,26 +45,49 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rewardlab.errors import UserError
 from rewardlab.serve import protocols as P
-from rewardlab.serve.batcher import DynamicBatcher, ShuttingDown
+from rewardlab.serve.batcher import DynamicBatcher, Overloaded, ShuttingDown
 from rewardlab.serve.metrics import ServerMetrics
 from rewardlab.serve.scorer import InputError, Prepared, ServedReward
 from rewardlab.serve.security import Guard
 
 log = logging.getLogger("rewardlab.serve")
+SMALL_REQUEST_CHARS = 64 * 1024  # requests up to this many characters are prepared on the small-request pool
 
 
 @dataclass
 class ServeConfig:
-    """Limits and batching knobs (CLI flags of ``rewardlab serve``)."""
+    """Limits, batching and connection knobs (CLI flags of ``rewardlab serve``).
+
+    Memory bound: at most ``limit_concurrency`` requests of ``max_body_bytes`` each, and ``max_queue_tokens``
+    queued for the model. The connection settings are applied by :mod:`rewardlab.serve.server`."""
 
     token: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_items: int = 1024
     max_item_tokens: int = 16384
+    max_item_bytes: int | None = None  # None: 16 * max_item_tokens
     max_batch_tokens: int = 16384
     max_batch_items: int = 256
     max_wait_ms: float = 5.0
+    max_queue_tokens: int | None = None  # None: 16 * max_batch_tokens; more queued -> 503 with Retry-After
+    prep_workers: int = 2  # threads preparing small requests (large ones get one thread of their own)
     normalize: bool = False  # apply the manifest's normalization to /get_reward and /classify outputs
+    limit_concurrency: int | None = 1024  # open connections/tasks before uvicorn answers 503
+    timeout_keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
+    header_timeout_s: float = 10.0  # a request head must arrive within this (slowloris guard)
+    body_timeout_s: float = 60.0  # the body must arrive within this after the head (else 408)
+    max_header_bytes: int = 16 * 1024  # h11 max_incomplete_event_size: larger request heads get 400
+
+    def __post_init__(self) -> None:
+        bad = [f for f in ("max_body_bytes", "max_items", "max_item_tokens", "max_batch_tokens", "max_batch_items",
+                           "prep_workers", "header_timeout_s", "body_timeout_s", "max_header_bytes")
+               if not getattr(self, f) > 0]
+        bad += [f for f in ("max_item_bytes", "max_queue_tokens", "limit_concurrency")
+                if getattr(self, f) is not None and not getattr(self, f) > 0]
+        bad += ["max_wait_ms"] * (self.max_wait_ms < 0) + ["timeout_keep_alive_s"] * (self.timeout_keep_alive_s < 0)
+        if bad:
+            raise UserError(*(f"serve option {f.replace('_', '-')}: must be positive, got {getattr(self, f)!r}"
+                              for f in bad))
 
 
 def _num(x: float) -> float | None:
@@ -72,8 +102,21 @@ def _clean(t: torch.Tensor) -> list:
     return [[_num(v) for v in row] for row in data]
 
 
-def _error(status: int, message: str, err_type: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": err_type, "param": param, "code": status}}, status)
+def _error(status: int, message: str, err_type: str, param: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": err_type, "param": param, "code": status}}, status,
+                        headers=headers)
+
+
+def _size(x: Any) -> int:
+    """Characters (or token ids) in a request's texts: what routes it to the small or the large preparation pool."""
+    if isinstance(x, str):
+        return len(x)
+    if isinstance(x, (list, tuple)):
+        return sum(_size(v) for v in x)
+    if isinstance(x, dict):
+        return sum(_size(v) for v in x.values())
+    return 1
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
@@ -122,24 +165,30 @@ class _Metered:
 def create_app(reward: Any, config: ServeConfig | None = None, name: str | None = None):
     """An ASGI app serving ``reward`` (any Reward). Wrap order: metrics -> guard (auth, body limit) -> FastAPI."""
     cfg = config or ServeConfig()
-    served = ServedReward(reward, name=name, max_item_tokens=cfg.max_item_tokens)
+    served = ServedReward(reward, name=name, max_item_tokens=cfg.max_item_tokens, max_item_bytes=cfg.max_item_bytes)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         batcher = DynamicBatcher(served.run, cfg.max_batch_tokens, cfg.max_batch_items, cfg.max_wait_ms,
-                                 on_batch=metrics.on_batch)
+                                 on_batch=metrics.on_batch, merge=served.batch_invariant,
+                                 max_queue_tokens=cfg.max_queue_tokens or 16 * cfg.max_batch_tokens)
         await batcher.start()
         state["batcher"] = batcher
-        state["prep"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardlab-prep")
+        state["prep"] = ThreadPoolExecutor(max_workers=cfg.prep_workers, thread_name_prefix="rewardlab-prep")
+        state["prep_large"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardlab-prep-large")
         state["draining"] = False
         served.num_outputs  # noqa: B018 - probe once at startup, not in the first request
+        if not served.batch_invariant:
+            log.warning("%s is not batch-invariant: each request is scored alone, its scores depend on what the "
+                        "request holds", served.name)
         try:
             yield
         finally:
             state["draining"] = True
             await batcher.stop()
             state["prep"].shutdown(wait=True)
+            state["prep_large"].shutdown(wait=True)
 
     metrics = ServerMetrics(lambda: state["batcher"].queued_requests if "batcher" in state else 0,
                             served.truncated_items if served.truncated_items() is not None else None)
@@ -164,6 +213,10 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
     async def _on_shutdown(_req, exc: ShuttingDown):
         return _error(503, str(exc), "ServiceUnavailableError")
 
+    @app.exception_handler(Overloaded)
+    async def _on_overload(_req, exc: Overloaded):
+        return _error(503, str(exc), "ServiceUnavailableError", headers={"Retry-After": str(exc.retry_after_s)})
+
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_req, exc: StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail), "HTTPError")
@@ -180,7 +233,8 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
                              413, param=what)
 
     async def prepare(fn, *args) -> Prepared:
-        return await asyncio.get_running_loop().run_in_executor(state["prep"], fn, *args)
+        pool = state["prep"] if _size(args) <= SMALL_REQUEST_CHARS else state["prep_large"]
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     async def score(prepared: Prepared, endpoint: str) -> torch.Tensor:
         rows = await state["batcher"].submit(prepared.items, prepared.costs)
@@ -196,7 +250,7 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         check_count(len(body.query), "query")
         if not body.query:
             return JSONResponse({"rewards": [], "scores": [], "extra_logs": {}})
-        rows = await score(await prepare(served.prepare_texts, body.query), "/get_reward")
+        rows = await score(await prepare(served.prepare_texts, body.query, body.prompts, body.labels), "/get_reward")
         raw = served.scalar(rows)
         norm = served.normalize(raw) if cfg.normalize else None
         rewards = _clean(norm if norm is not None else raw)
@@ -318,7 +372,12 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         check_count(len(body.items), "items")
         prompts = [P.to_plain(it.prompt) for it in body.items]
         responses = [P.to_plain(it.response) for it in body.items]
-        result = await prepare(fn, prompts, responses)
+
+        def checked_inspect(ps, rs):
+            served.check_pairs(ps, rs)
+            return fn(ps, rs)
+
+        result = await prepare(checked_inspect, prompts, responses)
         out = {k: _clean(v) if isinstance(v, torch.Tensor) else v for k, v in result.items()}
         return JSONResponse({"model": served.name, **out})
 
@@ -327,14 +386,15 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
     async def health():
         status = "draining" if state.get("draining") else "ok"
         queue = state["batcher"].queued_requests if "batcher" in state else 0
-        return {"status": status, "model": served.name, "num_outputs": served.num_outputs, "queue": queue}
+        return {"status": status, "model": served.name, "num_outputs": served.num_outputs, "queue": queue,
+                "batch_invariant": served.batch_invariant}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     async def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     endpoints = {r.path for r in app.routes if hasattr(r, "methods")}
-    wrapped = _Metered(Guard(app, cfg.token, cfg.max_body_bytes), metrics, endpoints)
+    wrapped = _Metered(Guard(app, cfg.token, cfg.max_body_bytes, cfg.body_timeout_s), metrics, endpoints)
     wrapped.fastapi = app  # for tests/introspection
     wrapped.metrics = metrics
     wrapped.served = served

@@ -8,13 +8,21 @@ rows are then put back in request order and each request's future is resolved.
 
 A request is never split: one larger than the budget runs as a batch of its own. Results equal scoring each request
 alone as long as ``run`` is batch-composition invariant (rewardlab's RewardModel is, DESIGN §3). If a batch of
-several requests fails, each request is retried alone so that one failure does not fail its neighbours.
+several requests fails, each request is retried alone so that one failure does not fail its neighbours. For a
+reward that is *not* batch-invariant (``merge=False``) every batch is exactly one request, its items in request
+order: a client's scores never depend on another client's items.
+
+Back-pressure: the queue holds at most ``max_queue_tokens`` (sum of item costs) -- a request that would exceed it
+is refused at once with :class:`Overloaded` (the server answers 503 with ``Retry-After``) instead of growing memory;
+a request alone in an empty queue is always accepted. ``Retry-After`` is the time to drain the queue at the recent
+throughput, ``ceil(queued_tokens / (tokens/s))``, clamped to [1, 60] s (1 s before the first batch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +34,14 @@ import torch
 
 class ShuttingDown(RuntimeError):
     """Raised by :meth:`DynamicBatcher.submit` once the batcher stopped accepting work."""
+
+
+class Overloaded(RuntimeError):
+    """Raised by :meth:`DynamicBatcher.submit` when the queue is full; ``retry_after_s`` is when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -55,14 +71,22 @@ class DynamicBatcher:
         max_batch_items: int = 512,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[BatchStats], None] | None = None,
+        merge: bool = True,
+        max_queue_tokens: int | None = None,
     ):
         if max_batch_tokens < 1 or max_batch_items < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_tokens and max_batch_items must be >= 1, max_wait_ms >= 0")
+        if max_queue_tokens is not None and max_queue_tokens < 1:
+            raise ValueError("max_queue_tokens must be >= 1 (or None for no cap)")
         self.run = run
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_items = max_batch_items
         self.max_wait_s = max_wait_ms / 1000.0
         self.on_batch = on_batch
+        self.merge = merge
+        self.max_queue_tokens = max_queue_tokens
+        self.queued_tokens = 0
+        self._tokens_per_s: float | None = None  # moving average over recent batches, for Retry-After
         self._pending: collections.deque[_Job] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
@@ -107,9 +131,26 @@ class DynamicBatcher:
         future = asyncio.get_running_loop().create_future()
         if not items:
             return torch.zeros(0)
-        self._pending.append(_Job(list(items), [max(1, int(c)) for c in costs], future))
+        job = _Job(list(items), [max(1, int(c)) for c in costs], future)
+        cost = sum(job.costs)
+        if self.max_queue_tokens is not None and self._pending and self.queued_tokens + cost > self.max_queue_tokens:
+            raise Overloaded(f"the server is overloaded ({self.queued_tokens} tokens queued, the limit is "
+                             f"{self.max_queue_tokens}); retry later", self.retry_after_s())
+        self._pending.append(job)
+        self.queued_tokens += cost
         self._wakeup.set()
         return await future
+
+    def retry_after_s(self) -> int:
+        """Seconds to drain the queue at the recent throughput, in [1, 60] (see the module docstring)."""
+        if not self._tokens_per_s:
+            return 1
+        return int(min(60, max(1, math.ceil(self.queued_tokens / self._tokens_per_s))))
+
+    def _pop(self) -> _Job:
+        job = self._pending.popleft()
+        self.queued_tokens -= sum(job.costs)
+        return job
 
     # ------------------------------------------------------------------ worker
     async def _collect(self) -> list[_Job]:
@@ -124,16 +165,16 @@ class DynamicBatcher:
             if self._pending:
                 job = self._pending[0]
                 if job.future.done():  # the client went away before we got to it
-                    self._pending.popleft()
+                    self._pop()
                     continue
-                if jobs and (tokens + sum(job.costs) > self.max_batch_tokens
+                if jobs and (not self.merge or tokens + sum(job.costs) > self.max_batch_tokens
                              or items + len(job.items) > self.max_batch_items):
                     break
-                self._pending.popleft()
+                self._pop()
                 jobs.append(job)
                 tokens += sum(job.costs)
                 items += len(job.items)
-                if tokens >= self.max_batch_tokens or items >= self.max_batch_items:
+                if not self.merge or tokens >= self.max_batch_tokens or items >= self.max_batch_items:
                     break
                 continue
             remaining = deadline - loop.time()
@@ -160,7 +201,8 @@ class DynamicBatcher:
 
     async def _run_jobs(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         flat = [(cost, j, i) for j, job in enumerate(jobs) for i, cost in enumerate(job.costs)]
-        flat.sort(key=lambda t: t[0])  # length-sorted: less padding inside the reward's own mini-batches
+        if self.merge:  # length-sorted: less padding inside the reward's own mini-batches
+            flat.sort(key=lambda t: t[0])
         batch = [jobs[j].items[i] for _, j, i in flat]
         t0 = time.perf_counter()
         try:
@@ -175,8 +217,11 @@ class DynamicBatcher:
                 except Exception as e:  # noqa: BLE001 - delivered to the request that caused it
                     _resolve(job.future, exc=e)
             return
+        stats = BatchStats(len(jobs), len(batch), sum(c for c, _, _ in flat), time.perf_counter() - t0)
+        rate = stats.tokens / max(stats.seconds, 1e-6)
+        self._tokens_per_s = rate if self._tokens_per_s is None else 0.8 * self._tokens_per_s + 0.2 * rate
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(jobs), len(batch), sum(c for c, _, _ in flat), time.perf_counter() - t0))
+            self.on_batch(stats)
         offsets = [0]
         for job in jobs:
             offsets.append(offsets[-1] + len(job.items))

@@ -22,10 +22,13 @@ Protocol facts, checked against the clients' and servers' source code (read on 2
   ``{"rewards": r, "scores": r, "extra_logs": {"dummy_scores": r}}``. Until commit 494850f5 (2025-05-29) the server
   stripped leading/trailing runs of pad/eos text (regex) and appended exactly one eos; the current server does not.
 - rewardlab's choice: strip leading pad (and a leading copy of the tokenizer's own start tokens, e.g. bos) and trailing
-  pad/eos ids, then encode with the model's own special-token layout (e.g. ``text <eos>``) -- the same ids as offline
-  scoring of ``("", text)``, so a query with or without its trailing eos scores the same. Like offline scoring of
-  ``("", text)`` and like OpenRLHF's server, an over-long text is cut at its end (counted in ``/metrics``; set the
-  model's ``max_length`` to cover prompt + response). No chat template is applied to ``query``.
+  pad/eos ids, then encode with the model's own special-token layout (e.g. ``text <eos>``), so a query with or
+  without its trailing eos scores the same. No chat template is applied to ``query``. Unlike OpenRLHF's server
+  (which cuts an over-long query at its END -- the response the reward head reads), when ``prompts[i]`` is a prefix
+  of ``query[i]`` the query is split there and scored as (prompt, response) with the prompt cut from the left, as
+  offline pair scoring does; without a usable prompt (OpenRLHF left-truncated it, or ``""``) the text keeps its end.
+  Truncations are counted in ``/metrics``. ``labels`` reach rewards that use them (``rule:exact``, ``rule:numeric``,
+  a ``python:`` function with a ``label`` parameter); ``""``/``null`` mean no label.
 
 **vLLM OpenAI-compatible pooling API** (vllm-project/vllm @ b59bccae8c4e91e2d6ecd84cf7eed4d38810e024,
 ``vllm/frontend/entrypoints/pooling/{base,classify,pooling,scoring}/protocol.py``; older path
@@ -100,8 +103,10 @@ def to_plain(value: str | list[Message]) -> str | list[dict[str, str]]:
 
 class GetRewardRequest(_Request):
     query: list[StrictStr] = Field(description="Full prompt+response texts, special tokens kept.")
-    prompts: list[Any] | None = Field(default=None, description="Raw prompts (not used for scoring).")
-    labels: list[Any] | None = Field(default=None, description="Dataset labels (not used by a reward model).")
+    prompts: list[Any] | None = Field(default=None, description="Prompt strings: where a query starts with its "
+                                                                 "prompt, the rest is scored as the response.")
+    labels: list[Any] | None = Field(default=None, description="Dataset labels, passed to rewards that use them "
+                                                                "(e.g. rule:exact); ignored by a reward model.")
 
 
 class GetRewardResponse(BaseModel):
@@ -273,4 +278,6 @@ class Health(BaseModel):
     model: str
     num_outputs: int
     queue: int
+    batch_invariant: bool = Field(default=True, description="False: each request is scored alone (its scores "
+                                                             "depend on the other items of the request).")
 

@@ -5,14 +5,21 @@ Two kinds of reward are served:
 - a *model* reward (duck-typed: ``encode``, ``encode_text``, ``score_ids``, ``tokenizer``, e.g.
   :class:`~rewardlab.rewards.model.ModelReward`): requests are tokenized on a preparation thread and the batcher
   runs ``score_ids`` on the token ids, exactly what offline ``ModelReward.score`` runs;
-- any other reward: items stay ``(prompt, response)`` and the batcher calls ``reward.score``. Text-only protocols
-  (OpenRLHF ``query``, vLLM ``input``) have no prompt/response split, so the full text is the response and the
-  prompt is ``""``. Token counts are then UTF-8 bytes (an upper bound for byte-level tokenizers).
+- any other reward: items stay ``(prompt, response)`` (plus the item's label for a reward that ``uses_labels``) and
+  the batcher calls ``reward.score``. Token counts are then UTF-8 bytes (an upper bound for byte-level tokenizers).
 
-Full texts (OpenRLHF queries) arrive decoded with special tokens kept. Before encoding, leading pad tokens and a
-leading copy of the tokenizer's own start tokens (e.g. bos) are removed, as are trailing pad/eos/end tokens; the
-model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos scores like
-offline ``score([""], [text])``.
+Limits, checked for every item of a request before anything is tokenized: at most ``max_item_bytes`` UTF-8 bytes
+(default ``16 * max_item_tokens``), then at most ``max_item_tokens`` tokens -- counted only for items longer than
+``max_item_tokens`` bytes, since a token covers at least one byte. So the tokenizing work per item is bounded by
+``max_item_bytes`` and an oversized item is refused at once.
+
+Full texts (OpenRLHF ``query``, vLLM ``input``) arrive decoded with special tokens kept. When OpenRLHF's
+``prompts[i]`` is a prefix of ``query[i]`` the text is split there and scored as ``(prompt, response)`` with the
+prompt cut from the left when too long (:meth:`ModelReward.encode_text` with ``prompt=``); otherwise the whole text
+is one response of which the model reads the **end** (it is cut from the left). Before encoding, leading pad
+tokens and a leading copy of the tokenizer's own start tokens (e.g. bos) are removed, as are trailing pad/eos/end
+tokens; the model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos
+scores the same. A non-model reward gets the same split: ``(prompt, rest)`` or ``("", text)``.
 
 Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it, else the mean over
 outputs. An ensemble (``score_members`` + ``method``, e.g. :class:`~rewardlab.rewards.ensemble.EnsembleReward`) is
@@ -29,8 +36,10 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt, Response
+from rewardlab.rewards.base import clean_label, is_batch_invariant, score_with_labels, uses_labels
 
 PAD_SLACK = 1.25  # a dynamic batch is scored in groups whose longest item is at most 1.25x their shortest
+BYTES_PER_TOKEN_CAP = 16  # default max_item_bytes = 16 * max_item_tokens (English text is ~4 bytes per token)
 
 
 class InputError(ValueError):
@@ -73,12 +82,16 @@ def _contents(x: Prompt | Response) -> str:
 class ServedReward:
     """The served reward plus everything the endpoints need to know about it."""
 
-    def __init__(self, reward: Any, name: str | None = None, max_item_tokens: int = 16384):
+    def __init__(self, reward: Any, name: str | None = None, max_item_tokens: int = 16384,
+                 max_item_bytes: int | None = None):
         self.reward = reward
         self.name = name or getattr(reward, "name", None) or type(reward).__name__
         self.max_item_tokens = max_item_tokens
+        self.max_item_bytes = max_item_bytes or BYTES_PER_TOKEN_CAP * max_item_tokens
         self.is_model = all(hasattr(reward, a) for a in ("encode", "encode_text", "score_ids", "tokenizer"))
         self.is_ensemble = not self.is_model and hasattr(reward, "score_members") and hasattr(reward, "method")
+        self.batch_invariant = is_batch_invariant(reward)
+        self.uses_labels = not self.is_model and not self.is_ensemble and uses_labels(reward)
         self.tokenizer = reward.tokenizer if self.is_model else None
         self.max_length: int | None = getattr(reward, "max_length", None)
         norm = getattr(reward, "normalization", None)
@@ -108,20 +121,34 @@ class ServedReward:
                 self._num_outputs = 1 if rows.ndim == 1 else int(rows.shape[1])
         return self._num_outputs
 
-    # ------------------------------------------------------------------ preparation (runs on the prep thread)
-    def _check_tokens(self, index: int, nbytes: int, text: str) -> None:
-        if nbytes <= self.max_item_tokens:  # tokens <= bytes for byte-level / byte-fallback tokenizers
+    # ------------------------------------------------------------------ preparation (runs on a prep thread)
+    def _check_sizes(self, sizes: Sequence[int], texts: Sequence[Any]) -> None:
+        """Byte limit for every item first (nothing tokenized yet), then the token limit (see the module doc)."""
+        for i, n in enumerate(sizes):
+            if n > self.max_item_bytes or (not self.is_model and n > self.max_item_tokens):
+                limit, flag = ((self.max_item_bytes, "--max-item-bytes") if n > self.max_item_bytes
+                               else (self.max_item_tokens, "--max-item-tokens"))
+                raise InputError(f"item {i} has {n} bytes; this server accepts at most {limit} per item ({flag})",
+                                 422, param=f"item[{i}]")
+        if not self.is_model:
             return
-        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if self.is_model else nbytes
-        if n > self.max_item_tokens:
-            unit = "tokens" if self.is_model else "bytes"
-            raise InputError(f"item {index} has {n} {unit}; this server accepts at most {self.max_item_tokens} "
-                             f"per item (--max-item-tokens)", 422, param=f"item[{index}]")
+        for i, n in enumerate(sizes):
+            if n <= self.max_item_tokens:  # tokens <= bytes for byte-level / byte-fallback tokenizers
+                continue
+            count = len(self.tokenizer(texts[i], add_special_tokens=False)["input_ids"])
+            if count > self.max_item_tokens:
+                raise InputError(f"item {i} has {count} tokens; this server accepts at most {self.max_item_tokens} "
+                                 f"per item (--max-item-tokens)", 422, param=f"item[{i}]")
 
-    def prepare_pairs(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> Prepared:
+    def check_pairs(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> list[int]:
+        """The per-item limits for (prompt, response) items; returns their sizes in bytes."""
         sizes = [_text_bytes(p, i) + _text_bytes(r, i) for i, (p, r) in enumerate(zip(prompts, responses, strict=True))]
-        for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
-            self._check_tokens(i, sizes[i], _contents(p) + _contents(r))
+        self._check_sizes(sizes, [_contents(p) + _contents(r) for p, r in zip(prompts, responses, strict=True)])
+        return sizes
+
+    def prepare_pairs(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+                      labels: Sequence[Any] | None = None) -> Prepared:
+        sizes = self.check_pairs(prompts, responses)
         if self.is_model:
             try:
                 ids = self.reward.encode(prompts, responses)
@@ -130,16 +157,41 @@ class ServedReward:
                     raise
                 raise InputError(f"the model's chat template refused a conversation: {e}", 422) from None
             return Prepared(self._check_ids(ids), [len(x) for x in ids])
-        return Prepared(list(zip(prompts, responses, strict=True)), sizes)
+        return Prepared(self._items(prompts, responses, labels), sizes)
 
-    def prepare_texts(self, texts: Sequence[str]) -> Prepared:
+    def prepare_texts(self, texts: Sequence[str], prompts: Sequence[Any] | None = None,
+                      labels: Sequence[Any] | None = None) -> Prepared:
+        """Full texts; ``prompts[i]`` (OpenRLHF), when a string that starts ``texts[i]``, marks the prompt part."""
         sizes = [_utf8_len(t, i) for i, t in enumerate(texts)]
-        for i, t in enumerate(texts):
-            self._check_tokens(i, sizes[i], t)
+        self._check_sizes(sizes, texts)
+        heads = [self._prompt_of(t, prompts[i] if prompts is not None and i < len(prompts) else None)
+                 for i, t in enumerate(texts)]
         if self.is_model:
-            ids = [self.reward.encode_text(self.strip_special(t)) for t in texts]
+            ids = [self._encode_full(t, h) for t, h in zip(texts, heads, strict=True)]
             return Prepared(self._check_ids(ids), [len(x) for x in ids])
-        return Prepared([("", t) for t in texts], sizes)
+        return Prepared(self._items([t[:len(h)] for t, h in zip(texts, heads, strict=True)],
+                                    [t[len(h):] for t, h in zip(texts, heads, strict=True)], labels), sizes)
+
+    @staticmethod
+    def _prompt_of(text: str, prompt: Any) -> str:
+        """The prompt part of a full text: ``prompt`` when it is a non-empty string starting ``text``, else ``""``."""
+        return prompt if isinstance(prompt, str) and prompt and text.startswith(prompt) else ""
+
+    def _encode_full(self, text: str, head: str) -> list[int]:
+        if not head:
+            return self.reward.encode_text(self.strip_special(text))
+        prompt = self.strip_special(head, trailing=False)
+        return self.reward.encode_text(prompt + self.strip_special(text[len(head):], leading=False),
+                                       prompt=prompt or None)
+
+    def _items(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+               labels: Sequence[Any] | None) -> list[tuple]:
+        if not self.uses_labels:
+            return list(zip(prompts, responses, strict=True))
+        labels = [clean_label(x) for x in labels] if labels is not None else [None] * len(prompts)
+        if len(labels) != len(prompts):
+            raise InputError(f"{len(labels)} labels for {len(prompts)} items", 422, param="labels")
+        return list(zip(prompts, responses, labels, strict=True))
 
     def prepare_ids(self, seqs: Sequence[Sequence[int]]) -> Prepared:
         """Token-id input (vLLM ``input: [[int]]``): scored as given, only checked against the vocabulary/limits."""
@@ -177,11 +229,11 @@ class ServedReward:
         pad_eos = {x for x in (tok.pad_token_id, tok.eos_token_id) if x is not None}
         return ({tok.pad_token_id} | set(start)) & special, (pad_eos | set(end)) & special
 
-    def strip_special(self, text: str) -> str:
+    def strip_special(self, text: str, leading: bool = True, trailing: bool = True) -> str:
         """Remove leading pad/start and trailing pad/eos/end special tokens from an already-rendered text."""
         tok = self.tokenizer
-        lead = [tok.convert_ids_to_tokens(i) for i in self._lead]
-        trail = [tok.convert_ids_to_tokens(i) for i in self._trail]
+        lead = [tok.convert_ids_to_tokens(i) for i in self._lead] if leading else []
+        trail = [tok.convert_ids_to_tokens(i) for i in self._trail] if trailing else []
         changed = True
         while changed:
             changed = False
@@ -197,9 +249,11 @@ class ServedReward:
     def run(self, items: list[Any]) -> torch.Tensor:
         if self.is_model:
             return self._score_ids_low_padding(items)
+        prompts, responses = [it[0] for it in items], [it[1] for it in items]
         if self.is_ensemble:  # one pass gives the members; the aggregate is computed from them
-            return self.reward.score_members([p for p, _ in items], [r for _, r in items])
-        return self.reward.score([p for p, _ in items], [r for _, r in items])
+            return self.reward.score_members(prompts, responses)
+        labels = [it[2] for it in items] if self.uses_labels else None
+        return score_with_labels(self.reward, prompts, responses, labels)
 
     def _score_ids_low_padding(self, seqs: list[list[int]]) -> torch.Tensor:
         """``score_ids`` on groups of similar length: online batches mix lengths at random, and padding a short item

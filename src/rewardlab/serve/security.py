@@ -2,16 +2,19 @@
 
 :class:`Guard` is a plain ASGI middleware that runs before any body is read: an unauthenticated request is refused
 with 401 without reading its body, and a body larger than the limit gets 413 as soon as its ``Content-Length`` (or,
-for chunked uploads, the bytes received so far) exceeds the limit; the rest is never read. Token comparison is
-constant-time (``hmac.compare_digest``).
+for chunked uploads, the bytes received so far) exceeds the limit; the rest is never read. The whole body must
+arrive within ``body_timeout_s`` of the request head (a client trickling bytes gets 408, so it cannot hold a
+connection open forever). Token comparison is constant-time (``hmac.compare_digest``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 import os
+import time
 from pathlib import Path
 
 from rewardlab.errors import UserError
@@ -65,10 +68,11 @@ async def _send_error(send, status: int, message: str, err_type: str, headers: l
 class Guard:
     """ASGI middleware: auth (all paths but :data:`OPEN_PATHS`) and a request-body size limit."""
 
-    def __init__(self, app, token: str | None, max_body_bytes: int):
+    def __init__(self, app, token: str | None, max_body_bytes: int, body_timeout_s: float | None = None):
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -93,8 +97,15 @@ class Guard:
             return await self.app(scope, receive, send)
         # Read the body here, bounded, then replay it: the app never sees more than max_body_bytes.
         chunks, size = [], 0
+        deadline = None if self.body_timeout_s is None else time.monotonic() + self.body_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), None if deadline is None
+                                                 else max(0.0, deadline - time.monotonic()))
+            except (asyncio.TimeoutError, TimeoutError):
+                return await _send_error(send, 408, f"request body not received within {self.body_timeout_s:g} s "
+                                                    "(--body-timeout)", "RequestTimeoutError",
+                                         [(b"connection", b"close")])
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
