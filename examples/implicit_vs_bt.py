@@ -111,9 +111,9 @@ def run_seed(out: Path, seed: int, n_train: int, n_test: int, beta: float) -> li
 
     common = dict(epochs=3, batch_size=16, max_length=64, seed=seed, log_every=50)
     train_reward_model(train, TrainConfig(base=str(d / "ref"), output=str(d / "bt"), lr=1e-3, **common),
-                       progress=False)
+                       progress=False, overwrite=True)
     train_dpo(train, DPOConfig(base=str(d / "ref"), output=str(d / "dpo"), lr=1e-3, beta=beta, **common),
-              progress=False)
+              progress=False, overwrite=True)
 
     rewards = {"gold": FunctionReward(gold, name="gold"), "bt": ModelReward.from_pretrained(d / "bt"),
                "dpo-implicit": ImplicitDPOReward.from_pretrained(d / "dpo")}

@@ -57,14 +57,16 @@ def main() -> None:
     common = dict(epochs=2, batch_size=16, max_length=64, lr=1e-3)
 
     # warm-up (imports, accelerate init, tokenizer training paths) so that the timed runs compare like with like
-    train_reward_model(train[:64], TrainConfig(output=str(out / "warmup"), **common), progress=False)
+    train_reward_model(train[:64], TrainConfig(output=str(out / "warmup"), **common), progress=False,
+                       overwrite=True)
     t0 = time.perf_counter()
     train_reward_model(train, TrainConfig(output=str(out / "kheads"), num_outputs=args.k, seed=0, **common),
-                       progress=False)
+                       progress=False, overwrite=True)
     t_heads = time.perf_counter() - t0
     t0 = time.perf_counter()
     for s in range(args.k):
-        train_reward_model(train, TrainConfig(output=str(out / f"single{s}"), seed=s, **common), progress=False)
+        train_reward_model(train, TrainConfig(output=str(out / f"single{s}"), seed=s, **common), progress=False,
+                           overwrite=True)
     t_sep = time.perf_counter() - t0
 
     heads = ModelReward.from_pretrained(out / "kheads")  # [n, k]: evaluate reduces by the mean, members = heads

@@ -49,7 +49,7 @@ def run(base: str, output: str, train: list[PreferencePair], test: list[Preferen
     from rewardlab.train.trainer import train_reward_model
 
     cfg = TrainConfig(base=base, output=output, epochs=epochs, batch_size=16, lr=lr, max_length=128)
-    return train_reward_model(train, cfg, eval_pairs=test, progress=False)["metrics"]
+    return train_reward_model(train, cfg, eval_pairs=test, progress=False, overwrite=True)["metrics"]
 
 
 def main() -> None:

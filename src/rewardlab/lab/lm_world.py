@@ -217,5 +217,5 @@ def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps:
         cfg = TrainConfig(base="tiny", output=str(path), epochs=1000, max_steps=steps, batch_size=32, lr=2e-3,
                           max_length=64, tiny_layers=1, tiny_embd=32, tiny_vocab=260, seed=seed, log_every=10**9)
         with contextlib.redirect_stdout(io.StringIO()):
-            train_reward_model(pairs, cfg, progress=False)
+            train_reward_model(pairs, cfg, progress=False, overwrite=True)  # a killed run leaves a partial cache dir
     return ModelReward.from_pretrained(path, device=device, name=name)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-DEVICE = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."  # as rewardlab.models.device (torch-free)
-DTYPE = "auto (bf16 on GPUs that support it, else fp32), bf16, fp16 or fp32."
+from rewardlab.models.device import DEVICE_HELP as DEVICE
+from rewardlab.models.device import DTYPE_HELP as DTYPE
 
 
 def score(

@@ -248,7 +248,7 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
 
     attn = getattr(cfg, "attn_implementation", None)
     if cfg.base == "tiny":
-        texts = [text for p in pairs for x in (p.prompt, p.chosen, p.rejected) for text in _contents(x)]
+        texts = (text for p in pairs for x in (p.prompt, p.chosen, p.rejected) for text in _contents(x))
         tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
         model = tiny_reward_model(tokenizer, num_outputs=cfg.num_outputs, seed=cfg.seed, n_layer=cfg.tiny_layers,
                                   n_embd=cfg.tiny_embd, n_positions=max(256, cfg.max_length))
