@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from rewardlab.serve.batcher import DynamicBatcher, ShuttingDown
+from rewardlab.serve.batcher import DynamicBatcher, Overloaded, ShuttingDown
 
 
 class Recorder:
@@ -127,3 +127,49 @@ def test_cancelled_requests_are_skipped_and_bad_shapes_reported():
 
     asyncio.run(main())
     assert [2] not in rec.batches
+
+
+def test_full_queue_refuses_with_retry_after_and_accounting_returns_to_zero():
+    """Queue cap in tokens: requests that would overflow it are refused at once; the queue never holds more."""
+    rec = Recorder(delay_s=0.2)
+
+    async def main():
+        b = DynamicBatcher(rec, max_batch_tokens=10, max_batch_items=100, max_wait_ms=0, max_queue_tokens=10)
+        await b.start()
+        running = asyncio.ensure_future(b.submit([0], [10]))  # taken at once: the queue is empty again
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(b.submit([i], [4])) for i in (1, 2)]  # 8 tokens queued
+        await asyncio.sleep(0.01)
+        assert b.queued_tokens == 8
+        with pytest.raises(Overloaded) as e:
+            await b.submit([3], [4])  # 8 + 4 > 10
+        first_retry = e.value.retry_after_s
+        results = await asyncio.gather(running, *queued)
+        assert b.queued_tokens == 0
+        alone = await b.submit([4], [50])  # larger than the cap, but the queue is empty: accepted
+        await b.stop()
+        return first_retry, b, [r.tolist() for r in results], alone.tolist()
+
+    first_retry, b, results, alone = asyncio.run(main())
+    assert first_retry == 1  # no batch had finished yet: no throughput estimate
+    assert results == [[1.0], [11.0], [21.0]] and alone == [41.0]
+    # throughput is now known: ~10-50 tokens per 0.2 s batch; 1000 queued tokens take far longer than 1 s
+    b.queued_tokens = 1000
+    assert 1 < b.retry_after_s() <= 60
+
+
+def test_no_merge_runs_each_request_alone_in_request_order():
+    """merge=False (a batch-dependent reward): one request per batch, items unsorted, however many are queued."""
+    rec = Recorder(delay_s=0.01)
+    requests = [[5, 1, 3], [9, 2], [4], [8, 7, 6]]
+
+    async def main():
+        b = DynamicBatcher(rec, max_batch_tokens=10_000, max_wait_ms=20, merge=False)
+        await b.start()
+        out = await asyncio.gather(*(b.submit(r, [10 - x for x in r]) for r in requests))
+        await b.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert [o.tolist() for o in out] == [[10.0 * x + 1 for x in r] for r in requests]
+    assert sorted(rec.batches) == sorted(requests)  # exactly the requests, each in its own order

@@ -8,7 +8,12 @@ Two protocols:
 
 :class:`RewardClient` holds the HTTP details: an ``httpx.Client`` with timeouts, a bearer token, items sent in chunks
 of ``chunk_size``, and retries with exponential backoff on connection errors, timeouts and 5xx -- never on 4xx,
-which raise :class:`RemoteError` at once with the server's message.
+which raise :class:`RemoteError` at once with the server's message. A 503 with ``Retry-After`` (an overloaded
+rewardlab server) waits at least that many seconds (at most ``max_retry_after_s``) before the next try.
+
+:class:`RemoteReward` declares what the server reports: ``batch_invariant`` from a rewardlab server's ``/health``
+(native protocol; an OpenRLHF server is assumed batch-invariant), and ``uses_labels`` for the OpenRLHF protocol,
+whose ``labels`` it forwards.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class RewardClient:
     for the known endpoints: ``http://host:5000/get_reward`` works too)."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 180.0, retries: int = 4,
-                 backoff_s: float = 0.5, max_backoff_s: float = 8.0, chunk_size: int = 256, transport: Any = None):
+                 backoff_s: float = 0.5, max_backoff_s: float = 8.0, chunk_size: int = 256, transport: Any = None,
+                 max_retry_after_s: float = 30.0):
         import httpx
 
         base = base_url.rstrip("/")
@@ -46,6 +52,7 @@ class RewardClient:
                 base = base[: -len(suffix)]
         self.base_url = base
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        self.max_retry_after_s = max_retry_after_s
         self.chunk_size = chunk_size
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0),
@@ -66,16 +73,18 @@ class RewardClient:
         import httpx
 
         last: Exception | None = None
+        wait_s = 0.0  # the server's Retry-After, if it sent one
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+                time.sleep(max(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s), wait_s))
             try:
                 resp = self._http.request(method, path, json=payload)
             except (httpx.TransportError, httpx.TimeoutException) as e:  # connect/read errors, timeouts
-                last = e
+                last, wait_s = e, 0.0
                 continue
             if resp.status_code in RETRY_STATUS:
                 last = RemoteError(f"{method} {path}: HTTP {resp.status_code}: {_message(resp)}", resp.status_code)
+                wait_s = min(_retry_after(resp), self.max_retry_after_s)
                 continue
             if resp.status_code >= 400:
                 raise RemoteError(f"{method} {path}: HTTP {resp.status_code}: {_message(resp)}", resp.status_code)
@@ -122,6 +131,14 @@ class RewardClient:
         return rewards
 
 
+def _retry_after(resp) -> float:
+    """``Retry-After`` in seconds (the delay-seconds form; an HTTP date or garbage counts as 0)."""
+    try:
+        return max(0.0, float(resp.headers.get("retry-after", 0)))
+    except ValueError:
+        return 0.0
+
+
 def _message(resp) -> str:
     try:
         body = resp.json()
@@ -139,7 +156,9 @@ class RemoteReward:
         self.client = RewardClient(url, token=token, **client_kwargs)
         self.protocol = protocol
         self.name = f"remote:{self.client.base_url}"
+        self.uses_labels = protocol == "openrlhf"
         self._num_outputs: int | None = None
+        self._batch_invariant: bool | None = None
 
     @property
     def num_outputs(self) -> int:
@@ -147,13 +166,23 @@ class RemoteReward:
             self._num_outputs = int(self.client.health().get("num_outputs", 1)) if self.protocol == "native" else 1
         return self._num_outputs
 
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
+    @property
+    def batch_invariant(self) -> bool:
+        if self._batch_invariant is None:
+            self._batch_invariant = (bool(self.client.health().get("batch_invariant", True))
+                                     if self.protocol == "native" else True)
+        return self._batch_invariant
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response],
+              labels: Sequence[Any] | None = None) -> torch.Tensor:
+        """Scores from the server; ``labels`` are sent with the openrlhf protocol (the native one has none)."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if self.protocol == "openrlhf":
             if not all(isinstance(x, str) for x in (*prompts, *responses)):
                 raise ValueError("the openrlhf protocol takes plain text; use protocol='native' for conversations")
-            values = self.client.get_reward([p + r for p, r in zip(prompts, responses, strict=True)], list(prompts))
+            values = self.client.get_reward([p + r for p, r in zip(prompts, responses, strict=True)], list(prompts),
+                                            labels)
             return _tensor(values)
         multi = self.num_outputs > 1
         out = self.client.score(prompts, responses, members=multi)

@@ -79,15 +79,19 @@ class ServeConfig:
     max_header_bytes: int = 16 * 1024  # h11 max_incomplete_event_size: larger request heads get 400
 
     def __post_init__(self) -> None:
+        """Every limit must be positive (waits may be 0); one line per bad field, named by its CLI flag."""
         bad = [f for f in ("max_body_bytes", "max_items", "max_item_tokens", "max_batch_tokens", "max_batch_items",
-                           "prep_workers", "header_timeout_s", "body_timeout_s", "max_header_bytes")
-               if not getattr(self, f) > 0]
-        bad += [f for f in ("max_item_bytes", "max_queue_tokens", "limit_concurrency")
-                if getattr(self, f) is not None and not getattr(self, f) > 0]
-        bad += ["max_wait_ms"] * (self.max_wait_ms < 0) + ["timeout_keep_alive_s"] * (self.timeout_keep_alive_s < 0)
+                           "prep_workers", "header_timeout_s", "body_timeout_s", "max_header_bytes",
+                           "max_item_bytes", "max_queue_tokens", "limit_concurrency")
+               if getattr(self, f) is not None and not getattr(self, f) > 0]
+        bad += [f for f in ("max_wait_ms", "timeout_keep_alive_s") if not getattr(self, f) >= 0]
         if bad:
-            raise UserError(*(f"serve option {f.replace('_', '-')}: must be positive, got {getattr(self, f)!r}"
-                              for f in bad))
+            raise UserError(*(f"--{FLAGS.get(f, f.removesuffix('_s')).replace('_', '-')}: must be "
+                              f"{'>= 0' if f in ('max_wait_ms', 'timeout_keep_alive_s') else 'positive'}, got "
+                              f"{getattr(self, f)!r}" for f in bad))
+
+
+FLAGS = {"max_body_bytes": "max_body_mb", "max_header_bytes": "max_header_kb"}  # ServeConfig field -> CLI flag
 
 
 def _num(x: float) -> float | None:

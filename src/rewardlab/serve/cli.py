@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from rewardlab.models.device import DEVICE_HELP, DTYPE_HELP  # torch-free at import time
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
@@ -17,13 +19,24 @@ def register(app: typer.Typer) -> None:
         token_env: str = typer.Option("REWARDLAB_TOKEN", help="Environment variable holding the bearer token."),
         token_file: str = typer.Option(None, help="File holding the bearer token (first line); wins over the env."),
         name: str = typer.Option(None, help="Model name reported by /v1/models and responses (default: dir name)."),
-        device: str = typer.Option(None, help="torch device for the model (default: cpu)."),
+        device: str = typer.Option("auto", help=DEVICE_HELP),
+        dtype: str = typer.Option("auto", help=DTYPE_HELP),
         max_batch_tokens: int = typer.Option(16384, help="Token budget of one dynamic batch."),
         max_batch_items: int = typer.Option(256, help="Items per dynamic batch at most."),
         max_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests once it has one."),
+        max_queue_tokens: int = typer.Option(None, help="Tokens queued for the model before new requests get 503 "
+                                                        "with Retry-After (default: 16 x --max-batch-tokens)."),
         max_body_mb: float = typer.Option(8.0, help="Largest request body accepted (413 above)."),
         max_items: int = typer.Option(1024, help="Most items in one request (413 above)."),
         max_item_tokens: int = typer.Option(16384, help="Most tokens in one item before truncation (422 above)."),
+        max_item_bytes: int = typer.Option(None, help="Most UTF-8 bytes in one item, checked before tokenizing "
+                                                      "(422 above; default: 16 x --max-item-tokens)."),
+        prep_workers: int = typer.Option(2, help="Threads tokenizing small requests (large ones get their own)."),
+        limit_concurrency: int = typer.Option(1024, help="Open connections before new requests get 503."),
+        timeout_keep_alive: float = typer.Option(5.0, help="Seconds an idle keep-alive connection stays open."),
+        header_timeout: float = typer.Option(10.0, help="Seconds a client has to send a request's headers."),
+        body_timeout: float = typer.Option(60.0, help="Seconds a client has to send a request's body (408 after)."),
+        max_header_kb: float = typer.Option(16.0, help="Largest request head (request line + headers) accepted."),
         normalize: bool = typer.Option(False, help="Standardize /get_reward and /classify outputs with the "
                                                    "manifest's normalization stats."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
@@ -37,9 +50,14 @@ def register(app: typer.Typer) -> None:
 
         token = read_token(token_env, token_file)
         check_bind(host, token)  # before loading a model: fail fast
-        if max_body_mb <= 0 or max_items < 1 or max_item_tokens < 1:
-            raise UserError("--max-body-mb, --max-items and --max-item-tokens must be positive")
-        reward = load_reward(model, device=device)
+        config = ServeConfig(  # checks every limit before loading a model
+            token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_items=max_items,
+            max_item_tokens=max_item_tokens, max_item_bytes=max_item_bytes, max_batch_tokens=max_batch_tokens,
+            max_batch_items=max_batch_items, max_wait_ms=max_wait_ms, max_queue_tokens=max_queue_tokens,
+            prep_workers=prep_workers, normalize=normalize, limit_concurrency=limit_concurrency,
+            timeout_keep_alive_s=timeout_keep_alive, header_timeout_s=header_timeout, body_timeout_s=body_timeout,
+            max_header_bytes=int(max_header_kb * 1024))
+        reward = load_reward(model, device=device, dtype=dtype)
         if getattr(reward, "standardize", False) and getattr(reward, "means", 0) is None:
             raise UserError(f"{model}: this ensemble standardizes its members with stats from a reference set, which "
                             "the CLI cannot compute; build EnsembleReward(..., means=, stds=) or standardize=False "
@@ -47,9 +65,6 @@ def register(app: typer.Typer) -> None:
         if normalize and not (getattr(reward, "normalization", None)
                               or (getattr(reward, "manifest", None) or {}).get("normalization")):
             raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest")
-        config = ServeConfig(token=token, max_body_bytes=int(max_body_mb * 1024 * 1024), max_items=max_items,
-                             max_item_tokens=max_item_tokens, max_batch_tokens=max_batch_tokens,
-                             max_batch_items=max_batch_items, max_wait_ms=max_wait_ms, normalize=normalize)
         auth = "bearer token required" if token else "no auth (loopback only)"
         typer.echo(f"rewardlab serve: {model} on http://{host}:{port} ({auth}); docs at /docs", err=True)
         serve_forever(reward, host=host, port=port, config=config, name=name, log_level=log_level)
