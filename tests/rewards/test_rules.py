@@ -53,7 +53,8 @@ def test_rule_specs_with_answer_file(tmp_path):
     assert load_reward("rule:length:2:0.5").score(["p"], ["a b c d"]).tolist() == [-1.0]
 
 
-@pytest.mark.parametrize("spec", ["rule:nope:1", "rule:regex:(", "rule:length:x", "rule:exact:/no/such/file"])
+@pytest.mark.parametrize("spec", ["rule:nope:1", "rule:regex:(", "rule:length:x", "rule:exact:/no/such/file",
+                                  "rule:regex", "rule:length"])
 def test_bad_rule_specs(spec):
     with pytest.raises(UserError):
         rule_from_spec(spec)
@@ -111,3 +112,37 @@ def test_mixture_from_config_and_spec(tmp_path):
     torch.testing.assert_close(r.score(["p", "p"], ["ok", "ok go"]), torch.tensor([2.0, 1.0]))
     with pytest.raises(UserError, match="exactly one"):
         mixture_from_config({"sum": [], "reward": "A"}, load)
+
+
+def test_answer_rules_prefer_the_label_and_need_one_without_a_file(tmp_path):
+    f = tmp_path / "answers.jsonl"
+    f.write_text(json.dumps({"prompt": "2+2?", "answer": "4"}) + "\n")
+    num = load_reward(f"rule:numeric:{f}")
+    assert num.uses_labels
+    # the label wins over the file; None falls back to the file
+    assert num.score(["2+2?", "2+2?"], ["it is 5", "it is 4"], labels=["5", None]).tolist() == [1.0, 1.0]
+    # a chat-templated prompt string still finds its answer (the known prompt is inside it)
+    assert num.score(["<|user|>\n2+2?\n<|assistant|>\n"], ["4"]).tolist() == [1.0]
+    exact = load_reward("rule:exact")
+    assert exact.score(["p", "p"], ["Paris.", "Paris"], labels=["paris", "Rome"]).tolist() == [1.0, 0.0]
+    assert load_reward("rule:numeric::0.1").score(["p"], ["3.05"], labels=[3]).tolist() == [1.0]
+    with pytest.raises(UserError, match="no label"):
+        exact.score(["p"], ["Paris"])
+    assert not load_reward("rule:length:3").uses_labels
+
+
+def test_mixtures_forward_labels_and_declare_batch_invariance():
+    exact = load_reward("rule:exact")
+    m = WeightedSum([(exact, 2.0), (by_text({"Paris": 1.0}), 1.0)])
+    assert m.uses_labels and m.batch_invariant
+    assert m.score(["p", "p"], ["Paris", "Paris"], labels=["paris", "rome"]).tolist() == [3.0, 1.0]
+    g = Gate(exact, by_text({"Paris": 10.0}), by_text({"Paris": -1.0}))
+    assert g.score(["p", "p"], ["Paris", "Paris"], labels=["paris", "rome"]).tolist() == [10.0, -1.0]
+    c = Constrained(by_text({"Paris": 5.0}), [Judge("right", exact)])
+    assert c.score(["p", "p"], ["Paris", "Paris"], labels=["rome", "paris"]).tolist() == [0.0, 5.0]
+    dependent = by_text({"Paris": 1.0})
+    dependent.batch_invariant = False
+    assert not WeightedSum([(dependent, 1.0)]).batch_invariant
+    assert not Gate(exact, dependent, exact).batch_invariant
+    assert not Constrained(exact, [Judge("j", dependent)]).batch_invariant
+    assert not WeightedSum([(by_text({"x": 1.0}), 1.0)]).uses_labels

@@ -267,3 +267,21 @@ def test_inspect_returns_attributes_and_gate():
         body = r.json()
         assert body["names"] == ["length", "one"] and body["attributes"] == [[4.0, 1.0]]
         assert body["score"] == [4.0 * 0.25 + 0.75]
+
+
+def test_inspect_checks_every_item_against_the_limits_before_running():
+    from rewardlab.rewards.base import FunctionReward
+
+    calls = []
+
+    class Inspectable(FunctionReward):
+        def inspect(self, prompts, responses):
+            calls.append(len(responses))
+            return {"score": torch.zeros(len(responses))}
+
+    cfg = ServeConfig(max_item_tokens=50)  # a non-model reward: 50 bytes per item
+    with TestClient(create_app(Inspectable(lambda p, r: 0.0), cfg)) as c:
+        items = [{"prompt": "p", "response": "short"}, {"prompt": "p", "response": "x" * 60}]
+        assert_error(c.post("/v1/inspect", json={"items": items}), 422, "item 1 has 61 bytes")
+        assert calls == []  # refused before the reward ran
+        assert c.post("/v1/inspect", json={"items": items[:1]}).status_code == 200 and calls == [1]

@@ -103,3 +103,30 @@ def test_ensemble_is_served_with_aggregate_and_members():
         body = c.post("/v1/score", json={"items": [{"response": "banana"}, {"response": "xy"}], "members": True}).json()
     assert body["scores"] == ens.score(["", ""], ["banana", "xy"]).tolist() == [3.0, 0.0]
     assert body["members"] == [[6.0, 3.0], [2.0, 0.0]]
+
+
+def test_client_waits_for_retry_after_on_503(monkeypatch):
+    import rewardlab.rewards.remote as remote
+
+    slept = []
+    monkeypatch.setattr(remote.time, "sleep", slept.append)
+    answers = iter([httpx.Response(503, headers={"Retry-After": "3"}, json={"error": {"message": "busy"}}),
+                    httpx.Response(503, headers={"Retry-After": "999"}, json={"error": {"message": "busy"}}),
+                    httpx.Response(200, json={"rewards": [2.0]})])
+    transport = httpx.MockTransport(lambda request: next(answers))
+    with RewardClient("http://rm:5000", retries=3, backoff_s=0.5, max_retry_after_s=20, transport=transport) as c:
+        assert c.get_reward(["a"]) == [2.0]
+    assert slept == [3.0, 20.0]  # the server's delay (over the 0.5 s backoff), capped at max_retry_after_s
+
+
+def test_remote_openrlhf_reward_forwards_labels_and_reports_batch_invariance():
+    from rewardlab.rewards.base import score_with_labels
+    from rewardlab.rewards.registry import load_reward
+
+    exact = load_reward("rule:exact")
+    exact.batch_invariant = False  # declared by the served reward, learnt by the client from /health
+    with ServerThread(exact) as server:
+        remote = RemoteReward(server.url, protocol="openrlhf", retries=0)
+        got = score_with_labels(remote, ["Q: capital? ", "Q: capital? "], ["Paris", "Paris"], ["paris", "rome"])
+        assert got.tolist() == [1.0, 0.0]
+        assert RemoteReward(server.url).batch_invariant is False and remote.batch_invariant is True
