@@ -13,7 +13,13 @@ Prints items/s for both, the ratio (target >= 0.8), CPU time per item (in-proces
 when the machine is shared), per-request latency p50/p99, the batch sizes the dynamic batcher
 achieved (from ``/metrics``), and the largest |served - offline| score difference.
 
+With ``--big-mb M`` it then measures what one big request does to everyone else: the same load again while an
+M MB ``/get_reward`` request (40 kB texts, within the per-item limits, so all of it is tokenized) is in flight,
+and while an 8 MB single-text request (refused by the per-item byte limit) is; it prints the small requests'
+p50/p99 latency in each case and how long the big request took.
+
     .venv/bin/python benchmarks/serve_load.py            # defaults: 512 items, 64 clients
+    .venv/bin/python benchmarks/serve_load.py --big-mb 8
 """
 
 from __future__ import annotations
@@ -116,6 +122,35 @@ async def load(url: str, prompts, responses, clients: int):
     return time.perf_counter() - t0, latencies, scores
 
 
+async def load_during(url: str, big_body: bytes, prompts, responses, clients: int):
+    """:func:`load` while one ``big_body`` POST to /get_reward is in flight: (load result, big status, big s)."""
+    host, port = url.split("//")[1].split(":")
+
+    async def big():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        t0 = time.perf_counter()
+        try:
+            status, _ = await _post(reader, writer, f"{host}:{port}", "/get_reward", big_body)
+        finally:
+            writer.close()
+        return status, time.perf_counter() - t0
+
+    task = asyncio.ensure_future(big())
+    await asyncio.sleep(0.2)  # the body is uploaded and being handled
+    result = await load(url, prompts, responses, 8)
+    status, seconds = await task
+    return result, status, seconds
+
+
+def big_bodies(mb: float) -> tuple[bytes, bytes]:
+    """An accepted ``mb`` MB request of 40 kB texts, and an 8 MB single-text request over the per-item limit."""
+    rng = random.Random(1)
+    piece = " ".join(rng.choice(WORDS) for _ in range(8000))[:40_000]
+    accepted = json.dumps({"query": [piece] * max(1, int(mb * 1e6 / len(piece)))}).encode()
+    refused = json.dumps({"query": [(piece + " ") * 200]}).encode()
+    return accepted, refused
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -154,6 +189,8 @@ def main() -> None:
     ap.add_argument("--max-batch-tokens", type=int, default=16384)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch-threads", type=int, default=None, help="intra-op threads on both sides")
+    ap.add_argument("--big-mb", type=float, default=0.0, help="also measure small-request latency while a big "
+                    "request of this many MB is in flight (0: skip)")
     args = ap.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
@@ -183,6 +220,12 @@ def main() -> None:
                 runs.append(asyncio.run(load(url, prompts, responses, args.clients)))
                 server_cpu.append(cpu_seconds(proc.pid) - c0)
             metrics = httpx.get(f"{url}/metrics").text
+            if args.big_mb:
+                accepted, refused = big_bodies(args.big_mb)
+                n = min(128, args.items)
+                quiet = asyncio.run(load(url, prompts[:n], responses[:n], 8))
+                busy = [(label, len(body), asyncio.run(load_during(url, body, prompts[:n], responses[:n], 8)))
+                        for label, body in (("accepted", accepted), ("refused", refused))]
         finally:
             proc.terminate()
             proc.wait(30)
@@ -204,6 +247,15 @@ def main() -> None:
     total = sum(r[0] for r in runs)
     print(f"server time inside the reward (all runs incl. warm-up): {compute_s:.2f} s of {total:.2f} s of load")
     print(f"max |served - offline| score: {diff:.2e}")
+    if args.big_mb:
+        def pct(lats):
+            ms = np.array(lats) * 1000
+            return f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms"
+
+        print(f"small requests (8 clients, {n} items), nothing else in flight: {pct(quiet[1])}")
+        for label, size, ((_, lats, _), status, seconds) in busy:
+            print(f"  while a {size / 1e6:.1f} MB request ({label}: HTTP {status} after {seconds:.2f} s) is in "
+                  f"flight: {pct(lats)}")
 
 
 if __name__ == "__main__":

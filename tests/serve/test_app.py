@@ -205,6 +205,7 @@ def test_metrics_report_batches(client):
     assert "# TYPE rewardlab_batch_items histogram" in text
     assert 'rewardlab_items_total{endpoint="/get_reward"} 3.0' in text
     assert "rewardlab_batch_items_count 1" in text
+    assert "rewardlab_queue_tokens 0.0" in text  # drained
 
 
 def test_bearer_token_auth(model_reward):

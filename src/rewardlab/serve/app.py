@@ -3,7 +3,8 @@
 Endpoints (wire formats and their sources: :mod:`rewardlab.serve.protocols`):
 
 - ``POST /get_reward`` (OpenRLHF): ``{"query": [full text], "prompts", "labels"}`` -> ``{"rewards", "scores",
-  "extra_logs"}``; no chat template is applied to ``query``.
+  "extra_logs"}``; no chat template is applied to ``query``; a query that starts with its prompt is scored as
+  (prompt, rest); labels go to rewards that use them (:mod:`rewardlab.serve.scorer`).
 - ``POST /classify``, ``POST /pooling``, ``POST /score``, ``GET /v1/models`` (vLLM-compatible).
 - ``POST /v1/score`` (native, plain or conversational items; optional normalized and per-output scores) and
   ``POST /v1/compare`` (``P(a > b) = sigmoid(r_a - r_b)``).
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,7 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rewardlab.errors import UserError
 from rewardlab.serve import protocols as P
 from rewardlab.serve.batcher import DynamicBatcher, Overloaded, ShuttingDown
-from rewardlab.serve.metrics import ServerMetrics
+from rewardlab.serve.metrics import MeteredApp, ServerMetrics
 from rewardlab.serve.scorer import InputError, Prepared, ServedReward
 from rewardlab.serve.security import Guard
 
@@ -139,33 +139,6 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "invalid request: " + "; ".join(parts) + more
 
 
-class _Metered:
-    """ASGI wrapper: counts requests by endpoint/status and times them."""
-
-    def __init__(self, app, metrics: ServerMetrics, endpoints: set[str]):
-        self.app, self.metrics, self.endpoints = app, metrics, endpoints
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
-        status = [500]
-
-        async def send_wrapped(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        t0 = time.perf_counter()
-        self.metrics.inflight += 1
-        try:
-            await self.app(scope, receive, send_wrapped)
-        finally:
-            self.metrics.inflight -= 1
-            self.metrics.requests.inc(endpoint, str(status[0]))
-            self.metrics.latency.observe(time.perf_counter() - t0, endpoint)
-
-
 def create_app(reward: Any, config: ServeConfig | None = None, name: str | None = None):
     """An ASGI app serving ``reward`` (any Reward). Wrap order: metrics -> guard (auth, body limit) -> FastAPI."""
     cfg = config or ServeConfig()
@@ -195,7 +168,8 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
             state["prep_large"].shutdown(wait=True)
 
     metrics = ServerMetrics(lambda: state["batcher"].queued_requests if "batcher" in state else 0,
-                            served.truncated_items if served.truncated_items() is not None else None)
+                            served.truncated_items if served.truncated_items() is not None else None,
+                            lambda: state["batcher"].queued_tokens if "batcher" in state else 0)
     app = FastAPI(title="rewardlab reward server", version="1", lifespan=lifespan,
                   description="Reward scoring over OpenRLHF, vLLM-compatible and native protocols.")
 
@@ -398,7 +372,7 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     endpoints = {r.path for r in app.routes if hasattr(r, "methods")}
-    wrapped = _Metered(Guard(app, cfg.token, cfg.max_body_bytes, cfg.body_timeout_s), metrics, endpoints)
+    wrapped = MeteredApp(Guard(app, cfg.token, cfg.max_body_bytes, cfg.body_timeout_s), metrics, endpoints)
     wrapped.fastapi = app  # for tests/introspection
     wrapped.metrics = metrics
     wrapped.served = served

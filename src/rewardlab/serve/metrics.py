@@ -4,12 +4,14 @@ Counters: ``rewardlab_requests_total{endpoint,status}``, ``rewardlab_items_total
 ``rewardlab_batches_total``, ``rewardlab_truncated_items_total`` (model rewards: items cut to max_length).
 Histograms: ``rewardlab_request_seconds{endpoint}``, ``rewardlab_batch_items``, ``rewardlab_batch_requests``,
 ``rewardlab_batch_tokens``, ``rewardlab_batch_seconds``. Gauges: ``rewardlab_queue_requests``,
-``rewardlab_inflight_requests``. All updates happen on the event loop thread (the batcher reports from there).
+``rewardlab_queue_tokens`` (what the queue cap counts), ``rewardlab_inflight_requests``. All updates happen on
+the event loop thread (the batcher reports from there).
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -80,7 +82,8 @@ class Gauge:
 class ServerMetrics:
     """The metrics the reward server exports."""
 
-    def __init__(self, queue_depth: Callable[[], float], truncated: Callable[[], float] | None = None):
+    def __init__(self, queue_depth: Callable[[], float], truncated: Callable[[], float] | None = None,
+                 queue_tokens: Callable[[], float] | None = None):
         self.inflight = 0
         self.requests = Counter("rewardlab_requests_total", "HTTP requests by endpoint and status code.",
                                 ("endpoint", "status"))
@@ -96,6 +99,9 @@ class ServerMetrics:
             Gauge("rewardlab_queue_requests", "Requests waiting for a batch.", queue_depth),
             Gauge("rewardlab_inflight_requests", "Requests being handled.", lambda: self.inflight),
         ]
+        if queue_tokens is not None:
+            self._gauges.insert(1, Gauge("rewardlab_queue_tokens", "Tokens (item costs) waiting for a batch.",
+                                         queue_tokens))
         if truncated is not None:
             self._gauges.append(Gauge("rewardlab_truncated_items_total", "Items cut to the model's max_length.",
                                       truncated, kind="counter"))
@@ -111,3 +117,30 @@ class ServerMetrics:
         parts = [self.requests, self.items, self.batches, self.latency, self.batch_items, self.batch_requests,
                  self.batch_tokens, self.batch_seconds, *self._gauges]
         return "\n".join(line for p in parts for line in p.lines()) + "\n"
+
+
+class MeteredApp:
+    """ASGI wrapper: counts requests by endpoint/status and times them."""
+
+    def __init__(self, app, metrics: ServerMetrics, endpoints: set[str]):
+        self.app, self.metrics, self.endpoints = app, metrics, endpoints
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
+        status = [500]
+
+        async def send_wrapped(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        t0 = time.perf_counter()
+        self.metrics.inflight += 1
+        try:
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            self.metrics.inflight -= 1
+            self.metrics.requests.inc(endpoint, str(status[0]))
+            self.metrics.latency.observe(time.perf_counter() - t0, endpoint)

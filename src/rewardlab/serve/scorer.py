@@ -21,6 +21,10 @@ tokens and a leading copy of the tokenizer's own start tokens (e.g. bos) are rem
 tokens; the model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos
 scores the same. A non-model reward gets the same split: ``(prompt, rest)`` or ``("", text)``.
 
+Several preparation threads share the tokenizer. That is safe because no call here changes its truncation or
+padding settings (an HF fast tokenizer mutates its Rust state when ``truncation=``/``padding=`` differ from the last
+call, which races across threads): truncation happens on the ids, in the reward's encoder.
+
 Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it, else the mean over
 outputs. An ensemble (``score_members`` + ``method``, e.g. :class:`~rewardlab.rewards.ensemble.EnsembleReward`) is
 run once for its member scores and aggregated with its own method, so ``/v1/score`` can return both the aggregate
