@@ -77,3 +77,9 @@ def test_serve_refuses_public_bind_without_token_and_bad_flags(checkpoint):
     r = subprocess.run(_serve(str(checkpoint), "--token-file", "/nonexistent/token"), env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "cannot read the token file" in r.stderr
+    r = subprocess.run(_serve(str(checkpoint), "--header-timeout", "0", "--max-body-mb", "-1", "--max-queue-tokens",
+                              "0"), env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    for line in ("--header-timeout: must be positive, got 0.0", "--max-body-mb: must be positive",
+                 "--max-queue-tokens: must be positive, got 0"):
+        assert line in r.stderr, r.stderr

@@ -145,6 +145,17 @@ def test_stalled_bodies_get_408_and_idle_keep_alive_connections_close(fn_reward)
         assert time.monotonic() - t0 < 0.3 + 1.0
 
 
+def test_an_oversized_incomplete_request_head_is_refused(fn_reward):
+    """h11's max_incomplete_event_size: more than max_header_bytes of a head without its end is refused at once."""
+    with ServerThread(fn_reward, config=ServeConfig(max_header_bytes=4096)) as server:
+        s = socket.create_connection((server.host, server.port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 8192)  # no end of head
+        answer = read_until_closed(s, timeout_s=3.0)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert httpx.get(f"{server.url}/health", headers={"X-Pad": "a" * 1000}).status_code == 200
+
+
 def test_a_full_queue_answers_503_with_retry_after_and_the_rest_is_scored():
     """max_queue_tokens=20 with a non-model reward (cost = bytes, 8 per request): while the first request is held in
     the reward, two more queue (16 tokens) and the other four are refused at once with 503 + Retry-After."""

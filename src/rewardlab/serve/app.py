@@ -76,7 +76,7 @@ class ServeConfig:
     timeout_keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
     header_timeout_s: float = 10.0  # a request head must arrive within this (slowloris guard)
     body_timeout_s: float = 60.0  # the body must arrive within this after the head (else 408)
-    max_header_bytes: int = 16 * 1024  # h11 max_incomplete_event_size: larger request heads get 400
+    max_header_bytes: int = 16 * 1024  # h11 max_incomplete_event_size: a longer unfinished request head gets 400
 
     def __post_init__(self) -> None:
         """Every limit must be positive (waits may be 0); one line per bad field, named by its CLI flag."""
@@ -117,7 +117,7 @@ def _size(x: Any) -> int:
     if isinstance(x, str):
         return len(x)
     if isinstance(x, (list, tuple)):
-        return sum(_size(v) for v in x)
+        return len(x) if x and isinstance(x[0], int) else sum(_size(v) for v in x)  # token ids: no walk
     if isinstance(x, dict):
         return sum(_size(v) for v in x.values())
     return 1

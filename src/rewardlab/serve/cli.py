@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         timeout_keep_alive: float = typer.Option(5.0, help="Seconds an idle keep-alive connection stays open."),
         header_timeout: float = typer.Option(10.0, help="Seconds a client has to send a request's headers."),
         body_timeout: float = typer.Option(60.0, help="Seconds a client has to send a request's body (408 after)."),
-        max_header_kb: float = typer.Option(16.0, help="Largest request head (request line + headers) accepted."),
+        max_header_kb: float = typer.Option(16.0, help="Most kB of an unfinished request head buffered (400 above)."),
         normalize: bool = typer.Option(False, help="Standardize /get_reward and /classify outputs with the "
                                                    "manifest's normalization stats."),
         log_level: str = typer.Option("info", help="uvicorn log level."),

@@ -13,7 +13,9 @@ Connection limits (uvicorn 0.55, h11 protocol; fields of :class:`~rewardlab.serv
   a connection (and a ``limit_concurrency`` slot) forever (slowloris). :func:`_protocol_class` subclasses its h11
   protocol: from the moment a connection opens or a new request's first bytes arrive, the complete request head
   must be in within ``header_timeout_s``, else the server writes ``408 Request Timeout`` and closes.
-- ``max_header_bytes``: h11's ``max_incomplete_event_size``: a request head larger than this is refused (400).
+- ``max_header_bytes``: h11's ``max_incomplete_event_size``: once more than this many bytes of a request head are
+  buffered without its end, the request is refused (400). (A complete head that arrives in one read is parsed
+  whatever its size; this bounds what a slow client can make the server buffer.)
 - The body deadline (``body_timeout_s``) is enforced by :class:`~rewardlab.serve.security.Guard` (408).
 """
 
