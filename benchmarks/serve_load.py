@@ -70,7 +70,7 @@ def start_server(ckpt: Path, port: int, args) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("rewardlab")
     cmd = [str(exe), "serve", str(ckpt), "--port", str(port), "--log-level", "warning",
            "--max-wait-ms", str(args.max_wait_ms), "--max-batch-items", str(args.max_batch_items),
-           "--max-batch-tokens", str(args.max_batch_tokens)]
+           "--max-batch-tokens", str(args.max_batch_tokens), "--prep-workers", str(args.prep_workers)]
     env = dict(os.environ, REWARDLAB_TOKEN="")
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.time() + 120
@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--max-batch-items", type=int, default=256)
     ap.add_argument("--max-batch-tokens", type=int, default=16384)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prep-workers", type=int, default=1, help="server threads tokenizing small requests")
     ap.add_argument("--torch-threads", type=int, default=None, help="intra-op threads on both sides")
     ap.add_argument("--big-mb", type=float, default=0.0, help="also measure small-request latency while a big "
                     "request of this many MB is in flight (0: skip)")

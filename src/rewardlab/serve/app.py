@@ -21,8 +21,8 @@ Shutdown drains: queued and running batches finish before the worker stops (uvic
 requests).
 
 Preparation (parsing limits, tokenizing) runs off the event loop on two thread pools: requests up to
-:data:`SMALL_REQUEST_CHARS` characters on ``prep_workers`` threads, larger ones on one thread of their own, so a
-big request never delays small ones (HF fast tokenizers release the GIL while encoding). A reward that is not
+:data:`SMALL_REQUEST_CHARS` characters on ``prep_workers`` threads (default 1), larger ones on one thread of their
+own, so a big request never delays small ones (HF fast tokenizers release the GIL while encoding). A reward that is not
 batch-invariant (:func:`rewardlab.rewards.base.is_batch_invariant`) is scored one request at a time, never mixed
 across clients; ``/health`` reports ``batch_invariant``.
 """
@@ -70,7 +70,8 @@ class ServeConfig:
     max_batch_items: int = 256
     max_wait_ms: float = 5.0
     max_queue_tokens: int | None = None  # None: 16 * max_batch_tokens; more queued -> 503 with Retry-After
-    prep_workers: int = 2  # threads preparing small requests (large ones get one thread of their own)
+    prep_workers: int = 1  # threads preparing small requests (large ones get one thread of their own); a second
+    # one cost ~5% throughput on 2 CPUs (benchmarks/serve_load.py: ratio 0.81/0.79 with 1, 0.76/0.76 with 2)
     normalize: bool = False  # apply the manifest's normalization to /get_reward and /classify outputs
     limit_concurrency: int | None = 1024  # open connections/tasks before uvicorn answers 503
     timeout_keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this

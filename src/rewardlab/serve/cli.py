@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         max_item_tokens: int = typer.Option(16384, help="Most tokens in one item before truncation (422 above)."),
         max_item_bytes: int = typer.Option(None, help="Most UTF-8 bytes in one item, checked before tokenizing "
                                                       "(422 above; default: 16 x --max-item-tokens)."),
-        prep_workers: int = typer.Option(2, help="Threads tokenizing small requests (large ones get their own)."),
+        prep_workers: int = typer.Option(1, help="Threads tokenizing small requests (large ones get their own)."),
         limit_concurrency: int = typer.Option(1024, help="Open connections before new requests get 503."),
         timeout_keep_alive: float = typer.Option(5.0, help="Seconds an idle keep-alive connection stays open."),
         header_timeout: float = typer.Option(10.0, help="Seconds a client has to send a request's headers."),
