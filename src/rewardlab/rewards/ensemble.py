@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.rewards.base import Reward
+from rewardlab.rewards.base import Reward, is_batch_invariant
 
 METHODS = ("mean", "wco", "uwo")
 
@@ -50,6 +50,10 @@ class EnsembleReward:
         self.members, self.method, self.uwo_lambda, self.standardize = list(members), method, uwo_lambda, standardize
         self.means = None if means is None else torch.tensor(list(means), dtype=torch.float32)
         self.stds = None if stds is None else torch.tensor(list(stds), dtype=torch.float32)
+
+    @property
+    def batch_invariant(self) -> bool:
+        return all(is_batch_invariant(m) for m in self.members)
 
     def raw_scores(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
         """Unstandardized member scores ``[n, m]``. A member returning ``[n, k]`` (a k-head model trained as a

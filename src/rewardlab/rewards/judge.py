@@ -203,6 +203,12 @@ class JudgeReward:
         if self.config.mode == "pairwise" and self.config.against == "reference" and references is None:
             raise ValueError("against='reference' needs references")
 
+    @property
+    def batch_invariant(self) -> bool:
+        """Pairwise against the others compares the items of one ``score`` call: the server must not merge
+        requests for it (and one sample per request, as OpenRLHF sends, always scores 0.5)."""
+        return not (self.config.mode == "pairwise" and self.config.against == "others")
+
     def report(self) -> dict[str, Any]:
         """Judge statistics so far (swap-consistency, position bias, label mass, unparsed rate) + the backend's
         counters (truncated prompts, requests, cache hits)."""

@@ -35,6 +35,7 @@ from torch import nn
 
 from rewardlab.data.records import Prompt, Response
 from rewardlab.errors import UserError
+from rewardlab.rewards.base import is_batch_invariant
 
 GATE_FILE = "armo.safetensors"
 
@@ -239,6 +240,10 @@ class DirectionalReward:
     any Reward returning ``[n, k]``). ``direction``: k weights, or ``{attribute: weight}`` (others 0)."""
 
     num_outputs = 1
+
+    @property
+    def batch_invariant(self) -> bool:
+        return is_batch_invariant(self.base)
 
     def __init__(self, base: Any, direction: Sequence[float] | dict[str, float], names: Sequence[str] | None = None,
                  name: str = "dpa"):

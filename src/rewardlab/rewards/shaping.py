@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.rewards.base import Reward
+from rewardlab.rewards.base import Reward, is_batch_invariant
 
 
 def calibrate(reward: Reward, prompts: Sequence[Prompt], responses: Sequence[Response]) -> None:
@@ -87,6 +87,10 @@ class NormalizedReward:
         self.std = None if std is None else torch.tensor(float(std))
         self.moments = RunningMoments()
 
+    @property
+    def batch_invariant(self) -> bool:  # running moments fold in every call: the output depends on the batch
+        return self.mode != "running" and is_batch_invariant(self.base)
+
     def calibrate(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> None:
         """Fixed mode: set (μ, σ) from the base rewards of a reference set. Running mode: seed the moments."""
         calibrate(self.base, prompts, responses)
@@ -127,6 +131,10 @@ class PARReward:
         if references:
             prompts = list(references)
             self._set_refs(prompts, [list(references[p]) for p in prompts])
+
+    @property
+    def batch_invariant(self) -> bool:
+        return is_batch_invariant(self.base)
 
     def _set_refs(self, prompts: Sequence[Prompt], refs: Sequence[Sequence[Response]]) -> None:
         refs = [list(r)[: self.max_refs] if self.max_refs else list(r) for r in refs]
