@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, read_chat_template
 from rewardlab.models.device import DEVICE_HELP as DEVICE
 from rewardlab.models.device import DTYPE_HELP as DTYPE
 
@@ -63,6 +64,9 @@ def eval_command(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help=DEVICE),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE),
+    chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
+                                              "evaluated reward models (MODEL and --compare), not to --gold."),
+    attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
 ) -> None:
     """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance."""
     import json
@@ -122,7 +126,8 @@ def eval_command(
                 typer.echo(f"warning: {prev} was computed on data {old.get('data')}, not {data}", err=True)
             results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
             continue
-        r = load_reward(spec, device=str(dev), dtype=dtype)
+        r = load_reward(spec, device=str(dev), dtype=dtype, chat_template=read_chat_template(chat_template),
+                        attn_implementation=attn_implementation)
         default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
         name = _unique(getattr(r, "name", None) or default, taken)
         res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)

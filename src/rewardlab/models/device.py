@@ -57,3 +57,19 @@ def resolve_dtype(spec: str | torch.dtype | None, device: torch.device | str | N
     if spec not in DTYPE_NAMES:
         raise UserError(f"--dtype {spec!r}: choose from {DTYPE_HELP}")
     return getattr(torch, DTYPE_NAMES[spec])
+
+CHAT_TEMPLATE_HELP = "Jinja chat template file used instead of the model's (recorded in rewardlab.json by train)."
+ATTN_HELP = "transformers attention implementation: eager, sdpa, flash_attention_2, ... (default: transformers')."
+
+
+def read_chat_template(path) -> str | None:
+    """The text of a ``--chat-template`` file (None passes through); UserError when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--chat-template {path}: cannot read it ({e})") from None
+    if not text.strip():
+        raise UserError(f"--chat-template {path}:1: the template is empty")
+    return text

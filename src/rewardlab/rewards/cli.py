@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP
 from rewardlab.models.device import DEVICE_HELP as DEVICE
 from rewardlab.models.device import DTYPE_HELP as DTYPE
 
@@ -22,13 +23,15 @@ def score(
                                 "the same input, reward and settings (default), or start over."),
     device: str = typer.Option("auto", help=DEVICE),
     dtype: str = typer.Option("auto", help=DTYPE),
+    chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
+    attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
     from rewardlab.data.load import load_rows
     from rewardlab.errors import UserError
     from rewardlab.io import check_output_file
-    from rewardlab.models.device import resolve_device, resolve_dtype
+    from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
     from rewardlab.rewards.partial import PartialOutput, reward_fingerprint
     from rewardlab.rewards.registry import load_reward
 
@@ -39,9 +42,12 @@ def score(
         raise UserError(*problems)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    template = read_chat_template(chat_template)
     rows = load_rows(file)
-    settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size}
-    r = load_reward(reward, device=str(dev), dtype=dtype)
+    settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size,
+                "chat_template": template, "attn_implementation": attn_implementation}
+    r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
+                    attn_implementation=attn_implementation)
     if hasattr(r, "batch_size"):
         r.batch_size = batch_size
     partial = PartialOutput(output, file, len(rows), chunk_rows, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardlab.models.device import DEVICE_HELP, DTYPE_HELP  # torch-free at import time
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, DEVICE_HELP, DTYPE_HELP, read_chat_template
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option(None, help="Model name reported by /v1/models and responses (default: dir name)."),
         device: str = typer.Option("auto", help=DEVICE_HELP),
         dtype: str = typer.Option("auto", help=DTYPE_HELP),
+        chat_template: str = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
+        attn_implementation: str = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
         max_batch_tokens: int = typer.Option(16384, help="Token budget of one dynamic batch."),
         max_batch_items: int = typer.Option(256, help="Items per dynamic batch at most."),
         max_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests once it has one."),
@@ -57,7 +59,8 @@ def register(app: typer.Typer) -> None:
             prep_workers=prep_workers, normalize=normalize, limit_concurrency=limit_concurrency,
             timeout_keep_alive_s=timeout_keep_alive, header_timeout_s=header_timeout, body_timeout_s=body_timeout,
             max_header_bytes=int(max_header_kb * 1024))
-        reward = load_reward(model, device=device, dtype=dtype)
+        reward = load_reward(model, device=device, dtype=dtype, chat_template=read_chat_template(chat_template),
+                             attn_implementation=attn_implementation)
         if getattr(reward, "standardize", False) and getattr(reward, "means", 0) is None:
             raise UserError(f"{model}: this ensemble standardizes its members with stats from a reference set, which "
                             "the CLI cannot compute; build EnsembleReward(..., means=, stds=) or standardize=False "

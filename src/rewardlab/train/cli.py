@@ -71,6 +71,10 @@ def train(
     drop_ties: bool | None = typer.Option(None, "--drop-ties/--keep-ties", help="Drop pairs whose chosen and "
                                           "rejected are identical after truncation (counted; default: drop)."),
     device: str | None = typer.Option(None, help="auto (accelerate's choice: a GPU when present) | cpu | cuda."),
+    chat_template: Path | None = typer.Option(None, "--chat-template", help="Jinja chat template file used instead "
+                                              "of the tokenizer's (recorded in rewardlab.json)."),
+    attn_implementation: str | None = typer.Option(None, "--attn-implementation", help="transformers attention: "
+                                                   "eager, sdpa, flash_attention_2, ..."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict (--data and --eval)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
@@ -116,7 +120,9 @@ def train(
                  centering=centering, label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling,
                  num_outputs=num_outputs, lora_r=lora_r, seed=seed, save_every=save_every,
                  mixed_precision=mixed_precision, disable_dropout=None if dropout is None else not dropout,
-                 gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device)
+                 gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,
+                 chat_template=str(chat_template) if chat_template else None,
+                 attn_implementation=attn_implementation)
     cls = TrainConfig
     if objective == "dpo":
         from rewardlab.train.dpo import DPOConfig

@@ -51,6 +51,8 @@ class TrainConfig:
     disable_dropout: bool = True  # like TRL's RewardConfig: dropout only adds noise to reward differences
     mixed_precision: str = "auto"  # "auto" = bf16 on a capable GPU, else fp32; or "no" / "bf16" / "fp16"
     gradient_checkpointing: bool = False  # recompute activations in backward (use_reentrant=False): less memory
+    chat_template: str | None = None  # a Jinja template file used instead of the tokenizer's (recorded in the RM)
+    attn_implementation: str | None = None  # transformers' attention: eager, sdpa, flash_attention_2, ...
     device: str = "auto"  # "auto" = accelerate's choice (a GPU when present), "cpu" forces the CPU, "cuda"
     seed: int = 0
     save_every: int = 0  # optimizer steps between checkpoints (0 = end of each epoch only)

@@ -237,7 +237,18 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
     """The model to train from ``cfg.base``: 'tiny' (tokenizer trained on the data), an HF base model directory or
     GGUF file (a fresh head), or a reward model — a rewardlab checkpoint or a transformers / OpenRLHF reward model
     directory — whose trained head is kept and fine-tuned, never replaced. ``model.rendering`` says how its inputs
-    are rendered (carried over from a reward model; probed from the tokenizer otherwise)."""
+    are rendered (carried over from a reward model; probed from the tokenizer otherwise; ``cfg.chat_template``
+    replaces the chat template)."""
+    from rewardlab.models.device import read_chat_template
+
+    template = read_chat_template(getattr(cfg, "chat_template", None))  # a bad file fails before any loading
+    model, tokenizer = _build(cfg, pairs, getattr(cfg, "attn_implementation", None))
+    if template is not None:
+        model.rendering = dataclasses.replace(model.rendering, chat_template=template)
+    return model, tokenizer
+
+
+def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]:
     from rewardlab.data.tokenize import Rendering
     from rewardlab.errors import UserError
     from rewardlab.models.backbone import default_pooling, load_backbone
@@ -246,7 +257,6 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
     from rewardlab.models.reward_model import is_encoder
     from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
 
-    attn = getattr(cfg, "attn_implementation", None)
     if cfg.base == "tiny":
         texts = (text for p in pairs for x in (p.prompt, p.chosen, p.rejected) for text in _contents(x))
         tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
