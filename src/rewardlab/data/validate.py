@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rewardlab.data.records import KWayRow, PreferencePair, RatedRow, Response, Row
+from rewardlab.data.records import KWayRow, PreferencePair, RatedRow, Response, Row, row_items
 
 SCHEMAS = ("pair-plain", "pair-conversational", "pair-implicit", "kway", "rated", "response")
 ROLES = ("system", "user", "assistant", "tool")
@@ -183,13 +183,7 @@ def _implicit(chosen: Any, rejected: Any) -> tuple[Any, Response, Response]:
 
 def has_empty_response(row: Row) -> bool:
     """Whether any response of ``row`` is empty or whitespace-only (a message list: all its contents are)."""
-    if isinstance(row, PreferencePair):
-        responses = [row.chosen, row.rejected]
-    elif isinstance(row, KWayRow):
-        responses = row.chosen + row.rejected
-    else:
-        responses = [row.response]
-    return any(not (r if isinstance(r, str) else "".join(m["content"] for m in r)).strip() for r in responses)
+    return any(not (r if isinstance(r, str) else "".join(m["content"] for m in r)).strip() for _, r in row_items(row))
 
 
 def detect_schema(row: Any) -> str:

@@ -62,16 +62,11 @@ def score(
 
 def score_rows(r, rows) -> list[dict]:
     """Score records for ``rows`` in order (one ``score`` call for all their items)."""
-    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.records import KWayRow, PreferencePair, row_items
 
     prompts, responses, spans = [], [], []
     for row in rows:
-        if isinstance(row, PreferencePair):
-            items = [row.chosen, row.rejected]
-        elif isinstance(row, KWayRow):
-            items = row.chosen + row.rejected
-        else:
-            items = [row.response]
+        items = [x for _, x in row_items(row)]
         spans.append((len(responses), len(items)))
         prompts += [row.prompt] * len(items)
         responses += items
@@ -92,18 +87,11 @@ def score_rows(r, rows) -> list[dict]:
 
 def _items(rows) -> tuple[list, list, list]:
     """Flatten rows into (prompts, responses, ids): pairs → chosen, rejected; k-way → all; rated → the response."""
-    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.records import row_items
 
     prompts, responses, ids = [], [], []
     for n, row in enumerate(rows):
-        if isinstance(row, PreferencePair):
-            items = [("chosen", row.chosen), ("rejected", row.rejected)]
-        elif isinstance(row, KWayRow):
-            items = [(f"chosen{i}", x) for i, x in enumerate(row.chosen)]
-            items += [(f"rejected{i}", x) for i, x in enumerate(row.rejected)]
-        else:
-            items = [("response", row.response)]
-        for tag, x in items:
+        for tag, x in row_items(row):
             prompts.append(row.prompt)
             responses.append(x)
             ids.append(f"{row.id if row.id is not None else n}:{tag}")
