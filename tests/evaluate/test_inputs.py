@@ -2,12 +2,11 @@
 alone exceeds them, unusable output paths, bad prompt files, --device/--dtype."""
 
 import json
-import os
 
 import pytest
 
 from tests.data.conftest import write_rows
-from tests.optimize.inputs_world import BAD_PROMPTS, NEW, POSITIONS
+from tests.optimize.inputs_world import BAD_PROMPTS, NEW, POSITIONS, check_unusable_outputs
 
 REWARD = ["python:opt_inputs_rewards:letters"]
 
@@ -40,25 +39,7 @@ def test_a_budget_that_cannot_fit_exits_2(cli, long_world, tmp_path, flags, mess
 
 
 def test_unusable_output_exits_2_before_any_work(cli, long_world, tmp_path, no_work):
-    f = tmp_path / "a-file"
-    f.write_text("keep me")
-    code, _, stderr = cli("eval", *args(long_world), "-o", f)
-    assert code == 2 and stderr.strip() == f"--output {f}: is a file, expected a directory"
-    code, _, stderr = cli("eval", *args(long_world), "-o", f / "report")
-    assert code == 2 and f"lies under {f}, which is a file" in stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] and f.read_text() == "keep me"
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_read_only_output_exits_2(cli, long_world, tmp_path, no_work):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        code, _, stderr = cli("eval", *args(long_world), "-o", ro / "report")
-        assert code == 2 and "is not writable" in stderr and list(ro.iterdir()) == []
-    finally:
-        ro.chmod(0o700)
+    check_unusable_outputs(cli, ["eval", *args(long_world)], tmp_path)
 
 
 @pytest.mark.parametrize("case", list(BAD_PROMPTS))

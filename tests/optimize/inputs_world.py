@@ -85,3 +85,27 @@ BAD_PROMPTS = {  # file rows -> (line, words in the message)
     "lone-surrogate": ([{"prompt": "fine"}, {"prompt": "ok"}, '{"prompt": "bad \\ud800 here"}'], 3, "surrogate"),
     "over-long-line": ([{"prompt": "fine"}, {"prompt": "x" * (8 * 1024 * 1024 + 10)}], 2, "over the limit"),
 }
+
+
+def check_unusable_outputs(cli, argv: list, tmp_path) -> None:
+    """`argv -o FILE` and `argv -o FILE/sub` exit 2 naming the problem; nothing is created, the file is untouched;
+    a read-only directory (skipped as root, who can write anyway) exits 2 too."""
+    import os
+
+    f = tmp_path / "a-file"
+    f.write_text("keep me")
+    code, _, stderr = cli(*argv, "-o", f)
+    assert code == 2 and stderr.strip() == f"--output {f}: is a file, expected a directory"
+    code, _, stderr = cli(*argv, "-o", f / "sub")
+    assert code == 2 and f"lies under {f}, which is a file" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] and f.read_text() == "keep me"
+    if os.geteuid() == 0:
+        return
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, _, stderr = cli(*argv, "-o", ro / "sub")
+        assert code == 2 and "is not writable" in stderr and list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)

@@ -2,13 +2,12 @@
 conversations), a generation budget that alone exceeds them, unusable output paths, bad prompt files, --dtype."""
 
 import json
-import os
 
 import pytest
 from safetensors import safe_open
 
 from tests.data.conftest import write_rows
-from tests.optimize.inputs_world import BAD_PROMPTS, COMMANDS, NEW, POSITIONS, common
+from tests.optimize.inputs_world import BAD_PROMPTS, COMMANDS, NEW, POSITIONS, check_unusable_outputs, common
 
 
 @pytest.mark.parametrize("cmd", list(COMMANDS))
@@ -45,25 +44,7 @@ def test_a_budget_that_cannot_fit_exits_2_and_creates_nothing(cli, long_world, t
 
 @pytest.mark.parametrize("cmd", list(COMMANDS))
 def test_unusable_output_exits_2_before_any_work(cli, long_world, tmp_path, no_work, cmd):
-    f = tmp_path / "a-file"
-    f.write_text("keep me")
-    code, _, stderr = cli("optimize", cmd, *common(long_world), "-o", f)
-    assert code == 2 and stderr.strip() == f"--output {f}: is a file, expected a directory"
-    code, _, stderr = cli("optimize", cmd, *common(long_world), "-o", f / "run")
-    assert code == 2 and f"lies under {f}, which is a file" in stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] and f.read_text() == "keep me"
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_read_only_output_exits_2(cli, long_world, tmp_path, no_work):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        code, _, stderr = cli("optimize", "rloo", *common(long_world), "-o", ro / "run")
-        assert code == 2 and "is not writable" in stderr and list(ro.iterdir()) == []
-    finally:
-        ro.chmod(0o700)
+    check_unusable_outputs(cli, ["optimize", cmd, *common(long_world)], tmp_path)
 
 
 def test_unknown_dpo_reference_exits_2_before_any_work(cli, long_world, tmp_path, no_work):
