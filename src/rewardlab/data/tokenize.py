@@ -118,12 +118,12 @@ class Rendering:
         return cls(bool(d["decoder"]), tuple(map(list, d["single"])), tuple(map(list, d["pair"])),
                    d.get("append_eos"), d.get("chat_template"))
 
-    def layout(self, templated: bool, with_prompt: bool) -> tuple[list[int], list[int], list[int]]:
+    def layout(self, with_prompt: bool) -> tuple[list[int], list[int], list[int]]:
         """``(start, mid, end)`` special ids around plain text (templated text: see :meth:`peel`)."""
         start, end = self.single
-        if not templated and not self.decoder and with_prompt:
+        if not self.decoder and with_prompt:
             return self.pair
-        if not templated and self.decoder and self.append_eos is not None:
+        if self.decoder and self.append_eos is not None:
             end = end + [self.append_eos]
         return start, [], end
 
@@ -183,11 +183,11 @@ class PairEncoder:
         if templated or full_text:  # one rendered sequence: the model's special tokens once, around it
             start, p_ids, r_ids, end = self.rendering.peel(p_ids, r_ids)
             if full_text:
-                start, _, end = self.rendering.layout(False, with_prompt=False)
+                start, _, end = self.rendering.layout(with_prompt=False)
                 r_ids = r_ids[: -len(end)] if end and r_ids[-len(end):] == end else r_ids
             mid: list[int] = []
         else:
-            start, mid, end = self.rendering.layout(templated, with_prompt=bool(p_ids))
+            start, mid, end = self.rendering.layout(with_prompt=bool(p_ids))
         if p_ids:
             room = self.max_length - len(start) - len(mid) - len(end) - len(r_ids)
             if room >= len(p_ids):
@@ -197,7 +197,7 @@ class PairEncoder:
                 return start + p_ids[len(p_ids) - room :] + mid + r_ids + end
             self.stats.prompt_truncated += 1  # no room left for any of the prompt
             if not (templated or full_text):
-                start, _, end = self.rendering.layout(templated, with_prompt=False)
+                start, _, end = self.rendering.layout(with_prompt=False)
         budget = self.max_length - len(start) - len(end)
         if len(r_ids) > budget:
             if self.overlong == "drop" and keep == "start":

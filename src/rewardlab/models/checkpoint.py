@@ -121,17 +121,15 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
     model (what ``train --base`` would record). ``chat_template`` overrides the template."""
     import dataclasses
 
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     from rewardlab.data.tokenize import Rendering
-    from rewardlab.models.backbone import resolve_model_dir
+    from rewardlab.models.backbone import _tokenizer, resolve_model_dir
     from rewardlab.models.hf_import import hf_reward_kind, imported_max_length
     from rewardlab.models.reward_model import is_encoder
 
     p = resolve_model_dir(path)
-    tokenizer = AutoTokenizer.from_pretrained(p)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = _tokenizer(p)  # the same pad fallback as every loader
     manifest = json.loads((p / MANIFEST).read_text()) if (p / MANIFEST).exists() else {}
     config = AutoConfig.from_pretrained(p)
     if "rendering" in manifest:
