@@ -42,8 +42,9 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer"}
     assert len(data["claims"]) == 4 + 5 + 3 + 2 + 3
-    assert data["meta"]["seeds"] == {"razin": 2, "gao": 2, "coste": 2, "par": 2, "transformer": 1}
-    assert all(c["verdict"] in ("reproduced", "not reproduced") and c["rule"] for c in data["claims"])
+    assert data["meta"]["seeds"] == {"razin": [0, 1], "gao": [0, 1], "coste": [0, 1], "par": [0, 1], "transformer": [0]}
+    assert all(c["verdict"] in ("reproduced", "inconclusive", "not reproduced") and c["rule"] for c in data["claims"])
+    assert all(bool(c["reason"]) == (c["verdict"] != "reproduced") for c in data["claims"])
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "src='razin" not in html  # images embedded, no external files
     assert html.count("<img") == len(list(out.glob("*.png"))) >= 8
@@ -56,7 +57,7 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
 
 def test_only_and_seeds_and_user_errors(tiny_preset, tmp_path):
     out = runner.run_lab(tmp_path / "r", preset="tiny", only=["par"], seeds=1)
-    assert list(out["experiments"]) == ["par"] and out["meta"]["seeds"] == {"par": 1}
+    assert list(out["experiments"]) == ["par"] and out["meta"]["seeds"] == {"par": [0]}
     from rewardlab.errors import UserError
 
     with pytest.raises(UserError, match="--only"):

@@ -17,10 +17,13 @@ def register(app: typer.Typer) -> None:
         only: list[str] = typer.Option(None, "--only", help="Run only this experiment (repeatable): "
                                        "razin, gao, coste, par, two_groups, transformer."),
         seeds: int = typer.Option(None, "--seeds", help="Number of seeds (each seed = a new world)."),
+        seed_offset: int = typer.Option(0, "--seed-offset", help="First seed (e.g. 5 reruns on worlds 5, 6, ...)."),
         label_noise: float = typer.Option(None, "--label-noise", help="Override the label-noise rate of every "
-                                          "experiment's world (default: 0, and 0.25 for coste)."),
+                                          "experiment's world, two_groups included (default: 0, and 0.25 "
+                                          "for coste, which also sweeps 0/25/40%)."),
     ) -> None:
         """Reproduce reward-model findings (Razin, Gao, Coste, PAR, two groups) in a world with a known gold reward."""
         from rewardlab.lab.runner import run_lab
 
-        run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise)
+        run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise,
+                seed_offset=seed_offset)

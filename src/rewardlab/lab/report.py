@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rewardlab.io import write_text_atomic
 from rewardlab.lab.common import ExperimentResult
-from rewardlab.lab.verdicts import MIN_AGREE
+from rewardlab.lab.figures import figure_table
+from rewardlab.lab.verdicts import INCONCLUSIVE, REPRODUCED, RULE
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;
@@ -18,6 +19,7 @@ table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:5px 7px;vertical-align:top;text-align:left} th{background:#f4f4f6}
 .ok{background:#e3f6e8;color:#12602b;font-weight:600;white-space:nowrap}
 .no{background:#fde8e8;color:#8a1c1c;font-weight:600;white-space:nowrap}
+.inc{background:#fff4d6;color:#7a5200;font-weight:600;white-space:nowrap}
 .muted{color:#666;font-size:13px} figure{margin:16px 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:13.5px;color:#333;margin-top:4px} pre{background:#f7f7f9;padding:8px;font-size:12px;
 overflow-x:auto;white-space:pre-wrap} .box{background:#fff7e6;border:1px solid #f0c36d;padding:8px 12px}
@@ -32,12 +34,13 @@ def claims_table(results: list[ExperimentResult]) -> str:
     rows = []
     for r in results:
         for c in r.claims:
-            cls = "ok" if c.reproduced else "no"
+            cls = {REPRODUCED: "ok", INCONCLUSIVE: "inc"}.get(c.verdict, "no")
             rows.append(f"<tr><td>{html.escape(c.paper)}</td><td>{html.escape(c.statement)}</td>"
                         f"<td>{html.escape(c.direction)}</td><td>{html.escape(c.measured)}</td>"
-                        f"<td class=muted>{html.escape(c.rule)}</td><td class={cls}>{c.verdict}</td></tr>")
+                        f"<td class=muted>{html.escape(c.rule)}<br><i>{html.escape(c.test.summary)}</i></td>"
+                        f"<td class={cls}>{c.verdict}</td></tr>")
     return ("<table><tr><th>paper</th><th>claim</th><th>paper's direction</th><th>measured here (mean ± sd over "
-            "seeds)</th><th>rule</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
+            "seeds)</th><th>tested number · evidence</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
 
 
 def claims_markdown(results: list[ExperimentResult]) -> str:
@@ -45,68 +48,38 @@ def claims_markdown(results: list[ExperimentResult]) -> str:
     lines = ["| paper | claim | measured | verdict |", "|---|---|---|---|"]
     for r in results:
         for c in r.claims:
-            lines.append(f"| {c.paper} | {c.statement} | {c.measured} | **{c.verdict}** |")
+            why = f" — {c.reason}" if c.reason else ""
+            lines.append(f"| {c.paper} | {c.statement} | {c.measured} | **{c.verdict}**{why} |")
     return "\n".join(lines)
-
-
-def _razin_settings_table(data: dict) -> str:
-    rows = []
-    for r in data["corr_rows"]:
-        cells = []
-        for m in ("rv", "on_acc", "off_acc"):
-            vals = [v for v in r[f"spearman_{m}"] if v == v]
-            cells.append(f"{sum(vals) / len(vals):.2f}" if vals else "n/a")
-        best = max(range(3), key=lambda i: float(cells[i]) if cells[i] != "n/a" else -9)
-        cells = [f"<b>{c}</b>" if i == best else c for i, c in enumerate(cells)]
-        pol = "π₀" if r["policy"] == "pi0" else "B"
-        rows.append(f"<tr><td>{pol}</td><td>{r['method']}</td><td>{r['lr']:g}</td><td>{r['steps']}</td>"
-                    + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<p>Where the finding holds and where it flips: mean Spearman ρ(gold gain, metric) across the trained "
-            "proxies, for every initial policy, optimizer, learning rate and budget (best predictor in bold).</p>"
-            "<table><tr><th>initial policy</th><th>optimizer</th><th>lr</th><th>steps</th><th>ρ(RV)</th>"
-            "<th>ρ(on-policy acc)</th><th>ρ(off-policy acc)</th></tr>" + "".join(rows) + "</table>")
-
-
-def _gao_fits_table(data: dict) -> str:
-    rows = []
-    for j, n in enumerate(data["n_pairs"]):
-        cells = []
-        for kind in ("bon", "rl"):
-            fits = [o[f"{kind}_fits"][j] for o in data["per_seed"]]
-            for key in ("alpha", "beta", "r2"):
-                vals = [f[key] for f in fits if f[key] is not None and f[key] == f[key]]
-                cells.append(f"{sum(vals) / len(vals):.2f}" if vals else "n/a")
-        rows.append(f"<tr><td>{n}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<p>Fitted Gao et al. forms per proxy data amount (mean over seeds of the per-seed least-squares fits).</p>"
-            "<table><tr><th>proxy pairs</th><th>BoN α</th><th>BoN β</th><th>BoN R²</th><th>RL α</th><th>RL β</th>"
-            "<th>RL R²</th></tr>" + "".join(rows) + "</table>")
 
 
 def write_report(results: list[ExperimentResult], figures: dict[str, list[tuple[str, str]]], out: Path,
                  meta: dict) -> Path:
     failed = [c for r in results for c in r.claims if not c.reproduced]
+    seeds = ", ".join(f"{k} {len(v)}" for k, v in meta["seeds"].items())
+    if meta.get("seed_offset"):
+        seeds += f" (from seed {meta['seed_offset']})"
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>rewardlab lab report</title><style>{CSS}"
              "</style></head><body>",
              "<h1>rewardlab lab — reproducing reward-model findings in a world with a known gold reward</h1>",
              f"<p class=muted>preset <b>{html.escape(meta['preset'])}</b> · seeds per experiment "
-             f"{html.escape(', '.join(f'{k} {v}' for k, v in meta['seeds'].items()))} · wall time "
+             f"{html.escape(seeds)} · wall time "
              f"{meta['wall_seconds']:.0f} s · {html.escape(meta['started'])} · rewardlab {meta['version']}</p>",
-             "<p>Every number below was measured in this run. A claim is <b>reproduced</b> when the stated rule, "
-             f"computed from the numbers, says so; \"consistently\" means the mean over seeds has the claimed sign "
-             f"and at least {MIN_AGREE:.0%} of the seeds agree. Gains are in units of the π₀ standard deviation of "
-             "the gold reward.</p>", "<h2>Claims</h2>", claims_table(results)]
+             "<p>Every number below was measured in this run. Each claim is decided from one number per seed (each "
+             f"seed is a new world): {html.escape(RULE)}. Gains are in units of the π₀ standard deviation of the "
+             "gold reward.</p>", "<h2>Claims</h2>", claims_table(results)]
     if failed:
-        parts.append("<div class=box><b>Not reproduced in this run:</b><ul>" + "".join(
-            f"<li>{html.escape(c.statement)} — {html.escape(c.measured)}</li>" for c in failed) + "</ul></div>")
+        parts.append("<div class=box><b>Not reproduced or inconclusive in this run, and why:</b><ul>" + "".join(
+            f"<li><b>{html.escape(c.id)}</b> ({c.verdict}): {html.escape(c.statement)}. <i>Why:</i> "
+            f"{html.escape(c.reason)}</li>" for c in failed) + "</ul></div>")
     else:
         parts.append("<p>All claims reproduced in this run.</p>")
     parts.append("<h2>The world</h2><p>" + html.escape(meta["world"]) + "</p>")
     for r in results:
         parts.append(f"<h2>{html.escape(r.title)}</h2>")
-        if r.name == "razin":
-            parts.append(_razin_settings_table(r.data))
-        if r.name == "gao":
-            parts.append(_gao_fits_table(r.data))
+        table = figure_table(r.name)
+        if table is not None:
+            parts.append(table(r.data))
         for name, caption in figures.get(r.name, []):
             parts.append(f"<figure><img src='{_img(out / name)}' alt='{html.escape(name)}'>"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")

@@ -14,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rewardlab.errors import UserError
-from rewardlab.io import write_json_atomic
+from rewardlab.io import write_json_atomic, write_text_atomic
 from rewardlab.lab.common import ExperimentResult, jsonable
 from rewardlab.lab.experiments import coste, gao, par, razin, transformer, two_groups
+from rewardlab.lab.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from rewardlab.lab.world import WorldConfig
 
 MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par, "two_groups": two_groups,
@@ -81,14 +82,17 @@ def print_claims(console: Console, results: list[ExperimentResult]) -> None:
         table.add_column(col, overflow="fold")
     for r in results:
         for c in r.claims:
-            style = "green" if c.reproduced else "red"
+            style = {"reproduced": "green", "inconclusive": "yellow"}.get(c.verdict, "red")
             table.add_row(c.paper, c.statement, c.measured, f"[{style}]{c.verdict}[/{style}]")
     console.print(table)
 
 
 def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, seeds: int | None = None,
-            label_noise: float | None = None, console: Console | None = None) -> dict:
-    """Run the preset's experiments (or ``only`` those), write the outputs into ``output``; returns results."""
+            label_noise: float | None = None, seed_offset: int = 0, console: Console | None = None) -> dict:
+    """Run the preset's experiments (or ``only`` those), write the outputs into ``output``; returns results.
+
+    Seeds are ``seed_offset, seed_offset + 1, ...``: each seed draws a new world, so ``--seed-offset 5`` reruns every
+    claim on worlds the default run never saw."""
     console = console or Console()
     if preset not in PRESETS:
         raise UserError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -96,6 +100,8 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         raise UserError(f"--only: unknown experiment {unknown[0]!r} (choose from {', '.join(MODULES)})")
+    if seed_offset < 0:
+        raise UserError("--seed-offset: must be ≥ 0")
     if seeds is not None and seeds < 1:
         raise UserError("--seeds: must be at least 1")
     if label_noise is not None and not 0.0 <= label_noise < 0.5:
@@ -118,7 +124,7 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
             tasks = {n: progress.add_task(n, total=configs[n].units(seeds_of[n])) for n in names}
             for n in names:
                 t0 = time.perf_counter()
-                res = MODULES[n].run(configs[n], list(range(seeds_of[n])),
+                res = MODULES[n].run(configs[n], list(range(seed_offset, seed_offset + seeds_of[n])),
                                      advance=lambda k, n=n: progress.advance(tasks[n], k))
                 res.seconds = time.perf_counter() - t0
                 timings[f"experiment: {n}"] = res.seconds
@@ -128,28 +134,41 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     finally:
         torch.set_num_threads(threads)
 
-    from rewardlab.lab.figures import FIGURES
+    import rewardlab
     from rewardlab.lab.report import claims_markdown, write_report
 
-    t0 = time.perf_counter()
-    figures = {r.name: FIGURES[r.name](r.data, output) for r in results if r.name in FIGURES}
-    timings["figures"] = time.perf_counter() - t0
-    wall = time.perf_counter() - t_start
-    import rewardlab
-
-    meta = {"preset": preset, "seeds": seeds_of, "only": names, "label_noise_override": label_noise,
+    meta = {"preset": preset, "seeds": {n: list(range(seed_offset, seed_offset + k)) for n, k in seeds_of.items()},
+            "seed_offset": seed_offset, "only": names, "label_noise_override": label_noise,
             "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "version": getattr(rewardlab, "__version__", "?"), "wall_seconds": wall, "timings": timings,
+            "version": getattr(rewardlab, "__version__", "?"), "timings": timings,
             "world": _world_summary(configs),
             "configs": {n: jsonable(asdict(c)) for n, c in configs.items()}}
-    write_report(results, figures, output, meta)
     claims = [c.as_dict() for r in results for c in r.claims]
-    out = {"meta": meta, "claims": claims,
-           "experiments": {r.name: {"title": r.title, "seconds": r.seconds, "lines": r.lines, "data": r.data}
-                           for r in results}}
-    write_json_atomic(output / "results.json", jsonable(out))
-    (output / "claims.md").write_text(claims_markdown(results) + "\n", encoding="utf-8")
+
+    def write_results() -> dict:
+        meta["wall_seconds"] = time.perf_counter() - t_start
+        out = {"meta": meta, "claims": claims,
+               "experiments": {r.name: {"title": r.title, "seconds": r.seconds, "lines": r.lines, "data": r.data}
+                               for r in results}}
+        write_json_atomic(output / "results.json", jsonable(out))
+        write_text_atomic(output / "claims.md", claims_markdown(results) + "\n")
+        return out
+
+    write_results()  # the numbers are on disk before any plotting can fail
+    from rewardlab.lab.figures import figure_function
+
+    t0 = time.perf_counter()
+    figures = {}
+    for r in results:
+        fn = figure_function(r.name)
+        if fn is not None:
+            figures[r.name] = fn(r.data, output, {c.id: c for c in r.claims})
+    timings["figures"] = time.perf_counter() - t0
+    out = write_results()
+    write_report(results, figures, output, meta)
     print_claims(console, results)
-    n_ok = sum(c["reproduced"] for c in claims)
-    console.print(f"{n_ok}/{len(claims)} claims reproduced · wall time {wall:.0f} s · report: {output / 'report.html'}")
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in (REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED)}
+    console.print(f"{counts[REPRODUCED]}/{len(claims)} claims reproduced, {counts[INCONCLUSIVE]} inconclusive, "
+                  f"{counts[NOT_REPRODUCED]} not reproduced · wall time {meta['wall_seconds']:.0f} s · report: "
+                  f"{output / 'report.html'}")
     return out

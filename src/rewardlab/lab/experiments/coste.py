@@ -18,7 +18,7 @@ import torch
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.proxies import ProxySpec, pairs_for, train_proxy
 from rewardlab.lab.tabular_rl import bon_curve, optimize
-from rewardlab.lab.verdicts import Claim, consistently_positive, fmt
+from rewardlab.lab.verdicts import Claim, all_of, check_sign, fmt
 from rewardlab.lab.world import WorldConfig, make_world, standardize
 from rewardlab.rewards.ensemble import aggregate
 
@@ -107,7 +107,7 @@ def summarize(cfg: CosteConfig, per_seed: list[dict]) -> ExperimentResult:
             "single RM", "ensemble (WCO/UWO) > single RM, larger gap at high KL",
             f"gold(WCO) − gold(single) and gold(UWO) − gold(single) both consistently > 0 over seeds, at {at}",
             measured + f"; WCO − single {fmt(diff(kind, 'wco'))}, UWO − single {fmt(diff(kind, 'uwo'))}",
-            consistently_positive(diff(kind, "wco")) and consistently_positive(diff(kind, "uwo")),
+            all_of(check_sign(diff(kind, "wco"), what="WCO"), check_sign(diff(kind, "uwo"), what="UWO")),
             {"final": final[kind]}))
     claims.append(Claim(
         "coste-mean", "coste", "Coste et al. 2023",
@@ -115,7 +115,7 @@ def summarize(cfg: CosteConfig, per_seed: list[dict]) -> ExperimentResult:
         "mean ensemble > single RM",
         "gold(mean) − gold(single) consistently > 0 over seeds under both BoN and RL",
         f"BoN {fmt(diff('bon', 'mean'))}; RL {fmt(diff('rl', 'mean'))}",
-        consistently_positive(diff("bon", "mean")) and consistently_positive(diff("rl", "mean")),
+        all_of(check_sign(diff("bon", "mean"), what="BoN"), check_sign(diff("rl", "mean"), what="RL")),
         {"bon": diff("bon", "mean"), "rl": diff("rl", "mean")}))
     lines = [f"[coste] {c.id}: {c.measured} -> {c.verdict}" for c in claims]
     data = {"members": K, "aggregates": list(AGGREGATES), "final": final, "per_seed": per_seed,

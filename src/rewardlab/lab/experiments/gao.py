@@ -19,7 +19,7 @@ from rewardlab.evaluate.metrics import spearman
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.proxies import ProxySpec, train_proxy
 from rewardlab.lab.tabular_rl import bon_curve, optimize
-from rewardlab.lab.verdicts import Claim, consistently_positive, fmt, peaks_then_falls
+from rewardlab.lab.verdicts import Claim, all_of, check_outcomes, check_sign, fmt, peaks_then_falls
 from rewardlab.lab.world import WorldConfig, make_world, standardize
 from rewardlab.optimize.bon import bon_kl
 from rewardlab.optimize.fits import fit_bon, fit_rl
@@ -98,7 +98,7 @@ def summarize(cfg: GaoConfig, per_seed: list[dict]) -> ExperimentResult:
             f"holds in {sum(shape)}/{len(shape)} seeds; gold drop from peak to end {fmt(drops)}; peak gold gain "
             f"{fmt([float(o[kind]['gold'][0].max()) for o in per_seed])} at d = "
             f"{fmt([float(o[kind]['d'][0][int(np.argmax(o[kind]['gold'][0]))]) for o in per_seed])}",
-            float(np.mean(shape)) >= 0.75, {"per_seed": shape, "drop": drops}))
+            check_outcomes(shape), {"per_seed": shape, "drop": drops}))
         # More data -> higher peak gold (less over-optimization).
         rho = [spearman(np.log(cfg.n_pairs), o[kind]["gold"].max(1)) for o in per_seed]
         peaks = {n: [float(o[kind]["gold"][j].max()) for o in per_seed] for j, n in enumerate(cfg.n_pairs)}
@@ -108,7 +108,7 @@ def summarize(cfg: GaoConfig, per_seed: list[dict]) -> ExperimentResult:
             "peak gold increases with RM data/size",
             "Spearman ρ(log #pairs, peak gold gain) across proxies, consistently > 0 over seeds",
             f"ρ = {fmt(rho)}; peak gold by #pairs: " + ", ".join(f"{n}: {fmt(v)}" for n, v in peaks.items()),
-            consistently_positive(rho), {"rho": rho, "peaks": peaks}))
+            check_sign(rho), {"rho": rho, "peaks": peaks}))
     r2 = {kind: [f["r2"] for o in per_seed for f in o[f"{kind}_fits"]] for kind in ("bon", "rl")}
     claims.append(Claim(
         "gao-forms", "gao", "Gao et al. 2022",
@@ -117,7 +117,8 @@ def summarize(cfg: GaoConfig, per_seed: list[dict]) -> ExperimentResult:
         f"median R² of the least-squares fits over proxies × seeds ≥ {MIN_R2}, for both forms",
         f"R² BoN median {np.median(r2['bon']):.2f} (min {min(r2['bon']):.2f}); "
         f"RL median {np.median(r2['rl']):.2f} (min {min(r2['rl']):.2f})",
-        bool(np.median(r2["bon"]) >= MIN_R2 and np.median(r2["rl"]) >= MIN_R2), r2))
+        all_of(check_outcomes([np.median([f["r2"] for f in o["bon_fits"]]) >= MIN_R2 for o in per_seed], "BoN"),
+               check_outcomes([np.median([f["r2"] for f in o["rl_fits"]]) >= MIN_R2 for o in per_seed], "RL")), r2))
     lines = [f"[gao] {c.id}: {c.measured} -> {c.verdict}" for c in claims]
     data = {"n_pairs": list(cfg.n_pairs), "per_seed": per_seed}
     return ExperimentResult("gao", "Gao et al. 2022 — reward-model over-optimization", claims, data, lines)

@@ -17,7 +17,7 @@ import torch
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.proxies import ProxySpec, train_proxy
 from rewardlab.lab.tabular_rl import optimize
-from rewardlab.lab.verdicts import Claim, consistently_positive, fmt
+from rewardlab.lab.verdicts import Claim, check_sign, fmt
 from rewardlab.lab.world import WorldConfig, make_world, moments, sample_responses, standardize
 from rewardlab.rewards.shaping import par_shape
 
@@ -79,7 +79,7 @@ def summarize(cfg: PARConfig, per_seed: list[dict]) -> ExperimentResult:
         f"gold(PAR) − gold(raw) after {cfg.rl_steps} steps (β {cfg.beta:g}, lr {cfg.rl_lr:g}) consistently > 0",
         f"final gold gain raw {fmt(final['raw'])}, PAR {fmt(final['PAR'])} (difference {fmt(diff)}); peak gold raw "
         f"{fmt(peak['raw'])}, PAR {fmt(peak['PAR'])}; final KL raw {fmt(kl_end['raw'])}, PAR {fmt(kl_end['PAR'])}",
-        consistently_positive(diff), {"final": final, "kl_end": kl_end, "peak": peak})
+        check_sign(diff), {"final": final, "kl_end": kl_end, "peak": peak})
     shape = Claim(
         "par-shape", "par", "Fu et al. 2025 (PAR)",
         "PAR's benefit is more than a smaller reward scale: it also beats the raw reward rescaled to PAR's π₀ std",
@@ -87,7 +87,7 @@ def summarize(cfg: PARConfig, per_seed: list[dict]) -> ExperimentResult:
         "gold(PAR) − gold(raw at PAR's scale) at the end consistently > 0",
         f"final gold gain raw at PAR's scale {fmt(final[ARMS[1]])} vs PAR {fmt(final['PAR'])} (difference "
         f"{fmt(diff_scaled)}); final KL {fmt(kl_end[ARMS[1]])} vs {fmt(kl_end['PAR'])}",
-        consistently_positive(diff_scaled), {"difference": diff_scaled})
+        check_sign(diff_scaled), {"difference": diff_scaled})
     lines = [f"[par] {c.id}: {c.measured} -> {c.verdict}" for c in (claim, shape)]
     return ExperimentResult("par", "PAR — preference-as-reward shaping at high KL", [claim, shape],
                             {"per_seed": per_seed, "references": cfg.references}, lines)

@@ -19,7 +19,7 @@ from rewardlab.evaluate.metrics import pearson, spearman
 from rewardlab.lab.common import Advance, ExperimentResult, _noop, teacher_metrics
 from rewardlab.lab.proxies import ProxySpec, train_proxy
 from rewardlab.lab.tabular_rl import optimize
-from rewardlab.lab.verdicts import Claim, consistently_negative, consistently_positive, fmt, mean
+from rewardlab.lab.verdicts import Claim, all_of, check_sign, fmt, mean
 from rewardlab.lab.world import (
     WorldConfig,
     low_variance_reward,
@@ -151,7 +151,10 @@ def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
         f"ρ(RV)={fmt(prim['spearman_rv'])}, ρ(on-acc)={fmt(prim['spearman_on_acc'])}, "
         f"ρ(off-acc)={fmt(prim['spearman_off_acc'])}; holds in {sum(holds)}/{len(holds)} "
         f"(policy, method, lr, budget) settings",
-        mean(prim["spearman_rv"]) > max(mean(prim["spearman_on_acc"]), mean(prim["spearman_off_acc"])),
+        all_of(check_sign([a - b for a, b in zip(prim["spearman_rv"], prim["spearman_on_acc"])],
+                          what="ρ(RV) − ρ(on-acc)"),
+               check_sign([a - b for a, b in zip(prim["spearman_rv"], prim["spearman_off_acc"])],
+                          what="ρ(RV) − ρ(off-acc)")),
         {"primary": prim, "settings_holding": int(sum(holds)), "settings": len(holds)})
 
     def diffs(key: str, a: int | list[int], b: int) -> list[float]:
@@ -176,7 +179,7 @@ def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
         f"on-acc {fmt(metric('pi0', 'on_acc', i_refs))} vs {fmt(metric('pi0', 'on_acc', i_low))}; "
         f"RV {fmt(metric('pi0', 'rv', i_refs))} vs {fmt(metric('pi0', 'rv', i_low))}; gain difference "
         + "; ".join(f"{k}: {fmt(v)}" for k, v in budgets.items()),
-        consistently_positive(d_early), {"difference_by_budget": budgets, "proxy_index": i_refs})
+        check_sign(d_early), {"difference_by_budget": budgets, "proxy_index": i_refs})
 
     th_vs_gold = {pol: diffs(f"{pol}|rloo|{lr0:g}|{cfg.early}", i_th, i_gold) for pol in POLICIES}
     c3 = Claim(
@@ -189,7 +192,8 @@ def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
         f"RV(threshold) under π₀ {fmt(metric('pi0', 'rv', i_th))}, under B {fmt(metric('B', 'rv', i_th))}; "
         f"RV(r*) under π₀ {fmt(metric('pi0', 'rv', i_gold))}, under B {fmt(metric('B', 'rv', i_gold))}; "
         f"gain difference under π₀ {fmt(th_vs_gold['pi0'])}, under B {fmt(th_vs_gold['B'])}",
-        consistently_negative(th_vs_gold["pi0"]) and consistently_positive(th_vs_gold["B"]), th_vs_gold)
+        all_of(check_sign(th_vs_gold["pi0"], -1, "under π₀"), check_sign(th_vs_gold["B"], 1, "under B")),
+        th_vs_gold)
 
     # RV measured under the *trained* policy vs under the other one, as a predictor of the gain.
     own, other = [], []
@@ -206,7 +210,7 @@ def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
         "ρ(gain, RV under own policy) > ρ(gain, RV under other policy)",
         "Spearman over trained proxies, both policies × seeds: mean ρ(own) − ρ(other) > 0 consistently",
         f"ρ(own)={fmt(own)}, ρ(other)={fmt(other)}",
-        consistently_positive([a - b for a, b in zip(own, other)]), {"own": own, "other": other})
+        check_sign([a - b for a, b in zip(own, other)]), {"own": own, "other": other})
 
     lines = [f"[razin] {c.id}: {c.measured} -> {c.verdict}" for c in (c1, c2, c3, c4)]
     data = {"names": names, "n_trained": per_seed[0]["n_trained"], "reference_proxy": i_refs,

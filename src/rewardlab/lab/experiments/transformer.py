@@ -24,7 +24,7 @@ import torch
 from rewardlab.evaluate.metrics import on_policy_accuracy, reward_variance, spearman
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.lm_world import LMWorld, LMWorldConfig, pretrained_policy, trained_proxy
-from rewardlab.lab.verdicts import Claim, consistently_positive, fmt, peaks_then_falls
+from rewardlab.lab.verdicts import Claim, check_outcomes, check_sign, fmt, peaks_then_falls
 from rewardlab.models.generation import sample
 from rewardlab.optimize.best_of_n import bon_curve, default_ns
 from rewardlab.optimize.rloo import RLOOArgs, train_rloo
@@ -131,7 +131,7 @@ def summarize(cfg: TransformerConfig, per_seed: list[dict]) -> ExperimentResult:
         f"on-acc {fmt(met(smallest, 'on_acc'))} vs {fmt(met(low, 'on_acc'))}; RV {fmt(met(smallest, 'rv'))} vs "
         f"{fmt(met(low, 'rv'))}; gain difference after {cfg.eval_every} steps {fmt(d)}, after {cfg.rloo_steps} "
         f"steps {fmt(d_late)}",
-        consistently_positive(d), {"early": d, "late": d_late})
+        check_sign(d), {"early": d, "late": d_late})
     final = {n: [o["bon"][n][-1]["gold"] for o in per_seed] for n in names}
     rho = [spearman(np.log(cfg.n_pairs), [o["bon"][n][-1]["gold"] for n in names]) for o in per_seed]
     c2 = Claim(
@@ -141,7 +141,7 @@ def summarize(cfg: TransformerConfig, per_seed: list[dict]) -> ExperimentResult:
         "consistently > 0 over seeds (unbiased BoN estimator, optimize stage)",
         f"ρ = {fmt(rho)}; gold at n={cfg.bon_samples} by #pairs: " + ", ".join(f"{n}: {fmt(v)}"
                                                                             for n, v in final.items()),
-        consistently_positive(rho), {"rho": rho, "final": final})
+        check_sign(rho), {"rho": rho, "final": final})
     shape = [peaks_then_falls([r["gold"] for r in o["bon"][smallest]], cfg.min_drop) for o in per_seed]
     c3 = Claim(
         "tf-gao-overopt", "transformer", "Gao et al. 2022",
@@ -152,7 +152,7 @@ def summarize(cfg: TransformerConfig, per_seed: list[dict]) -> ExperimentResult:
         f"holds in {sum(shape)}/{len(shape)} seeds; gold at n=1 → peak → n={cfg.bon_samples}: " + "; ".join(
             f"{o['bon'][smallest][0]['gold']:.2f} → {max(r['gold'] for r in o['bon'][smallest]):.2f} → "
             f"{o['bon'][smallest][-1]['gold']:.2f}" for o in per_seed),
-        float(np.mean(shape)) >= 0.75, {"per_seed": shape})
+        check_outcomes(shape), {"per_seed": shape})
     lines = [f"[transformer] {c.id}: {c.measured} -> {c.verdict}" for c in (c1, c2, c3)]
     return ExperimentResult("transformer", "Transformer level — tiny GPT-2 policy, BT-trained reward models",
                             [c1, c2, c3], {"per_seed": per_seed, "n_pairs": list(cfg.n_pairs),

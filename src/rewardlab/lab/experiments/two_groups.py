@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ from rewardlab.evaluate.metrics import subset_accuracy
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.proxies import train_feature_rm
 from rewardlab.lab.tabular_rl import exact_gradient
-from rewardlab.lab.verdicts import Claim, consistently_positive, fmt
+from rewardlab.lab.verdicts import Claim, check_sign, fmt
 from rewardlab.lab.world import Pairs, WorldConfig, expectation, make_world, probs, standardize
 from rewardlab.rewards.personalized import balance_penalty, fit_group_weights, maxmin_weights, mixture_bt_loss
 
@@ -198,7 +197,7 @@ def summarize(cfg: TwoGroupsConfig, per_seed: list[dict]) -> ExperimentResult:
         "worst-group accuracy(mixture, routed) − worst-group accuracy(single BT) consistently > 0",
         "; ".join(f"{m}: A {fmt(acc[m]['A'])}, B {fmt(acc[m]['B'])}" for m in acc)
         + f" (conflict cos {cfg.conflict:g}, {cfg.majority:.0%} of labels from A)",
-        consistently_positive([a - b for a, b in zip(worst_mix, worst_single)]),
+        check_sign([a - b for a, b in zip(worst_mix, worst_single)]),
         {"worst_single": worst_single, "worst_mixture": worst_mix, "accuracy": acc})
     gains = {m: {g: [o["gold_gain"][m][g] for o in per_seed] for g in GROUPS} for m in per_seed[0]["gold_gain"]}
     worst_gain = {m: [_worst(o["gold_gain"][m]) for o in per_seed] for m in gains}
@@ -212,7 +211,7 @@ def summarize(cfg: TwoGroupsConfig, per_seed: list[dict]) -> ExperimentResult:
         f"steps (β {cfg.beta:g}, lr {cfg.rl_lr:g}) consistently > 0",
         "; ".join(f"{m}: gold gain A {fmt(gains[m]['A'])}, B {fmt(gains[m]['B'])}" for m in gains)
         + " (π₀-standardized units)",
-        consistently_positive([a - b for a, b in zip(worst_gain[mm], worst_gain[sb])]),
+        check_sign([a - b for a, b in zip(worst_gain[mm], worst_gain[sb])]),
         {"worst_gain": worst_gain, "gains": gains})
     lines = [f"[two_groups] {c.id}: {c.measured} -> {c.verdict}" for c in (micro, maxmin)]
     data = {"per_seed": per_seed, "accuracy": acc, "gold_gain": gains,
@@ -220,35 +219,3 @@ def summarize(cfg: TwoGroupsConfig, per_seed: list[dict]) -> ExperimentResult:
     return ExperimentResult("two_groups", "Two annotator groups — single BT vs mixture (MiCRo) and MaxMin",
                             [micro, maxmin], data, lines)
 
-
-def figures(data: dict, out) -> list[tuple[str, str]]:
-    """Per-group accuracy of each reward and per-group gold gain of each policy (bars: mean over seeds, ticks:
-    min–max). Returns ``[(filename, caption)]`` like :mod:`rewardlab.lab.figures`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    for ax, key, ylabel in ((axes[0], "accuracy", "held-out accuracy vs the group's gold"),
-                            (axes[1], "gold_gain", "gold gain of the optimized policy (π₀ std)")):
-        methods = list(data[key])
-        width = 0.8 / len(methods)
-        for m, name in enumerate(methods):
-            vals = [np.asarray(data[key][name][g], dtype=float) for g in GROUPS]
-            x = np.arange(len(GROUPS)) + (m - (len(methods) - 1) / 2) * width
-            mean = np.array([v.mean() for v in vals])
-            err = np.array([[mean[i] - v.min(), v.max() - mean[i]] for i, v in enumerate(vals)]).T
-            ax.bar(x, mean, width, yerr=err, label=name, capsize=3)
-        ax.set_xticks(range(len(GROUPS)), [f"group {g}" for g in GROUPS])
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
-    axes[0].axhline(0.5, color="k", lw=0.8, ls=":")
-    axes[1].axhline(0.0, color="k", lw=0.8, ls=":")
-    fig.savefig(Path(out) / "two_groups.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return [("two_groups.png",
-             "Left: one BT RM on pooled labels is right for the majority (A) and worse than chance for the minority "
-             "(B); the mixture of BT heads, routed by context or by a few labelled pairs, is near the per-group "
-             "oracles for both. Right: RLHF on the single RM raises A's gold and lowers B's; MaxMin over the "
-             "mixture's heads raises both (trading some of A's gain).")]
