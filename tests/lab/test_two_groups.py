@@ -73,3 +73,21 @@ def test_lab_runner_runs_the_experiment_and_draws_its_figure(tmp_path, monkeypat
     assert (tmp_path / "lab" / "two_groups.png").stat().st_size > 1000
     html = (tmp_path / "lab" / "report.html").read_text()
     assert "Here: With two annotator groups" in html  # the caption states this run's verdicts
+
+
+def test_label_noise_reaches_the_group_labels():
+    """--label-noise flips the groups' labels: the empirical flip rate against each group's gold matches it."""
+    world = make_world(SMALL.world, 0)
+    g = torch.Generator().manual_seed(1)
+    w = tg.group_directions(world.features.shape[-1] - 1, SMALL.conflict, g)
+    gold = 50.0 * torch.einsum("pcd,gd->gpc", world.features[..., 1:], w)  # nearly deterministic labels
+    rates = []
+    for noise in (0.0, 0.3):
+        pairs, group, _ = tg.sample_group_pairs(gold, world.policies["pi0"], 20000, 0.7, 1.0,
+                                                torch.Generator().manual_seed(2), noise=noise)
+        wrong = gold[group, pairs.prompt, pairs.chosen] < gold[group, pairs.prompt, pairs.rejected]
+        rates.append(float(wrong.double().mean()))
+    assert rates[0] < 0.02 and abs(rates[1] - 0.3) < 0.02
+    noisy = tg.run(replace(SMALL, world=replace(SMALL.world, label_noise=0.3)), [0])
+    clean = tg.run(SMALL, [0])
+    assert noisy.data["accuracy"] != clean.data["accuracy"]

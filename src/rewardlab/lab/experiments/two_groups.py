@@ -4,8 +4,9 @@ Chakraborty et al. 2024).
 World: the tabular world's prompts and candidates (:mod:`rewardlab.lab.world`), and two groups of annotators with
 their own gold rewards over the response features, r_g(x, y) = s · w_g·φ₁:(x, y), unit directions with
 cos(w_A, w_B) = ``conflict`` < 0 (they disagree on most pairs). A share ``majority`` of the labels comes from group
-A. Each label carries a context c (the annotator says who they are; with probability 1 − ``context_signal`` the
-context is a random group's): the router's input.
+A, and labels are flipped with the world's ``label_noise`` (``--label-noise``). Each label carries a context c
+(the annotator says who they are; with probability 1 − ``context_signal`` the context is a random group's): the
+router's input.
 
 Rewards compared, all linear in the proxy inputs and trained on the same pooled labels:
 * a single BT RM (:func:`rewardlab.lab.proxies.train_feature_rm`, the lab's proxy trainer);
@@ -35,7 +36,15 @@ from rewardlab.lab.common import Advance, ExperimentResult, _noop
 from rewardlab.lab.proxies import train_feature_rm
 from rewardlab.lab.tabular_rl import exact_gradient
 from rewardlab.lab.verdicts import Claim, check_sign, fmt
-from rewardlab.lab.world import Pairs, WorldConfig, expectation, make_world, probs, standardize
+from rewardlab.lab.world import (
+    Pairs,
+    WorldConfig,
+    expectation,
+    make_world,
+    preference_prob,
+    probs,
+    standardize,
+)
 from rewardlab.rewards.personalized import balance_penalty, fit_group_weights, maxmin_weights, mixture_bt_loss
 
 GROUPS = ("A", "B")
@@ -74,9 +83,10 @@ def group_directions(d: int, conflict: float, generator: torch.Generator) -> tor
 
 
 def sample_group_pairs(gold: torch.Tensor, logits: torch.Tensor, n: int, majority: float, signal: float,
-                       generator: torch.Generator, gold_labels: bool = False):
+                       generator: torch.Generator, gold_labels: bool = False, noise: float = 0.0):
     """n pairs from π (x uniform, a ≠ b), each labelled by a group (A w.p. ``majority``) with BT labels from that
-    group's gold ``gold`` [2, P, C]; returns (Pairs, group [n], context one-hot [n, 2])."""
+    group's gold ``gold`` [2, P, C], flipped with probability ``noise`` (the world's label noise, as
+    :func:`rewardlab.lab.world.preference_prob`); returns (Pairs, group [n], context one-hot [n, 2])."""
     P, C = logits.shape
     x = torch.randint(0, P, (n,), generator=generator)
     p = probs(logits[x])
@@ -85,7 +95,11 @@ def sample_group_pairs(gold: torch.Tensor, logits: torch.Tensor, n: int, majorit
     b = torch.multinomial(p_b / p_b.sum(1, keepdim=True), 1, generator=generator).squeeze(1)
     group = (torch.rand(n, generator=generator) >= majority).long()
     diff = gold[group, x, a] - gold[group, x, b]
-    a_wins = diff >= 0 if gold_labels else torch.rand(n, generator=generator, dtype=torch.float64) < torch.sigmoid(diff)
+    if gold_labels:
+        a_wins = diff >= 0
+    else:
+        p_a = preference_prob(diff, torch.zeros_like(diff), 1.0, noise)
+        a_wins = torch.rand(n, generator=generator, dtype=torch.float64) < p_a
     honest = torch.rand(n, generator=generator) < signal
     ctx_group = torch.where(honest, group, torch.randint(0, 2, (n,), generator=generator))
     context = torch.nn.functional.one_hot(ctx_group, 2).float()
@@ -128,7 +142,8 @@ def run_seed(cfg: TwoGroupsConfig, seed: int, advance: Advance = _noop) -> dict:
     pi0 = world.policies["pi0"]
     w = group_directions(world.features.shape[-1] - 1, cfg.conflict, g)
     gold = cfg.gold_scale * torch.einsum("pcd,gd->gpc", world.features[..., 1:], w)  # [2, P, C]
-    pairs, group, context = sample_group_pairs(gold, pi0, cfg.n_pairs, cfg.majority, cfg.context_signal, g)
+    pairs, group, context = sample_group_pairs(gold, pi0, cfg.n_pairs, cfg.majority, cfg.context_signal, g,
+                                               noise=cfg.world.label_noise)
     test, test_group, _ = sample_group_pairs(gold, pi0, cfg.eval_pairs, 0.5, 1.0, g, gold_labels=True)
     inputs = world.inputs().float()
 
@@ -196,7 +211,8 @@ def summarize(cfg: TwoGroupsConfig, per_seed: list[dict]) -> ExperimentResult:
         "mixture with routing ≫ single BT on the minority group, close to per-group oracles",
         "worst-group accuracy(mixture, routed) − worst-group accuracy(single BT) consistently > 0",
         "; ".join(f"{m}: A {fmt(acc[m]['A'])}, B {fmt(acc[m]['B'])}" for m in acc)
-        + f" (conflict cos {cfg.conflict:g}, {cfg.majority:.0%} of labels from A)",
+        + f" (conflict cos {cfg.conflict:g}, {cfg.majority:.0%} of labels from A, label noise "
+        f"{cfg.world.label_noise:.0%})",
         check_sign([a - b for a, b in zip(worst_mix, worst_single)]),
         {"worst_single": worst_single, "worst_mixture": worst_mix, "accuracy": acc})
     gains = {m: {g: [o["gold_gain"][m][g] for o in per_seed] for g in GROUPS} for m in per_seed[0]["gold_gain"]}
