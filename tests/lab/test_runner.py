@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -71,3 +72,32 @@ def test_label_noise_moves_the_numbers():
     noisy = coste.run(cfg, [0])
     clean = coste.run(replace(cfg, world=replace(cfg.world, label_noise=0.0)), [0])
     assert noisy.data["final"] != clean.data["final"]
+
+
+def test_seed_offset_runs_other_worlds(tiny_preset, tmp_path):
+    base = runner.run_lab(tmp_path / "a", preset="tiny", only=["par"], seeds=1)
+    moved = runner.run_lab(tmp_path / "b", preset="tiny", only=["par"], seeds=1, seed_offset=3)
+    assert moved["meta"]["seeds"] == {"par": [3]} and moved["meta"]["seed_offset"] == 3
+    direct = par.run(TINY.configs["par"], [3])
+    gold = lambda out: np.asarray(out["experiments"]["par"]["data"]["per_seed"][0]["gold"])  # noqa: E731
+    np.testing.assert_allclose(gold(moved), direct.data["per_seed"][0]["gold"])
+    assert not np.allclose(gold(moved), gold(base))
+    from rewardlab.errors import UserError
+
+    with pytest.raises(UserError, match="--seed-offset"):
+        runner.run_lab(tmp_path / "c", preset="tiny", only=["par"], seed_offset=-1)
+
+
+def test_results_are_on_disk_before_plotting(tiny_preset, tmp_path, monkeypatch):
+    import rewardlab.lab.figures as figures
+
+    def broken(name):
+        def draw(*_):
+            raise RuntimeError("no display")
+        return draw
+
+    monkeypatch.setattr(figures, "figure_function", broken)
+    with pytest.raises(RuntimeError, match="no display"):
+        runner.run_lab(tmp_path / "r", preset="tiny", only=["par"], seeds=1)
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [c["id"] for c in data["claims"]] == ["par-high-kl", "par-shape"] and (tmp_path / "r" / "claims.md").exists()
