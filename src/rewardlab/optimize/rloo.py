@@ -9,6 +9,11 @@ GRPO (Shao et al. 2024):
 RLOO loss: REINFORCE ``−A_i Σ_t log π(y_t)`` or PPO-clip (ε = 0.2) with ``ppo_epochs`` passes over minibatches;
 GRPO's ``s_{i,t}`` is ``A_i log π(y_t)`` (reinforce) or the clipped surrogate (ppo). Both terms of the GRPO loss are
 per-sequence token means, so β = 0.04 weighs the KL as in DeepSeekMath whatever the response length.
+
+Optimizer: AdamW (default) or plain SGD (``optimizer="sgd"``: θ ← θ − lr·g, no momentum, no weight decay). AdamW
+divides each step by the gradient's running RMS, so a reward whose gradients are small (low reward variance, Razin
+et al. 2025) still takes full-size steps; SGD keeps the step proportional to the gradient (set ``max_grad_norm`` to
+``inf`` so clipping does not normalize it either).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class RLOOArgs(LoopArgs):
     ppo_epochs: int = 1
     minibatch_size: int = 0  # sequences per optimizer step (0: the whole batch)
     grpo_eps: float = 1e-4
+    optimizer: str = "adamw"  # adamw | sgd (plain: no momentum, no weight decay, so no optimizer state)
 
 
 @dataclass
@@ -62,8 +68,12 @@ def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
         raise ValueError(f"unknown algo {args.algo!r} or loss {args.loss!r}")
     if args.k < 2:
         raise ValueError("RLOO/GRPO need k >= 2 samples per prompt")
+    if args.optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"unknown optimizer {args.optimizer!r} (adamw | sgd)")
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name=args.algo,
                 progress=progress)
+    if args.optimizer == "sgd":  # stateless, so a resumed run continues exactly without loading any state
+        s.optimizer = torch.optim.SGD(policy.parameters(), lr=args.lr)
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
 
