@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rewardlab.lab.lm_world import LMWorld, LMWorldConfig, pretrained_policy
+from rewardlab.lab.lm_world import LMWorld, LMWorldConfig, low_variance_reward, pretrained_policy
 
 
 def test_gold_value_by_hand():
@@ -46,3 +46,21 @@ def test_policy_is_cached_as_safetensors(tmp_path, monkeypatch):
     m2, _ = pretrained_policy(LMWorld(cfg, 0))  # loaded from the cache
     for (k, p1), p2 in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.equal(p1, p2), k
+
+
+def test_low_variance_reward_shrinks_a_fixed_number_of_prompts_and_keeps_the_ranking():
+    w = LMWorld(LMWorldConfig(), 3)
+    prompts = [f"{a}{b}c" for a in "abcde" for b in "abcd"]  # 20 distinct prompts
+    responses = ["a", "bb", "hij", "kkkkkkk", "abcdefghijkl"]
+    means = [1.0 + 0.1 * i for i in range(len(prompts))]
+    low = low_variance_reward(w, prompts, means, factor=0.1, fraction=0.9, seed=0)
+    ratios = []
+    for p, m in zip(prompts, means):
+        g = [w.gold_value(p, r) for r in responses]
+        r = low.score([p] * len(responses), responses).tolist()
+        ratios.append(round((r[0] - r[1]) / (g[0] - g[1]), 6))  # the shrink factor of this prompt
+        assert r == pytest.approx([m + ratios[-1] * (x - m) for x in g])  # m + c·(r* − m)
+        assert sorted(range(5), key=r.__getitem__) == sorted(range(5), key=g.__getitem__)  # perfectly accurate
+    assert sorted(ratios) == [0.1] * 18 + [1.0] * 2  # exactly round(0.1 · 20) prompts keep full variance
+    other = low_variance_reward(w, prompts, means, factor=0.1, fraction=0.9, seed=1)
+    assert [other.score([p], ["a"]).item() for p in prompts] != [low.score([p], ["a"]).item() for p in prompts]
