@@ -12,6 +12,8 @@ Two optional declarations a reward may make (read with the helpers below, never 
 - ``uses_labels = True``: ``score(prompts, responses, labels=None)`` takes one dataset label per item (OpenRLHF's
   ``labels``, e.g. a reference answer; ``None`` = no label for that item). Callers pass labels only to such rewards
   (:func:`score_with_labels`).
+- ``uses_columns = True``: ``score(..., columns={name: [one value per item]})`` takes extra per-item dataset
+  columns (a TRL dataset's ``solution``, verl's ``data_source``/``extra_info``); only batched Python functions do.
 """
 
 from __future__ import annotations
@@ -52,45 +54,107 @@ def clean_label(label: Any) -> Any:
     return None if label is None or label == "" else label
 
 
+def uses_columns(reward: Any) -> bool:
+    """True when ``reward.score`` takes ``columns=`` (declared with ``uses_columns``)."""
+    return bool(getattr(reward, "uses_columns", False))
+
+
 def score_with_labels(reward: Any, prompts: Sequence[Prompt], responses: Sequence[Response],
-                      labels: Sequence[Any] | None = None) -> torch.Tensor:
-    """``reward.score``, with ``labels`` passed only when the reward uses them and at least one is given."""
+                      labels: Sequence[Any] | None = None, columns: dict[str, Sequence[Any]] | None = None
+                      ) -> torch.Tensor:
+    """``reward.score``, with ``labels`` passed only when the reward uses them and at least one is given, and
+    ``columns`` only when the reward takes them."""
+    kwargs: dict[str, Any] = {}
     if labels is not None and uses_labels(reward) and any(clean_label(x) is not None for x in labels):
         if len(labels) != len(prompts):
             raise ValueError(f"{len(labels)} labels for {len(prompts)} items")
-        return reward.score(prompts, responses, labels=[clean_label(x) for x in labels])
-    return reward.score(prompts, responses)
+        kwargs["labels"] = [clean_label(x) for x in labels]
+    if columns and uses_columns(reward):
+        kwargs["columns"] = dict(columns)
+    return reward.score(prompts, responses, **kwargs)
+
+
+BATCH_PARAMETERS = ("prompts", "completions")  # TRL's keyword names for a batched reward function
+
+
+def _parameters(fn: Callable) -> dict[str, inspect.Parameter] | None:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
 
 
 def _takes_label(fn: Callable) -> bool:
-    try:
-        return "label" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins without a signature
+    return "label" in (_parameters(fn) or {})
+
+
+def is_batched_function(fn: Callable) -> bool:
+    """True for a TRL-style batched reward function ``fn(prompts, completions, **kwargs) -> list[float]``.
+
+    The rule: batched iff the signature names a parameter ``prompts`` or ``completions`` (TRL's keyword names), or
+    its only parameter is ``**kwargs``. Everything else -- ``fn(prompt, response)``, ``fn(p, r, label=None)``,
+    ``fn(prompt, response, **kw)``, callables without a signature -- is per-item."""
+    params = _parameters(fn)
+    if not params:
         return False
+    if any(name in params for name in BATCH_PARAMETERS):
+        return True
+    return all(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class FunctionReward:
-    """A verifiable reward: any Python callable ``fn(prompt, response) -> float`` (DESIGN §1).
+    """A verifiable reward from a Python callable (DESIGN §1): per-item or batched (:func:`is_batched_function`).
 
-    A callable with a ``label`` parameter, ``fn(prompt, response, label=None)``, also gets each item's dataset label
-    (``None`` when the caller has none); the reward then declares ``uses_labels``."""
+    Per-item: ``fn(prompt, response) -> float`` once per item; a ``label`` parameter, ``fn(prompt, response,
+    label=None)``, also gets each item's dataset label (``None`` when the caller has none) and the reward declares
+    ``uses_labels``.
+
+    Batched (TRL's reward-function convention): ``fn(prompts=[...], completions=[...], **extra) -> list[float |
+    None]``, once per ``score`` call, keyword arguments only. ``extra`` holds ``labels=[...]`` (one label per item)
+    when the caller has labels, and the caller's extra per-item ``columns`` by their names; each keyword is passed
+    only if the signature takes it (a parameter of that name, or ``**kwargs``). The reward declares ``uses_labels``
+    and ``uses_columns`` accordingly. ``None`` scores become NaN."""
 
     num_outputs = 1
 
-    def __init__(self, fn: Callable[..., float], name: str | None = None):
+    def __init__(self, fn: Callable[..., Any], name: str | None = None):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "function")
-        self.uses_labels = _takes_label(fn)
+        self.batched = is_batched_function(fn)
+        params = _parameters(fn) or {}
+        self._any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        self._parameter_names = frozenset(params)
+        self.uses_labels = self._accepts("labels") if self.batched else _takes_label(fn)
+        self.uses_columns = self.batched
 
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response],
-              labels: Sequence[Any] | None = None) -> torch.Tensor:
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[Response], labels: Sequence[Any] | None = None,
+              columns: dict[str, Sequence[Any]] | None = None) -> torch.Tensor:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if labels is not None and len(labels) != len(prompts):
             raise ValueError(f"{len(labels)} labels for {len(prompts)} items")
-        if self.uses_labels:
+        if self.batched:
+            values = self._score_batched(prompts, responses, labels, columns or {})
+        elif self.uses_labels:
             labels = labels if labels is not None else [None] * len(prompts)
             values = [self.fn(p, r, label=clean_label(y)) for p, r, y in zip(prompts, responses, labels)]
         else:
             values = [self.fn(p, r) for p, r in zip(prompts, responses)]
-        return torch.tensor([float(v) for v in values], dtype=torch.float32)
+        return torch.tensor([float("nan") if v is None else float(v) for v in values], dtype=torch.float32)
+
+    def _accepts(self, keyword: str) -> bool:
+        return self._any_keyword or keyword in self._parameter_names
+
+    def _score_batched(self, prompts, responses, labels, columns) -> list:
+        kwargs = {key: list(v) for key, v in columns.items() if key not in ("prompts", "completions", "labels")}
+        kwargs.update(prompts=list(prompts), completions=list(responses))
+        if labels is not None:
+            kwargs["labels"] = [clean_label(y) for y in labels]
+        for key, v in kwargs.items():
+            if len(v) != len(prompts):
+                raise ValueError(f"column {key!r} has {len(v)} values for {len(prompts)} items")
+        values = list(self.fn(**{key: v for key, v in kwargs.items() if self._accepts(key)}))
+        if len(values) != len(prompts):
+            raise ValueError(f"batched reward function {self.name!r} returned {len(values)} scores "
+                             f"for {len(prompts)} items")
+        return values
