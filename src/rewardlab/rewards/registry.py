@@ -3,7 +3,9 @@
 Spec forms:
 - ``PATH`` — a rewardlab checkpoint directory, or a transformers ``*ForSequenceClassification`` / OpenRLHF reward
   model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`
-- ``python:MODULE:FUNCTION`` — a Python callable ``fn(prompt, response) -> float`` → FunctionReward
+- ``python:MODULE:FUNCTION`` — a per-item ``fn(prompt, response) -> float`` or a TRL-style batched
+  ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
+  → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
 - ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs → EnsembleReward
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
   OpenRLHF-protocol server); the bearer token comes from ``$REWARDLAB_TOKEN`` → RemoteReward
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 from rewardlab.errors import UserError
@@ -41,12 +44,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
 
     device = str(resolve_device(device))
     if spec.startswith("python:"):
-        try:
-            _, module_name, fn_name = spec.split(":", 2)
-            fn = getattr(importlib.import_module(module_name), fn_name)
-        except (ValueError, ImportError, AttributeError) as e:
-            raise UserError(f"reward spec {spec!r}: cannot import ({e}); expected python:MODULE:FUNCTION") from None
-        return FunctionReward(fn, name=fn_name)
+        return FunctionReward(import_function(spec), name=spec.rsplit(":", 1)[-1])
     if spec.startswith("ensemble:"):
         from rewardlab.rewards.ensemble import ensemble_from_spec
 
@@ -101,3 +99,30 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
                     "judge:, micro:)")
+
+
+def import_function(spec: str):
+    """The callable a ``python:MODULE:FUNCTION`` spec names. MODULE is imported with the current working directory
+    first on ``sys.path`` (restored afterwards), so ``python:my_rewards:fn`` finds ``./my_rewards.py`` whatever
+    the entry point; any failure is a one-line UserError naming the module and the directory."""
+    parts = spec.split(":")
+    if len(parts) != 3 or not all(parts[1:]):
+        raise UserError(f"reward spec {spec!r}: expected python:MODULE:FUNCTION")
+    _, module_name, fn_name = parts
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 -- ImportError, SyntaxError, or the module's own failure
+        raise UserError(f"reward spec {spec!r}: cannot import module {module_name!r} from {cwd}: "
+                        f"{type(e).__name__}: {e}") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise UserError(f"reward spec {spec!r}: module {module_name!r} ({getattr(module, '__file__', '?')}) has no "
+                        f"function {fn_name!r}")
+    return fn
