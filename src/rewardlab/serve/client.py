@@ -22,7 +22,7 @@ from rewardlab.rewards.remote import RemoteError, RemoteReward, RewardClient
 __all__ = ["RemoteError", "RemoteReward", "RewardClient", "make_reward_func"]
 
 
-TRL_PLUMBING = frozenset({"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"})
+TRL_PLUMBING = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})  # not per-item columns
 
 
 def make_reward_func(reward_or_spec: Any, token: str | None = None, name: str | None = None,
