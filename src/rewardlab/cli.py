@@ -24,6 +24,7 @@ app = typer.Typer(
 def _register_all() -> None:
     from rewardlab.data import cli as data_cli
     from rewardlab.evaluate import cli as evaluate_cli
+    from rewardlab.evaluate import prm_cli as evaluate_prm_cli
     from rewardlab.lab import cli as lab_cli
     from rewardlab.models import cli as models_cli
     from rewardlab.optimize import cli as optimize_cli
@@ -31,7 +32,8 @@ def _register_all() -> None:
     from rewardlab.serve import cli as serve_cli
     from rewardlab.train import cli as train_cli
 
-    for module in (data_cli, train_cli, rewards_cli, models_cli, evaluate_cli, optimize_cli, serve_cli, lab_cli):
+    for module in (data_cli, train_cli, rewards_cli, models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli,
+                   serve_cli, lab_cli):
         module.register(app)
 
 

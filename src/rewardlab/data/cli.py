@@ -21,13 +21,17 @@ def validate(
 ) -> None:
     """Check every row of every file; print the problems as FILE:LINE: message (exit 2 if any)."""
     from rewardlab.data.load import DataError, load_file, summarize
+    from rewardlab.data.stepwise import is_stepwise_file, load_stepwise_file
     from rewardlab.errors import UserError
 
     problems: list[str] = []
     invalid = 0
     for f in files:
         try:
-            report = load_file(f, max_line_bytes=max_line_bytes, split=split, keep_rows=False)
+            if is_stepwise_file(f, split):  # TRL stepwise / ProcessBench rows (data/stepwise.py)
+                report = load_stepwise_file(f, max_line_bytes, split, keep_rows=False)
+            else:
+                report = load_file(f, max_line_bytes=max_line_bytes, split=split, keep_rows=False)
         except UserError as e:  # the file as a whole (missing, unreadable): report it with the others
             problems += e.problems
             continue

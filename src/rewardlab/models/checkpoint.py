@@ -99,6 +99,8 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
 
         return load_hf_reward_model(path, device=device, dtype=dtype, attn_implementation=attn_implementation)
     manifest = read_manifest(path)
+    if manifest.get("kind") == "prm":  # per-step scores, not one pooled score: models/prm.py
+        raise UserError(f"{path}: a process reward model (PRM); use the reward spec prm:{path} or models.prm.load_prm")
     config = AutoConfig.from_pretrained(path)
     if attn_implementation:
         config._attn_implementation = attn_implementation

@@ -20,6 +20,8 @@ Spec forms:
   ``openai/MODEL`` via ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY``) as a generative judge → JudgeReward (rewards/judge.py)
 - ``micro:DIR[:router|min|mean|head=K]`` — a mixture of K BT heads with a context router → MixtureReward
   (rewards/personalized.py; a bare PATH with ``router.safetensors`` loads the same)
+- ``prm:DIR[:min|last|product|mean]`` — a process reward model (rewardlab PRM or transformers token classifier), step
+  rewards aggregated (default min) → PRMReward (rewards/prm.py; a bare PRM PATH loads the same)
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.personalized import mixture_reward_from_spec
 
         return mixture_reward_from_spec(spec, device=device)
+    from rewardlab.models.prm import is_prm_dir
+
+    if spec.startswith("prm:") or is_prm_dir(spec):  # a process reward model: step rewards aggregated
+        from rewardlab.rewards.prm import prm_from_spec
+
+        return prm_from_spec(spec, device=device, dtype=dtype)
     path = Path(spec)
     if path.is_dir() and (path / "router.safetensors").exists():
         from rewardlab.rewards.personalized import MixtureReward
@@ -98,7 +106,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
                                            attn_implementation=attn_implementation)
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
-                    "judge:, micro:)")
+                    "judge:, micro:, prm:)")
 
 
 def import_function(spec: str):

@@ -39,7 +39,8 @@ def train(
     data: Path = typer.Option(..., "--data", help="Training preference pairs (JSONL / Parquet / datasets dir)."),
     objective: str = typer.Option("bt", "--objective", help="bt: Bradley–Terry reward model; dpo: a DPO policy "
                                   "(its implicit reward is a Reward: dpo:OUTPUT); armo: ArmoRM attribute heads + "
-                                  "gating on a frozen backbone (needs --rated)."),
+                                  "gating on a frozen backbone (needs --rated); prm: a process reward model on "
+                                  "stepwise rows (TRL stepwise or ProcessBench)."),
     beta: float | None = typer.Option(None, "--beta", help="DPO β (default 0.1)."),
     reference: str | None = typer.Option(None, "--reference", help="DPO reference policy dir (default: the base)."),
     rated: Path | None = typer.Option(None, "--rated", help="ArmoRM: rated rows (prompt, response, attributes)."),
@@ -79,6 +80,10 @@ def train(
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
+    step_separator: str | None = typer.Option(None, help="PRM: text after each step, where it is scored (default "
+                                              "'\\n' as TRL; escapes \\n, \\t decoded)."),
+    last_step_only: bool | None = typer.Option(None, "--last-step-only/--all-steps",
+                                                help="PRM: train on each solution's last step only (TRL option)."),
 ) -> None:
     """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts; the
     output directory is checked before any work (a previous run there needs --resume or --overwrite)."""
@@ -88,10 +93,12 @@ def train(
     from rewardlab.train.config import TrainConfig
     from rewardlab.train.rundir import check_run_output
 
-    if objective not in ("bt", "dpo", "armo"):
-        raise UserError(f"--objective must be bt, dpo or armo, got {objective!r}")
+    if objective not in ("bt", "dpo", "armo", "prm"):
+        raise UserError(f"--objective must be bt, dpo, armo or prm, got {objective!r}")
     if objective != "dpo" and (beta is not None or reference is not None):
         raise UserError("--beta/--reference apply to --objective dpo only")
+    if objective != "prm" and (step_separator is not None or last_step_only is not None):
+        raise UserError("--step-separator/--last-step-only apply to --objective prm only")
     if objective != "armo" and (rated is not None or verbosity is not None or ridge is not None):
         raise UserError("--rated/--verbosity/--ridge apply to --objective armo only")
     if objective == "armo":
@@ -124,6 +131,11 @@ def train(
                  chat_template=str(chat_template) if chat_template else None,
                  attn_implementation=attn_implementation)
     cls = TrainConfig
+    if objective == "prm":  # process reward model on stepwise rows (train/prm.py)
+        from rewardlab.train.prm import PRMConfig
+
+        cls = PRMConfig
+        flags.update(step_separator=step_separator, last_step_only=last_step_only)
     if objective == "dpo":
         from rewardlab.train.dpo import DPOConfig
 
@@ -136,6 +148,12 @@ def train(
     if output is None and config is None:
         raise UserError("--output is required (or set 'output' in --config)")
     out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)  # before reading any data
+    if objective == "prm":
+        from rewardlab.train.prm import train_prm_command
+
+        train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
+                          skip_invalid=skip_invalid)
+        return
     if objective == "dpo" and resume:
         raise UserError("--resume is not supported for --objective dpo")
     import shutil
