@@ -9,8 +9,8 @@ Aggregations of step probabilities ``p_1..p_n`` and who uses them:
 
 - ``product`` ``Π_j p_j`` — the probability that every step is correct, if steps are independent: Lightman et al.
   2023, "Let's Verify Step by Step" (their PRM's solution score).
-- ``min`` ``min_j p_j`` — the weakest step: Wang et al. 2024, "Math-Shepherd" (verification by the minimum step
-  score); also reported by Lightman et al. to perform about as well as the product.
+- ``min`` ``min_j p_j`` — the weakest step: Wang et al. 2023 (ACL 2024), "Math-Shepherd" (a solution's
+  verification score is the minimum of its step scores).
 - ``last`` ``p_n`` — the prediction at the final step, which for PRMs trained on Monte Carlo rollout labels is a
   value estimate of the whole solution: Snell et al. 2024, "Scaling LLM Test-Time Compute Optimally", report it as
   the aggregation that worked best for their PRM.
@@ -68,13 +68,14 @@ def response_steps(response: Response, separator: str) -> list[str]:
 
 class PRMReward:
     """A :class:`ProcessRewardModel` as a Reward: ``score`` → ``[n]`` aggregated step rewards, ``step_scores`` →
-    per-step rewards ``σ(logit)``. ``aggregate`` is one of :data:`AGGREGATIONS`."""
+    per-step rewards ``σ(logit)``. ``aggregate`` is one of :data:`AGGREGATIONS`; ``step_format`` overrides the
+    manifest's (an imported model gets TRL's, separator ``"\\n"``); ``max_length`` the manifest's budget."""
 
     num_outputs = 1
 
     def __init__(self, model: ProcessRewardModel, tokenizer, manifest: dict[str, Any] | None = None,
                  aggregate: str = "min", batch_size: int = 16, max_length: int | None = None,
-                 device: str | torch.device | None = None, name: str = "prm"):
+                 device: str | torch.device | None = None, name: str = "prm", step_format: StepFormat | None = None):
         if aggregate not in AGGREGATIONS:
             raise UserError(f"PRM aggregation {aggregate!r}: choose from {', '.join(AGGREGATIONS)}")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -84,7 +85,7 @@ class PRMReward:
         self.aggregate = aggregate
         self.batch_size = batch_size
         self.name = name
-        self.format = StepFormat.from_dict(self.manifest.get("steps"))
+        self.format = step_format or StepFormat.from_dict(self.manifest.get("steps"))
         self.max_length = int(max_length or self.manifest.get("max_length") or 1024)
         rendering = getattr(model, "rendering", None)
         self.encoder = StepEncoder(tokenizer, self.max_length, self.format, decoder=not model.encoder,
