@@ -1,5 +1,6 @@
-"""`rewardlab score` — batched scoring of a data file with any reward; `rewardlab inspect` — per-attribute scores,
-gate weights and DPA rotations of a multi-objective reward."""
+"""`rewardlab score` — batched scoring of a data file with any reward; `rewardlab calibrate` — a checkpoint's reference
+mean/std into its manifest (:mod:`rewardlab.rewards.calibrate`); `rewardlab inspect` — per-attribute scores, gate
+weights and DPA rotations of a multi-objective reward."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import typer
 from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP
 from rewardlab.models.device import DEVICE_HELP as DEVICE
 from rewardlab.models.device import DTYPE_HELP as DTYPE
+
+REFERENCE_HELP = ("Ensemble specs: standardize every member on this data file's responses (default: each member's "
+                  "manifest normalization, from `rewardlab calibrate`).")
 
 
 def score(
@@ -25,6 +29,7 @@ def score(
     dtype: str = typer.Option("auto", help=DTYPE),
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
+    reference: Path | None = typer.Option(None, "--reference", help=REFERENCE_HELP),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
@@ -32,7 +37,8 @@ def score(
     from rewardlab.errors import UserError
     from rewardlab.io import check_output_file
     from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
-    from rewardlab.rewards.partial import PartialOutput, reward_fingerprint
+    from rewardlab.rewards.ensemble import ready_for_scoring
+    from rewardlab.rewards.partial import PartialOutput, file_fingerprint, reward_fingerprint
     from rewardlab.rewards.registry import load_reward
 
     check_output_file(output, "--output")
@@ -45,9 +51,12 @@ def score(
     template = read_chat_template(chat_template)
     rows = load_rows(file)
     settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size,
-                "chat_template": template, "attn_implementation": attn_implementation}
+                "chat_template": template, "attn_implementation": attn_implementation,
+                "reference": file_fingerprint(reference) if reference is not None and reference.is_file() else None}
     r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
                     attn_implementation=attn_implementation)
+    for line in ready_for_scoring(r, reward, reference):
+        typer.echo(line, err=True)
     if hasattr(r, "batch_size"):
         r.batch_size = batch_size
     partial = PartialOutput(output, file, len(rows), chunk_rows, settings)
@@ -83,6 +92,44 @@ def score_rows(r, rows) -> list[dict]:
             rec.update(score=s[0])
         out.append(rec)
     return out
+
+
+def calibrate(
+    model: Path = typer.Argument(..., metavar="DIR", help="A reward-model checkpoint (rewardlab train output)."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="Prompts to sample --policy on (JSONL)."),
+    policy: str | None = typer.Option(None, "--policy", help="Causal LM directory whose samples are the reference "
+                                      "set (e.g. the policy RL will start from)."),
+    data: Path | None = typer.Option(None, "--data", help="Data file whose responses (chosen and rejected) are the "
+                                     "reference set; with --policy both sets are pooled."),
+    samples: int = typer.Option(4, "-n", "--samples", help="Samples per prompt."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(32, help="Sequences per generation / scoring batch."),
+    device: str = typer.Option("auto", help=DEVICE),
+    dtype: str = typer.Option("auto", help=DTYPE),
+) -> None:
+    """Store the reward's mean and std on a reference set as "normalization" in DIR/rewardlab.json (used by
+    `serve --normalize`, /v1/score normalize and ensemble specs)."""
+    from rewardlab.rewards import calibrate as C
+    from rewardlab.rewards.model import ModelReward
+
+    C.check_calibrate_args(prompts, policy, data, samples, max_new_tokens)
+    C.writable_manifest(model)
+    ref_prompts, responses, source = [], [], {}
+    if data is not None:  # cheap and checked row by row: before any model is loaded
+        ref_prompts, responses, source["data"] = C.rows_reference(data)
+    if policy is not None:
+        p, r, source["policy"] = C.policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p,
+                                                    seed, batch_size, max_prompts, device, dtype)
+        ref_prompts, responses = ref_prompts + p, responses + r
+    reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
+    record = C.normalization_record(C.score_reference(reward, ref_prompts, responses), source, str(model))
+    old = C.write_normalization(model, record)
+    was = f" (was {C.describe(old)})" if isinstance(old, dict) and "n" in old else ""
+    typer.echo(f"{model}: normalization {C.describe(record)}{was} -> {model}/rewardlab.json")
 
 
 def _items(rows) -> tuple[list, list, list]:
@@ -245,6 +292,7 @@ def mixture_train(
 
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
+    app.command("calibrate")(calibrate)
     app.command("inspect")(inspect)
     app.command("judge")(judge)
     app.command("mixture-train")(mixture_train)

@@ -8,18 +8,54 @@ scale), then aggregated over the m members:
 * ``wco`` (worst-case optimization): ``min_m z_m``
 * ``uwo`` (uncertainty-weighted optimization): ``(1/m) Σ z_m − λ · (1/m) Σ (z_m − z̄)²`` — the intra-ensemble
   (population) variance; λ ≈ 0.5 for best-of-n and 0.1 for RL in the paper.
+
+Where (μ_m, σ_m) come from: given (``means=``/``stds=``); else each member's manifest ``normalization``
+(``rewardlab calibrate``, or the eval split at the end of ``rewardlab train``; a k-output member uses its per-output
+stats) when every member has one; else :meth:`EnsembleReward.calibrate` on a reference set. The optimize loops always
+re-calibrate on samples of the initial policy; ``score``/``serve`` use the manifests, or ``--reference FILE`` to
+standardize every member on one file's responses (:func:`ready_for_scoring`), and state the stats they use.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from rewardlab.data.records import Prompt, Response
+from rewardlab.errors import UserError
 from rewardlab.rewards.base import Reward, is_batch_invariant
 
 METHODS = ("mean", "wco", "uwo")
+
+
+def member_name(member: Any) -> str:
+    return str(getattr(member, "name", None) or type(member).__name__)
+
+
+def member_stats(member: Any) -> tuple[list[float], list[float]] | None:
+    """Per-column ``(means, stds)`` of a member from its manifest's ``normalization`` (None when it has none, or a
+    k-output member has no per-output ``outputs`` stats). Unusable numbers raise UserError naming the member."""
+    norm = getattr(member, "normalization", None)
+    if not isinstance(norm, dict):
+        return None
+    k = getattr(member, "num_outputs", 1)
+    k = k if isinstance(k, int) else 1
+    cols = norm.get("outputs") if k > 1 else {"mean": [norm.get("mean")], "std": [norm.get("std")]}
+    if not isinstance(cols, dict):
+        return None
+    means, stds = cols.get("mean"), cols.get("std")
+    ok = (isinstance(means, list) and isinstance(stds, list) and len(means) == len(stds) == k
+          and all(isinstance(v, (int, float)) and math.isfinite(v) for v in means + stds)
+          and all(v > 0 for v in stds))
+    if not ok:
+        raise UserError(f"{member_name(member)}: its manifest's normalization {json.dumps(norm)[:200]} does not give "
+                        f"{k} finite mean(s) and positive std(s); rerun `rewardlab calibrate`")
+    return [float(v) for v in means], [float(v) for v in stds]
 
 
 def aggregate(scores: torch.Tensor, method: str = "mean", uwo_lambda: float = 0.5) -> torch.Tensor:
@@ -36,20 +72,60 @@ def aggregate(scores: torch.Tensor, method: str = "mean", uwo_lambda: float = 0.
 class EnsembleReward:
     """Ensemble of rewards; ``score`` returns the aggregated ``[n]``, ``score_members`` the ``[n, m]`` z's.
 
-    ``standardize=True`` requires :meth:`calibrate` (reference set) before scoring; ``means``/``stds`` may also be
-    given directly. ``standardize=False`` aggregates the raw member scores.
+    ``standardize=True`` needs (μ, σ) per member column: ``means``/``stds`` given, else the members' manifest stats
+    when every member has them (``stats_from = "manifests"``), else :meth:`calibrate` on a reference set before
+    scoring. ``standardize=False`` aggregates the raw member scores.
     """
 
     def __init__(self, members: Sequence[Reward], method: str = "mean", uwo_lambda: float = 0.5,
                  standardize: bool = True, means: Sequence[float] | None = None,
-                 stds: Sequence[float] | None = None):
+                 stds: Sequence[float] | None = None, names: Sequence[str] | None = None):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         if method not in METHODS:
             raise ValueError(f"aggregation must be one of {METHODS}, got {method!r}")
         self.members, self.method, self.uwo_lambda, self.standardize = list(members), method, uwo_lambda, standardize
+        self.names = list(names) if names is not None else [member_name(m) for m in self.members]
+        self.name = f"ensemble:{method}"
         self.means = None if means is None else torch.tensor(list(means), dtype=torch.float32)
         self.stds = None if stds is None else torch.tensor(list(stds), dtype=torch.float32)
+        self.stats_from: str | None = "given" if means is not None else None
+        self.stats = [member_stats(m) for m in self.members] if standardize else []
+        if standardize and means is None and all(s is not None for s in self.stats):
+            self.means = torch.tensor([v for s in self.stats for v in s[0]], dtype=torch.float32)
+            self.stds = torch.tensor([v for s in self.stats for v in s[1]], dtype=torch.float32)
+            self.stats_from = "manifests"
+
+    def missing_stats(self) -> list[str]:
+        """Names of the members whose manifest has no normalization."""
+        return [n for n, s in zip(self.names, self.stats, strict=True) if s is None]
+
+    def describe_stats(self) -> list[str]:
+        """One line per member: the (μ, σ) its columns are standardized with, and where they come from."""
+        if not self.standardize:
+            return ["ensemble members aggregated raw (standardize=False)"]
+        if self.means is None or self.stds is None:
+            return [f"ensemble members not standardized yet; missing stats: {', '.join(self.missing_stats())}"]
+        lines, col = [], 0
+        sources = set()
+        for name, m in zip(self.names, self.members, strict=True):
+            k = getattr(m, "num_outputs", 1)
+            k = k if isinstance(k, int) and col + k <= self.means.numel() else 1
+            stats = ", ".join(f"mean {float(self.means[j]):.6g} std {float(self.stds[j]):.6g}"
+                              for j in range(col, col + k))
+            where = self.stats_from
+            if self.stats_from == "manifests":
+                from rewardlab.rewards.calibrate import describe_source
+
+                source = (getattr(m, "normalization", None) or {}).get("source")
+                sources.add(json.dumps(source, sort_keys=True))
+                where = f"its manifest: {describe_source(source)}"
+            lines.append(f"ensemble member {name}: {stats} (from {where})")
+            col += k
+        if len(sources) > 1:
+            lines.append("warning: the members' manifest stats come from different reference sets, so their z-scores "
+                         "are not on one scale; pass --reference FILE to standardize all members on one set")
+        return lines
 
     @property
     def batch_invariant(self) -> bool:
@@ -70,6 +146,7 @@ class EnsembleReward:
         """Measure each member's mean and (population) std on a reference set."""
         raw = self.raw_scores(prompts, responses)
         self.means, self.stds = raw.mean(0), raw.std(0, unbiased=False).clamp_min(1e-8)
+        self.stats_from = f"a reference set of {len(responses)} responses"
 
     def score_members(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
         """Standardized member scores ``[n, m]``."""
@@ -77,7 +154,8 @@ class EnsembleReward:
         if not self.standardize:
             return raw
         if self.means is None or self.stds is None:
-            raise RuntimeError("EnsembleReward(standardize=True) needs calibrate() on a reference set first")
+            raise RuntimeError("EnsembleReward(standardize=True) needs calibrate() on a reference set first (members "
+                               f"without manifest normalization: {', '.join(self.missing_stats())})")
         if self.means.numel() != raw.shape[1]:
             raise ValueError(f"{raw.shape[1]} member columns but {self.means.numel()} standardization stats")
         return (raw - self.means) / self.stds
@@ -89,11 +167,10 @@ class EnsembleReward:
 def ensemble_from_spec(spec: str, load: Callable[[str], Reward]) -> EnsembleReward:
     """``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` → :class:`EnsembleReward` (members resolved with ``load``).
 
-    Examples: ``ensemble:wco:rm0,rm1,rm2``, ``ensemble:uwo=0.1:rm0,rm1``. Standardization needs a ``calibrate``
-    call on a reference set (the optimize loops do it with samples of the initial policy).
+    Examples: ``ensemble:wco:rm0,rm1,rm2``, ``ensemble:uwo=0.1:rm0,rm1``. Members are standardized with their
+    manifests' normalization when all have one, else after a ``calibrate`` call on a reference set (see the module
+    docstring).
     """
-    from rewardlab.errors import UserError
-
     try:
         head, method_part, members_part = spec.split(":", 2)
     except ValueError:
@@ -108,4 +185,28 @@ def ensemble_from_spec(spec: str, load: Callable[[str], Reward]) -> EnsembleRewa
     members = [s for s in members_part.split(",") if s]
     if not members:
         raise UserError(f"reward spec {spec!r}: no member specs")
-    return EnsembleReward([load(s) for s in members], method=method, uwo_lambda=uwo_lambda)
+    return EnsembleReward([load(s) for s in members], method=method, uwo_lambda=uwo_lambda, names=members)
+
+
+def ready_for_scoring(reward: Any, spec: str, reference: Path | None = None, flag: str = "--reference") -> list[str]:
+    """Make an ensemble spec scoreable outside the optimize loops; returns the lines that state its stats.
+
+    ``reference``: standardize every member on that data file's responses (:meth:`EnsembleReward.calibrate`). Else
+    the members' manifest stats must be there (UserError naming the members without). A non-ensemble reward gets
+    ``[]``; ``reference`` is refused for it."""
+    if not isinstance(reward, EnsembleReward):
+        if reference is not None:
+            raise UserError(f"{flag} applies to ensemble specs only ({spec!r} is not one)")
+        return []
+    if reference is not None:
+        from rewardlab.rewards.calibrate import rows_reference
+
+        prompts, responses, _ = rows_reference(reference)
+        reward.calibrate(prompts, responses)
+        reward.stats_from = f"{len(responses)} responses of {reference}"
+    elif reward.standardize and reward.means is None:
+        raise UserError(f"{spec}: member(s) {', '.join(reward.missing_stats())} have no 'normalization' in their "
+                        "manifest, needed to standardize members before aggregating; run `rewardlab calibrate DIR "
+                        f"--data FILE` (or --prompts/--policy) on each, or pass {flag} FILE to standardize every "
+                        "member on FILE's responses")
+    return reward.describe_stats()

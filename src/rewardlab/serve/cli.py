@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, DEVICE_HELP, DTYPE_HELP, read_chat_template
@@ -40,11 +42,14 @@ def register(app: typer.Typer) -> None:
         body_timeout: float = typer.Option(60.0, help="Seconds a client has to send a request's body (408 after)."),
         max_header_kb: float = typer.Option(16.0, help="Most kB of an unfinished request head buffered (400 above)."),
         normalize: bool = typer.Option(False, help="Standardize /get_reward and /classify outputs with the "
-                                                   "manifest's normalization stats."),
+                                                   "manifest's normalization stats (`rewardlab calibrate`)."),
+        reference: str = typer.Option(None, "--reference", help="Ensemble specs: standardize every member on this "
+                                      "data file's responses (default: each member's manifest normalization)."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Serve a reward model over HTTP: OpenRLHF /get_reward, vLLM /classify, native /v1/score and more."""
         from rewardlab.errors import UserError
+        from rewardlab.rewards.ensemble import ready_for_scoring
         from rewardlab.rewards.registry import load_reward
         from rewardlab.serve.app import ServeConfig
         from rewardlab.serve.security import check_bind, read_token
@@ -61,13 +66,14 @@ def register(app: typer.Typer) -> None:
             max_header_bytes=int(max_header_kb * 1024))
         reward = load_reward(model, device=device, dtype=dtype, chat_template=read_chat_template(chat_template),
                              attn_implementation=attn_implementation)
-        if getattr(reward, "standardize", False) and getattr(reward, "means", 0) is None:
-            raise UserError(f"{model}: this ensemble standardizes its members with stats from a reference set, which "
-                            "the CLI cannot compute; build EnsembleReward(..., means=, stds=) or standardize=False "
-                            "and serve it with rewardlab.serve.server.serve_forever")
         if normalize and not (getattr(reward, "normalization", None)
                               or (getattr(reward, "manifest", None) or {}).get("normalization")):
-            raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest")
+            raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest (run "
+                            "`rewardlab calibrate DIR --data FILE` or `--prompts FILE --policy DIR`)"
+                            + ("; an ensemble's members are standardized already, without it" if
+                               hasattr(reward, "score_members") else ""))
+        for line in ready_for_scoring(reward, model, Path(reference) if reference else None):
+            typer.echo(line, err=True)
         auth = "bearer token required" if token else "no auth (loopback only)"
         typer.echo(f"rewardlab serve: {model} on http://{host}:{port} ({auth}); docs at /docs", err=True)
         serve_forever(reward, host=host, port=port, config=config, name=name, log_level=log_level)
