@@ -120,3 +120,21 @@ def test_cli_trains_and_refuses_bad_input(tmp_path, cli):
     assert code == 2 and "centering do not apply to --objective prm" in err
     code, _, err = cli("train", "--data", data, "--output", tmp_path / "d", "--step-separator", ";")
     assert code == 2 and "apply to --objective prm only" in err
+
+
+def test_fine_tunes_an_imported_two_label_token_classifier(tmp_path, corpus):
+    from rewardlab.models.prm import load_prm
+    from tests.models.test_prm import save_token_classifier
+
+    save_token_classifier("gpt2", corpus, tmp_path / "trl", 2)  # what TRL's PRMTrainer saves
+    before, tok, _ = load_prm(tmp_path / "trl")
+    ex = examples(step_rows(16, 3))
+    cfg = PRMConfig(base=str(tmp_path / "trl"), output=str(tmp_path / "ft"), max_steps=2, batch_size=8, lr=1e-3)
+    train_prm(ex, cfg, progress=False)
+    after, _, manifest = load_prm(tmp_path / "ft")
+    assert manifest["head"] == {"kind": "prm", "num_labels": 2, "head": "native", "head_bias": True}
+    ids = torch.tensor([StepEncoder(tok, 64).encode(ex[0].prompt, ex[0].steps).ids])
+    with torch.no_grad():
+        z0, z1 = before(ids, torch.ones_like(ids)), after(ids, torch.ones_like(ids))
+    assert not torch.allclose(z0, z1)  # trained (the head kept, not replaced: same architecture, moved weights)
+    assert after.backbone.classifier.weight.shape == (2, before.backbone.classifier.in_features)
