@@ -58,6 +58,7 @@ class TrainConfig:
     save_every: int = 0  # optimizer steps between checkpoints (0 = end of each epoch only)
     keep_checkpoints: int = 2
     log_every: int = 10
+    eval_normalization: bool = True  # store the eval split's reward mean/std as the manifest's "normalization"
     tiny_layers: int = 2
     tiny_embd: int = 64
     tiny_vocab: int = 512

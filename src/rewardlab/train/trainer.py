@@ -89,6 +89,24 @@ def evaluate_pairs(model: RewardModel, data: EncodedPairs, pad_id: int, device, 
     return {"eval_accuracy": torch.cat(correct).mean().item(), "eval_loss": torch.cat(losses).mean().item()}
 
 
+@torch.no_grad()
+def eval_normalization(model: RewardModel, data: EncodedPairs, pad_id: int, batch_size: int = 64) -> dict | None:
+    """The manifest's ``normalization`` from the rewards of every eval response, chosen and rejected
+    (:func:`rewardlab.rewards.calibrate.normalization_record`); None, with a note, when they cannot standardize."""
+    from rewardlab.rewards.calibrate import normalization_record
+
+    device = next(model.parameters()).device
+    model.eval()
+    scores = torch.cat([torch.cat(forward_pair_batch(model, data, idx, pad_id, device)).float().cpu()
+                        for idx in make_batches(data.lengths(), batch_size, seed=0, epoch=0, bucket=True)])
+    source = {"eval_split": {"data_hash": data.data_hash, "responses": 2 * len(data)}}
+    try:
+        return normalization_record(scores.squeeze(-1) if scores.shape[1] == 1 else scores, source, "eval split")
+    except UserError as e:
+        print(f"no normalization stats recorded: {e}")
+        return None
+
+
 def _lr_lambda(total_steps: int, warmup: int):
     def f(step: int) -> float:  # linear warmup, then linear decay to 0
         if step < warmup:
@@ -371,8 +389,12 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
     summary = {"config": cfg.to_dict(), "lr_default": lr_default, "data_hash": train.data_hash, "pairs": pair_counts,
                "truncation": train.stats.as_dict(), "eval_truncation": evald.stats.as_dict() if evald else None,
                "metrics": metrics}
-    save_reward_model(model.float(), tokenizer, output,
+    model = model.float()
+    norm = (eval_normalization(model, evald, tokenizer.pad_token_id or 0) if cfg.eval_normalization and evald
+            else None)
+    save_reward_model(model, tokenizer, output,
                       manifest={"max_length": cfg.max_length, "base": cfg.base, "data_hash": train.data_hash,
-                                "truncation": summary["truncation"], "pairs": pair_counts, "metrics": metrics})
+                                "truncation": summary["truncation"], "pairs": pair_counts, "metrics": metrics,
+                                **({"normalization": norm} if norm else {})})
     write_json_atomic(output / "run.json", summary)
     return summary
