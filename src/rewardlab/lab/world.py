@@ -215,21 +215,55 @@ def low_variance_reward(world: TabularWorld, logits: torch.Tensor, factor: float
     return m + c * (world.gold - m)
 
 
+def _gold_z(world: TabularWorld) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = (r* − mean_y r*) / sd(x) over each prompt's candidates (uniform weights), and sd(x) [P, 1]."""
+    g = world.gold
+    sd = g.std(1, keepdim=True)
+    return (g - g.mean(1, keepdim=True)) / sd, sd
+
+
+def _focus_band(world: TabularWorld, focus_logits: torch.Tensor, width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The z-range where a policy writes: t_lo/t_hi(x) = E_focus z ∓ width·Std_focus z -> two [P, 1] tensors."""
+    z, _ = _gold_z(world)
+    ez = expectation(focus_logits, z)
+    sz = (expectation(focus_logits, z * z) - ez**2).clamp_min(0).sqrt()
+    return (ez - width * sz)[:, None], (ez + width * sz)[:, None]
+
+
 def threshold_reward(world: TabularWorld, focus_logits: torch.Tensor, slope: float = 2.5,
-                     floor_slope: float = 0.05) -> torch.Tensor:
+                     floor_slope: float = 0.05, width: float = 1.0) -> torch.Tensor:
     """A perfectly accurate RM that resolves differences only where a given policy (the *focus*) writes:
 
         r(x, y) = m(x) + sd(x)·[ε·z + A·relu(z − t(x))],   z = (r* − mean_y r*) / sd(x) over the prompt's candidates,
 
-    with t(x) = E_focus z − Std_focus z (the lower edge of the focus policy's answers), m(x) = E_focus r*(x, ·) (the
-    prompt offsets of r* are kept), A = ``slope``, ε = ``floor_slope`` > 0. Strictly increasing in r* within each
-    prompt, so it orders every pair correctly; but nearly flat below t. For a focus policy that already writes good
-    answers, this RM is a strong teacher of the focus policy and a weak one of a policy whose answers mostly lie
-    below t — the same RM, two verdicts (Razin et al. 2025)."""
-    g = world.gold
-    mu, sd = g.mean(1, keepdim=True), g.std(1, keepdim=True)
-    z = (g - mu) / sd
-    ez = expectation(focus_logits, z)
-    t = (ez - (expectation(focus_logits, z * z) - ez**2).clamp_min(0).sqrt())[:, None]
-    m = expectation(focus_logits, g)[:, None]
+    with t(x) = E_focus z − ``width``·Std_focus z (the lower edge of the focus policy's answers), m(x) = E_focus
+    r*(x, ·) (the prompt offsets of r* are kept), A = ``slope``, ε = ``floor_slope`` > 0. Strictly increasing in r*
+    within each prompt, so it orders every pair correctly; but nearly flat below t. For a focus policy that already
+    writes good answers, this RM is a strong teacher of the focus policy and a weak one of a policy whose answers mostly
+    lie below t — the same RM, two verdicts (Razin et al. 2025)."""
+    z, sd = _gold_z(world)
+    t, _ = _focus_band(world, focus_logits, width)
+    m = expectation(focus_logits, world.gold)[:, None]
     return m + sd * (floor_slope * z + slope * torch.relu(z - t))
+
+
+def band_reward(world: TabularWorld, focus_logits: torch.Tensor, slope: float = 2.5, floor_slope: float = 0.05,
+                width: float = 1.0) -> torch.Tensor:
+    """A perfectly accurate RM that is steep only on the z-band where the focus policy writes, flat on both sides:
+
+        r(x, y) = mean_y r*(x, ·) + sd(x)·[ε·z + A·clip(z − t_lo(x), 0, t_hi(x) − t_lo(x))],
+
+    z as in :func:`threshold_reward`, t_lo/t_hi = E_focus z ∓ ``width``·Std_focus z, A = ``slope``, ε = ``floor_slope``
+    > 0. Strictly increasing in r* within each prompt (accuracy 1 on every pair, under any policy), yet its reward
+    variance is large only for policies that put their mass inside the band: the building block of RMs whose RV
+    ranking differs between two policies (Razin et al. 2025, "an RM that works well for one LM can induce low RV
+    for another"). A non-negative mix w·band(π₀) + (1 − w)·band(B) is again perfectly accurate."""
+    z, sd = _gold_z(world)
+    lo, hi = _focus_band(world, focus_logits, width)
+    return world.gold.mean(1, keepdim=True) + sd * (floor_slope * z + slope * (z - lo).clamp(min=0).minimum(hi - lo))
+
+
+def neutral_pairs(world: TabularWorld, n: int, generator: torch.Generator) -> Pairs:
+    """n evaluation pairs on a NEUTRAL distribution — x uniform, two distinct responses uniform over the candidates —
+    ordered by r* (noise-free): the distribution off-policy accuracy is measured on (no policy's preferences in it)."""
+    return sample_pairs(world, torch.zeros_like(world.gold), n, generator, gold_labels=True)
