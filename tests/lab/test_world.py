@@ -11,12 +11,14 @@ from rewardlab.lab.world import (
     GoldParams,
     TabularWorld,
     WorldConfig,
+    band_reward,
     gold_reward,
     kl,
     length_term,
     low_variance_reward,
     make_world,
     moments,
+    neutral_pairs,
     preference_prob,
     sample_pairs,
     sample_responses,
@@ -133,3 +135,71 @@ def test_threshold_rm_is_perfectly_accurate_and_steeper_for_its_focus_policy():
         m = (p * th).sum(-1, keepdim=True)
         return float((p * (th - m) ** 2).sum(-1).mean())
     assert within(w.policies["B"]) > within(w.policies["pi0"])
+
+
+def _three_candidates() -> TabularWorld:
+    """One prompt, gold [0, 1, 2] (mean 1, sample sd 1, so z = [−1, 0, 1]), uniform focus policy."""
+    f64 = torch.float64
+    return TabularWorld(replace(SMALL, n_prompts=1, n_candidates=3), torch.zeros(1, 3, SMALL.n_features, dtype=f64),
+                        torch.zeros(1, SMALL.n_prompt_features, dtype=f64), torch.tensor([[0.0, 1.0, 2.0]], dtype=f64),
+                        {"u": torch.zeros(1, 3, dtype=f64)})
+
+
+def test_band_reward_by_hand():
+    # uniform focus: E z = 0, Std z = √(2/3) = s; band [−s, s]; r = 1 + [0.1·z + 2·clip(z + s, 0, 2s)]
+    w = _three_candidates()
+    s = math.sqrt(2 / 3)
+    r = band_reward(w, w.policies["u"], slope=2.0, floor_slope=0.1, width=1.0)
+    assert torch.allclose(r, torch.tensor([[1 - 0.1, 1 + 2 * s, 1 + 0.1 + 4 * s]], dtype=torch.float64))
+
+
+def test_threshold_width_moves_the_threshold_by_hand():
+    # width 0: t = E z = 0, m = E r* = 1; r = 1 + [0.05·z + 2.5·relu(z)] = 0.95, 1, 3.55
+    w = _three_candidates()
+    r = threshold_reward(w, w.policies["u"], width=0.0)
+    assert torch.allclose(r, torch.tensor([[0.95, 1.0, 3.55]], dtype=torch.float64))
+    # width 1 (the default): t = −√(2/3), so the middle candidate is on the steep part already
+    assert threshold_reward(w, w.policies["u"])[0, 1] > 1.5
+
+
+def _exact_rv(table: torch.Tensor, logits: torch.Tensor) -> float:
+    p, z = torch.softmax(logits, -1), standardize(table, logits)
+    m = (p * z).sum(-1, keepdim=True)
+    return float((p * (z - m) ** 2).sum(-1).mean())
+
+
+def test_band_rms_are_perfectly_accurate_and_their_rv_follows_their_focus():
+    # the mix w·band(π₀) + (1 − w)·band(B): every member orders every pair like r*; moving w toward π₀'s band
+    # lowers the RV under B and raises the RV under π₀ relative to it (the ratio is strictly increasing in w)
+    w = make_world(WorldConfig(), 0)
+    pi0, b = w.policies["pi0"], w.policies["B"]
+    for slope in (1.0, 4.0):
+        band_pi0, band_b = band_reward(w, pi0, slope), band_reward(w, b, slope)
+        rv_pi0, rv_b = [], []
+        for mix in (0.0, 0.25, 0.5, 0.75, 1.0):
+            r = mix * band_pi0 + (1 - mix) * band_b
+            assert torch.equal(r.argsort(1), w.gold.argsort(1))   # same order as r* in every prompt
+            rv_pi0.append(_exact_rv(r, pi0))
+            rv_b.append(_exact_rv(r, b))
+        ratio = [x / y for x, y in zip(rv_pi0, rv_b)]
+        assert all(x > y for x, y in zip(rv_b, rv_b[1:])) and all(x < y for x, y in zip(ratio, ratio[1:]))
+
+
+def _max_count_z(pairs, n_candidates: int) -> float:
+    """Largest |count − expected| / sd over candidates of the responses in the pairs (uniform: ~N(0, 1) each)."""
+    counts = torch.bincount(torch.cat([pairs.chosen, pairs.rejected]), minlength=n_candidates).double()
+    n = 2 * len(pairs)
+    p = 1 / n_candidates
+    return float(((counts - n * p).abs() / math.sqrt(n * p * (1 - p))).max())
+
+
+def test_neutral_pairs_are_uniform_over_candidates_and_ordered_by_gold():
+    w = make_world(replace(SMALL, n_prompts=4), 3)
+    g = torch.Generator().manual_seed(0)
+    pairs = neutral_pairs(w, 20000, g)
+    assert (w.gold[pairs.prompt, pairs.chosen] > w.gold[pairs.prompt, pairs.rejected]).all()
+    assert (pairs.chosen != pairs.rejected).all()
+    assert _max_count_z(pairs, SMALL.n_candidates) < 4.5
+    # the same statistic flags pairs drawn from the verbose off-policy policy
+    off = sample_pairs(w, w.policies["off"], 20000, g, gold_labels=True)
+    assert _max_count_z(off, SMALL.n_candidates) > 10
