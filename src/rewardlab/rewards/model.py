@@ -61,6 +61,7 @@ class ModelReward:
 
     @property
     def normalization(self) -> dict[str, float] | None:
+        """Reference ``{"mean", "std", "n", "source"}`` of the manifest (``rewardlab calibrate``), or None."""
         return self.manifest.get("normalization")
 
     def encode(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> list[list[int]]:

@@ -6,7 +6,8 @@ Spec forms:
 - ``python:MODULE:FUNCTION`` — a per-item ``fn(prompt, response) -> float`` or a TRL-style batched
   ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
-- ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs → EnsembleReward
+- ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs, each member standardized with
+  its manifest's ``normalization`` (``rewardlab calibrate``) → EnsembleReward (rewards/ensemble.py)
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
   OpenRLHF-protocol server); the bearer token comes from ``$REWARDLAB_TOKEN`` → RemoteReward
 - ``rule:NAME:ARG`` — a verifiable rule (exact / numeric / regex / length) → FunctionReward (rewards/rules.py)
