@@ -254,10 +254,11 @@ def band_reward(world: TabularWorld, focus_logits: torch.Tensor, slope: float = 
         r(x, y) = mean_y r*(x, ·) + sd(x)·[ε·z + A·clip(z − t_lo(x), 0, t_hi(x) − t_lo(x))],
 
     z as in :func:`threshold_reward`, t_lo/t_hi = E_focus z ∓ ``width``·Std_focus z, A = ``slope``, ε = ``floor_slope``
-    > 0. Strictly increasing in r* within each prompt (accuracy 1 on every pair, under any policy), yet its reward
-    variance is large only for policies that put their mass inside the band: the building block of RMs whose RV
-    ranking differs between two policies (Razin et al. 2025, "an RM that works well for one LM can induce low RV
-    for another"). A non-negative mix w·band(π₀) + (1 − w)·band(B) is again perfectly accurate."""
+    > 0. Strictly increasing in r* within each prompt (accuracy 1 on every pair, under any policy), yet the reward
+    variance it induces under a policy, relative to another policy's, grows with the mass that policy puts inside the
+    band: the building block of RMs whose RV ranking differs between two policies (Razin et al. 2025, "an RM that
+    works well for one LM can induce low RV for another"). A non-negative mix w·band(π₀) + (1 − w)·band(B) is again
+    perfectly accurate."""
     z, sd = _gold_z(world)
     lo, hi = _focus_band(world, focus_logits, width)
     return world.gold.mean(1, keepdim=True) + sd * (floor_slope * z + slope * (z - lo).clamp(min=0).minimum(hi - lo))

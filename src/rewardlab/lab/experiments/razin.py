@@ -1,13 +1,14 @@
 """Experiment 1 — Razin et al. 2025, "What Makes a Reward Model a Good Teacher? An Optimization Perspective".
 
 A zoo of proxies (trained with the BT loss on on-/off-policy mixes, data amounts, linear/MLP) plus constructed
-perfectly accurate rewards — r* itself; the low-variance RM; a "threshold" RM steep only where policy B writes; and a
-*focused family* w·band(π₀) + (1 − w)·band(B) at two steepness levels, steep only on the z-band where π₀ (w = 1) or
-B (w = 0) writes — teach a tabular softmax policy with RLOO (k = 2, β = 0.05) and with the exact policy gradient, at
-two learning rates, from two initial policies (π₀ and "B"). Each reward is standardized under the policy it teaches
-(so only its shape, not its scale, matters). Measured: gold gain after an early and a late budget; RV and on-policy
-accuracy under the policy (m sampled responses per prompt); off-policy accuracy on NEUTRAL pairs (two responses
-uniform over the candidates, ordered by r*), as the paper measures it on a fixed dataset not drawn from the policy.
+perfectly accurate rewards — r* itself; the low-variance RM; a "threshold" RM steep only above the mean gold level of
+policy B's answers (nearly flat where π₀ mostly writes); and a *focused family* w·band(π₀) + (1 − w)·band(B) at two
+steepness levels, steep only on the z-band where π₀ (w = 1) or B (w = 0) writes — teach a tabular softmax policy with
+RLOO (k = 2, β = 0.05) and with the exact policy gradient, at two learning rates, from two initial policies (π₀ and
+"B"). Each reward is standardized under the policy it teaches (so only its shape, not its scale, matters). Measured:
+gold gain after an early and a late budget; RV and on-policy accuracy under the policy (m sampled responses per
+prompt); off-policy accuracy on NEUTRAL pairs (two responses uniform over the candidates, ordered by r*), as the paper
+measures it on a fixed dataset not drawn from the policy.
 
 What the paper says and what is tested (ρ = Spearman across RMs, one number per seed, verdicts.check_sign):
 
@@ -69,7 +70,7 @@ class RazinConfig:
     lowvar_factor: float = 0.1
     lowvar_fraction: float = 0.9
     threshold_slope: float = 2.5  # threshold RM: slope A above t = E_B z − width·Std_B z
-    threshold_width: float = 0.5
+    threshold_width: float = 0.0  # t = E_B z: steep only above the mean level of B's answers (robust over seeds)
     band_slopes: tuple[float, ...] = (1.0, 4.0)                   # focused family: steepness A of the bands
     band_mixes: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)   # weight w of the π₀-focused band (1 − w: B's)
     proxy_steps: int = 300
@@ -203,13 +204,15 @@ def _budget_claims(cfg: RazinConfig, per_seed: list[dict], rows: list[dict]) -> 
 
         def sub(xs: list[float], ss: list[int]) -> float:
             return mean([xs[s] for s in ss]) if ss else float("nan")
+
         diag = (f"at {budget} steps ρ(RV) − max ρ(acc) per seed: {', '.join(f'{v:+.2f}' for v in gap)}; RV is the "
                 f"better predictor in {wins}/{len(rb)} settings (mean over seeds); mean ρ(RV) {mean(means['rv']):.2f}, "
                 f"ρ(on-acc) {mean(means['on_acc']):.2f}, ρ(off-acc) {mean(means['off_acc']):.2f}. Seeds against the "
-                f"claim: {', '.join(str(seeds[s]) for s in lose) or 'none'} — there the proxies' RV spreads "
-                f"{'less' if sub(cv, lose) < sub(cv, keep) else 'more'} (coefficient of variation "
-                f"{sub(cv, lose):.2f} vs {sub(cv, keep):.2f}) and ρ(RV, on-acc) across the proxies is "
-                f"{sub(co, lose):+.2f} vs {sub(co, keep):+.2f} in the other seeds")
+                f"claim: {', '.join(str(seeds[s]) for s in lose) or 'none'}")
+        if lose and keep:
+            diag += (f" — there the proxies' RV spreads {'less' if sub(cv, lose) < sub(cv, keep) else 'more'} "
+                     f"(coefficient of variation {sub(cv, lose):.2f} vs {sub(cv, keep):.2f}) and ρ(RV, on-acc) across "
+                     f"the proxies is {sub(co, lose):+.2f} vs {sub(co, keep):+.2f} in the other seeds")
         setting = (f"mean over the {len(rb)} settings policy {{π₀, B}} × {{RLOO k={cfg.k}, exact PG}} × lr "
                    f"{{{', '.join(f'{lr:g}' for lr in cfg.lrs)}}}, β={cfg.beta}, after {budget} steps, of ρ(gain, RV) "
                    f"− max(ρ(gain, on-acc), ρ(gain, off-acc)); ρ = Spearman across the {n_trained} trained proxies, "

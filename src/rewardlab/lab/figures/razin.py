@@ -141,8 +141,8 @@ def figures(data: dict, out: Path, claims: dict[str, Claim]) -> list[tuple[str, 
     axes[1].set_ylabel(f"gold gain (RLOO, lr {data['lrs'][0]:g}, {data['early']} steps)")
     axes[1].legend(fontsize=8)
     figs.append((save(fig, out, "razin_policies.png"),
-                 "Left: gold gain of the threshold RM (perfectly accurate, steep only above the lower part of "
-                 "policy B's answers) minus that of r*, from each initial policy. Right: the focused family "
+                 "Left: gold gain of the threshold RM (perfectly accurate, steep only above the mean gold level "
+                 "of policy B's answers) minus that of r*, from each initial policy. Right: the focused family "
                  "w·band(π₀) + (1 − w)·band(B) (all perfectly accurate); each RM's gain from one policy plotted "
                  "against its RV under that policy (filled) and under the other policy (hollow). "
                  + caption(_claims(claims, "razin-policy-dependent", "razin-rv-policy-specific"))))
