@@ -72,6 +72,10 @@ def test_rewardlab_eval_end_to_end(world):
         assert (out / f).stat().st_size > 1000, f
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src='reliability.png'" not in html
+    assert "percentile bootstrap CI" in html and "On-policy acc.: " in html  # the CIs and the paired tests
+    s = json.loads((out / "metrics.json").read_text())["models"]["rm"]["summary"]
+    lo, hi = s["accuracy_ci"]
+    assert f"accuracy={s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]" in res.output and lo <= s["accuracy"] <= hi
 
     doc = json.loads((out / "metrics.json").read_text())
     assert list(doc["models"]) == ["rm", "gold"]

@@ -77,7 +77,10 @@ def test_report_from_loaded_metrics_and_table(tmp_path):
     assert "rv_per_prompt.png" not in paths  # no teacher metrics
     json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     table = comparison_table([main, loaded])
-    assert table.count("<tr>") == 3 and "<b>0.500</b>" in table
+    # the same model twice: paired difference exactly 0 -> nothing bold, the CI is shown and the test explained
+    assert table.count("<tr>") == 3 and "<b>" not in table and "not separated" in table
+    lo, hi = main.metrics["summary"]["accuracy_ci"]
+    assert f"0.500 <small>[{lo:.3f}, {hi:.3f}]</small>" in table and lo <= 0.5 <= hi
 
 
 def test_cli_sections_yaml_and_compare_dir(tmp_path):

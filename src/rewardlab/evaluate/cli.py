@@ -139,7 +139,9 @@ def eval_command(
             **truncation}
     paths = write_report(output, results, meta)
     s = results[0].metrics["summary"]
-    shown = ", ".join(f"{k}={v:.3f}" for k, v in s.items() if isinstance(v, float))
+    ci = {k: s.get(f"{k}_ci") for k in s}
+    shown = ", ".join(f"{k}={v:.3f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if ci[k] and None not in ci[k] else "")
+                      for k, v in s.items() if isinstance(v, float))
     typer.echo(f"{results[0].name}: {shown}")
     typer.echo(f"wrote {paths['report.html']} and {len(paths) - 1} other files")
 

@@ -358,7 +358,58 @@ def on_policy_accuracy(rewards: ArrayLike, gold: ArrayLike, group: ArrayLike | N
         return np.bincount(gp, weights=agree, minlength=n_prompts) / np.bincount(gp, minlength=n_prompts)
 
 
+def on_policy_pair_counts(gold: ArrayLike, group: ArrayLike | None = None) -> np.ndarray:
+    """``[P]``: per prompt, the number of within-prompt pairs whose gold rewards differ (the pairs
+    :func:`on_policy_accuracy` counts), so pooled accuracy = Σ_p acc_p · n_p / Σ_p n_p."""
+    gold_flat, g = _groups(gold, group)
+    i, j = _within_prompt_pairs(g)
+    keep = gold_flat[i] != gold_flat[j]
+    n_prompts = int(g.max()) + 1 if g.size else 0
+    return np.bincount(g[i][keep], minlength=n_prompts).astype(np.float64)
+
+
 def off_policy_accuracy(chosen: ArrayLike, rejected: ArrayLike) -> float:
     """Off-policy accuracy: :func:`pairwise_accuracy` on a fixed dataset's pairs (not sampled from the
     policy)."""
     return pairwise_accuracy(chosen, rejected)
+
+
+# ------------------------------------------------------------------------------------------- bootstrap CIs
+def bootstrap_indices(n: int, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``[n_boot, n]`` indices drawn with replacement from ``range(n)``, a function of ``(n, n_boot, seed)`` only:
+    two models scored on the same n units get the same resamples (a paired bootstrap)."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n)) if n > 0 else np.zeros((n_boot, 0), int)
+
+
+def percentile_ci(samples: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval ``[q_{(1−level)/2}, q_{(1+level)/2}]`` of the finite resampled statistics."""
+    s = as_numpy(samples)
+    s = s[np.isfinite(s)]
+    if not s.size:
+        return math.nan, math.nan
+    lo, hi = np.quantile(s, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def resampled_ratio(num: ArrayLike, den: ArrayLike, idx: np.ndarray) -> np.ndarray:
+    """``Σ_{u∈b} num_u / Σ_{u∈b} den_u`` for each resample b (a row of ``idx``); NaN where the denominator is 0.
+
+    Accuracy over pairs: ``num`` = 1[pair correct], ``den`` = 1. On-policy accuracy over prompts: ``num`` = agreeing
+    pairs of the prompt, ``den`` = its pairs with distinct gold (the pooled fraction of the resampled prompts)."""
+    n, d = as_numpy(num)[idx].sum(1), as_numpy(den)[idx].sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d > 0, n / np.where(d > 0, d, 1), math.nan)
+
+
+def resampled_reward_variance(mean: ArrayLike, var: ArrayLike, count: ArrayLike, idx: np.ndarray) -> np.ndarray:
+    """:func:`reward_variance` of each resample of prompts (rows of ``idx``), re-standardized on the resample.
+
+    Per prompt p: ``count`` n_p, ``mean`` m_p and population ``var`` v_p of its rewards (any affine scale, e.g.
+    the globally standardized ones). On a resample S the global variance is
+    ``σ²_S = Σ n_p (v_p + (m_p − μ_S)²) / Σ n_p`` with ``μ_S = Σ n_p m_p / Σ n_p``, and standardizing by σ_S scales
+    every within-prompt variance by 1/σ²_S, so ``RV_S = mean_{p∈S} v_p / σ²_S`` (0 where σ_S = 0)."""
+    m, v, c = as_numpy(mean)[idx], as_numpy(var)[idx], as_numpy(count)[idx]
+    mu = (c * m).sum(1, keepdims=True) / c.sum(1, keepdims=True)
+    s2 = (c * (v + (m - mu) ** 2)).sum(1) / c.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s2 > 0, v.mean(1) / np.where(s2 > 0, s2, 1), 0.0)

@@ -1,19 +1,39 @@
-"""The teacher report: PNG plots (matplotlib, Agg, imported lazily), a self-contained ``report.html`` with the PNGs
-embedded as base64, and ``metrics.json``. Several models appear side by side (``--compare``)."""
+"""The teacher report: ``metrics.json`` (written first), PNG plots (matplotlib, Agg, imported lazily) and a
+self-contained ``report.html`` with the PNGs embedded as base64. Several models appear side by side (``--compare``).
+
+Comparison table: accuracy, RV and on-policy accuracy are shown with their 95% bootstrap CIs; the best value of such
+a column is bold only when it is *separated* from the runner-up, i.e. the paired bootstrap CI of their difference
+(:func:`rewardlab.evaluate.suite.paired_difference_ci`) excludes 0. Columns without a CI are never bold.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewardlab.evaluate.suite import EvalResult, json_ready
+from rewardlab.evaluate.suite import CI_KEYS, CI_LEVEL, N_BOOT, EvalResult, json_ready, paired_difference_ci
+
+
+class PlotError(RuntimeError):
+    """A figure failed after the results were written; the message names the file that holds them."""
+
+
+@contextlib.contextmanager
+def plotting(figure: str | Path, results: str | Path) -> Iterator[None]:
+    """Run plotting code after ``results`` is on disk: any failure becomes a :class:`PlotError` that says so."""
+    try:
+        yield
+    except Exception as e:
+        raise PlotError(f"plotting {figure} failed ({type(e).__name__}: {e}); the results are saved in "
+                        f"{results}") from e
 
 # comparison-table columns: (key, label, direction) with direction +1 = higher is better, -1 = lower, 0 = neither
 COLUMNS = [
@@ -171,28 +191,63 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
 
+def _winner(results: Sequence[EvalResult], key: str) -> tuple[int | None, str | None]:
+    """(index of the model to bold in CI column ``key`` or None, a note on the test). The best model is bold only
+    if the paired bootstrap CI of (best − runner-up) excludes 0."""
+    vals = [(r.metrics["summary"].get(key), i) for i, r in enumerate(results)]
+    vals = sorted(((v, i) for v, i in vals if v is not None and math.isfinite(v)), key=lambda t: (-t[0], t[1]))
+    if len(vals) < 2:
+        return None, None
+    (v1, i1), (v2, i2) = vals[0], vals[1]
+    a, b = results[i1], results[i2]
+    pair = f"{html.escape(a.name)} − {html.escape(b.name)} = {v1 - v2:+.3f}"
+    ci = paired_difference_ci(a.metrics, b.metrics, key)
+    if ci is None:
+        return None, f"{pair}: no paired CI (different units, or no per-unit data), not bold"
+    separated = v1 > v2 and ci[0] > 0
+    verdict = "separated, bold" if separated else "not separated, not bold"
+    return (i1 if separated else None), f"{pair}, {CI_LEVEL:.0%} CI [{ci[0]:+.3f}, {ci[1]:+.3f}]: {verdict}"
+
+
+def _cell(summary: dict[str, Any], key: str) -> str:
+    ci = summary.get(f"{key}_ci")
+    if ci and all(c is not None for c in ci):
+        return f"{_fmt(summary.get(key))} <small>[{ci[0]:.3f}, {ci[1]:.3f}]</small>"
+    return _fmt(summary.get(key))
+
+
 def comparison_table(results: Sequence[EvalResult]) -> str:
-    """HTML table: one row per model, the summary metrics as columns, the best value per column in bold."""
+    """HTML table: one row per model, the summary metrics as columns, accuracy / RV / on-policy accuracy with
+    their bootstrap CIs; a best value is bold only when separated from the runner-up (see the module docstring).
+    Below the table, the paired difference behind each decision."""
     cols = [c for c in COLUMNS if any(r.metrics["summary"].get(c[0]) is not None for r in results)]
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in cols)
-    best = {}
-    for key, _, direction in cols:
-        vals = [r.metrics["summary"].get(key) for r in results]
-        vals = [v for v in vals if v is not None and math.isfinite(v)]
-        if direction and len(results) > 1 and vals:
-            best[key] = max(vals) if direction > 0 else min(vals)
+    bold, notes = {}, []
+    for key, label, _ in cols:
+        if key in CI_KEYS:
+            bold[key], note = _winner(results, key)
+            if note:
+                notes.append(f"<li>{html.escape(label)}: {note}</li>")
     datas = {r.metrics.get("data") for r in results}
     if len(datas) > 1:
         head = "<th>data</th>" + head
     rows = []
-    for r in results:
+    for i, r in enumerate(results):
         data = str(r.metrics.get("data"))
         cells = [f"<td title='{html.escape(data)}'>{html.escape(Path(data).name)}</td>"] if len(datas) > 1 else []
         for key, _, _ in cols:
-            v = r.metrics["summary"].get(key)
-            cells.append(f"<td><b>{_fmt(v)}</b></td>" if key in best and v == best[key] else f"<td>{_fmt(v)}</td>")
+            text = _cell(r.metrics["summary"], key)
+            cells.append(f"<td><b>{text}</b></td>" if bold.get(key) == i else f"<td>{text}</td>")
         rows.append(f"<tr><th>{html.escape(r.name)}</th>{''.join(cells)}</tr>")
-    return f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+    table = f"<table><tr><th>model</th>{head}</tr>{''.join(rows)}</table>"
+    if any(f"{k}_ci" in r.metrics["summary"] for r in results for k in CI_KEYS):
+        table += (f"<p>[lo, hi]: {CI_LEVEL:.0%} percentile bootstrap CI ({N_BOOT} resamples of the pairs for "
+                  "accuracy, of the prompts for RV and on-policy accuracy). Bold: the best value, only when the "
+                  "paired bootstrap CI of its difference to the runner-up (the same resamples for both models) "
+                  "excludes 0; columns without a CI are never bold.</p>")
+    if notes:
+        table += f"<ul>{''.join(notes)}</ul>"
+    return table
 
 
 LABELS = {
@@ -305,7 +360,8 @@ def render_html(results: Sequence[EvalResult], figures: dict[str, bytes], meta: 
 
 def write_report(out_dir: str | Path, results: Sequence[EvalResult], meta: dict[str, Any] | None = None
                  ) -> dict[str, Path]:
-    """Write metrics.json, the PNGs and report.html into ``out_dir``; ``results[0]`` is the main model."""
+    """Write metrics.json, then the PNGs and report.html into ``out_dir``; ``results[0]`` is the main model.
+    A plotting failure raises :class:`PlotError` with metrics.json already written."""
     from rewardlab.io import write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
@@ -317,13 +373,14 @@ def write_report(out_dir: str | Path, results: Sequence[EvalResult], meta: dict[
              ("reward_vs_length.png", lambda p: plot_reward_vs_length(main, p)),
              ("subsets.png", lambda p: plot_subsets(results, p)),
              ("rv_per_prompt.png", lambda p: plot_rv_per_prompt(results, p))]
-    figures, paths = {}, {}
-    for fname, fn in plots:
-        data = fn(out / fname)
-        if data is not None:
-            figures[fname], paths[fname] = data, out / fname
     write_json_atomic(out / "metrics.json", json_ready({"main": main.name, "meta": meta,
                                                         "models": {r.name: r.metrics for r in results}}))
+    figures, paths = {}, {"metrics.json": out / "metrics.json"}
+    for fname, fn in plots:  # the numbers are on disk before any plotting can fail
+        with plotting(out / fname, out / "metrics.json"):
+            data = fn(out / fname)
+        if data is not None:
+            figures[fname], paths[fname] = data, out / fname
     write_text_atomic(out / "report.html", render_html(results, figures, meta))
-    paths["metrics.json"], paths["report.html"] = out / "metrics.json", out / "report.html"
+    paths["report.html"] = out / "report.html"
     return paths

@@ -3,6 +3,12 @@
 ``evaluate_reward(reward, rows, ...)`` scores the rows and returns an :class:`EvalResult`: a JSON-ready ``metrics``
 dict plus the raw arrays the plots need. The science lives in :mod:`rewardlab.evaluate.metrics` /
 :mod:`rewardlab.evaluate.rewardbench`; this module only wires scores into them.
+
+Uncertainty: accuracy, RV and on-policy accuracy get 95% percentile bootstrap CIs (``summary[KEY + "_ci"]``),
+resampling pairs for accuracy and prompts for RV and on-policy accuracy (:func:`replicates`). The per-unit data
+they need is kept in ``metrics`` (``pairs.correct``; the teacher's per-prompt lists), so a model loaded from an
+earlier ``metrics.json`` can be compared by a paired bootstrap (:func:`paired_difference_ci`): the resamples are a
+function of the number of units and the seed only, so two models on the same units get the same resamples.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
         "tie_rate": M.tie_rate(c, r),
         "mean_margin": float(delta.mean()),
         "subsets": subsets,
+        "correct": (delta > 0).astype(int).tolist(),  # per pair (ties wrong): the units of the accuracy bootstrap
     }
     if any(p.subset for p in pairs):
         acc = {k: v["accuracy"] for k, v in subsets.items()}
@@ -133,10 +140,60 @@ def _items(rows) -> tuple[list, list]:
             [x for row in rows for x in list(row.chosen) + list(row.rejected)])
 
 
-def _summary(m: dict[str, Any]) -> dict[str, float | None]:
-    """The comparison-table columns of one model."""
+CI_KEYS = ("accuracy", "reward_variance", "on_policy_accuracy")  # summary columns with bootstrap CIs
+N_BOOT, BOOT_SEED, CI_LEVEL = 2000, 0, 0.95
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def replicates(m: dict[str, Any], key: str, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray | None:
+    """``[n_boot]`` bootstrap replicates of the summary column ``key`` (one of :data:`CI_KEYS`) from one model's
+    ``metrics``, or None without the per-unit data. Accuracy resamples pairs; RV (re-standardized on each resample,
+    :func:`~rewardlab.evaluate.metrics.resampled_reward_variance`) and on-policy accuracy (pooled over the resampled
+    prompts' pairs) resample prompts."""
+    if key == "accuracy":
+        correct = _dig(m, ("pairs", "correct"))
+        if not correct:
+            return None
+        c = _floats(correct)
+        return M.resampled_ratio(c, np.ones_like(c), M.bootstrap_indices(len(c), n_boot, seed))
+    t = m.get("teacher") or {}
+    if key == "reward_variance" and t.get("reward_mean_per_prompt") is not None:
+        v, mu, n = (_floats(t[k]) for k in ("reward_variance_per_prompt", "reward_mean_per_prompt",
+                                             "responses_per_prompt"))
+        return M.resampled_reward_variance(mu, v, n, M.bootstrap_indices(len(v), n_boot, seed))
+    if key == "on_policy_accuracy" and t.get("on_policy_pairs_per_prompt") is not None:
+        acc, n = _floats(t["on_policy_accuracy_per_prompt"]), _floats(t["on_policy_pairs_per_prompt"])
+        agree = np.where(n > 0, np.nan_to_num(acc) * n, 0.0)
+        return M.resampled_ratio(agree, n, M.bootstrap_indices(len(n), n_boot, seed))
+    return None
+
+
+def paired_difference_ci(a: dict[str, Any], b: dict[str, Any], key: str, level: float = CI_LEVEL
+                         ) -> tuple[float, float] | None:
+    """Paired bootstrap CI of ``key(a) − key(b)``: both models' statistics on the same resamples of the same units
+    (pairs or prompts). None when either lacks the per-unit data or they were measured on different units (another
+    data file, or another number of pairs / prompts)."""
+    ra, rb = replicates(a, key), replicates(b, key)
+    if ra is None or rb is None or _units(a, key) != _units(b, key):
+        return None
+    if key == "accuracy" and a.get("data") != b.get("data"):
+        return None
+    return M.percentile_ci(ra - rb, level)
+
+
+def _units(m: dict[str, Any], key: str) -> int:
+    if key == "accuracy":
+        return len(_dig(m, ("pairs", "correct")) or [])
+    return len(_dig(m, ("teacher", "reward_variance_per_prompt")) or [])
+
+
+def _summary(m: dict[str, Any]) -> dict[str, Any]:
+    """The comparison-table columns of one model, with ``KEY_ci`` = [lo, hi] for each of :data:`CI_KEYS`."""
     get = lambda *keys: _dig(m, keys)  # noqa: E731
-    return {
+    out = {
         "accuracy": get("pairs", "accuracy"), "tie_rate": get("pairs", "tie_rate"),
         "rb1_overall": get("pairs", "sections", "overall"), "rb2_overall": get("kway", "overall"),
         "ece": get("pairs", "calibration", "ece"), "brier": get("pairs", "calibration", "brier"),
@@ -146,6 +203,11 @@ def _summary(m: dict[str, Any]) -> dict[str, float | None]:
         "reward_variance": get("teacher", "reward_variance"),
         "on_policy_accuracy": get("teacher", "on_policy_accuracy"),
     }
+    for key in CI_KEYS:
+        rep = replicates(m, key)
+        if rep is not None:
+            out[f"{key}_ci"] = list(M.percentile_ci(rep, CI_LEVEL))
+    return out
 
 
 def _dig(d: Any, keys: Sequence[str]) -> Any:

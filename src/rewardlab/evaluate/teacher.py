@@ -98,11 +98,19 @@ def scalar(scores: np.ndarray) -> np.ndarray:
 def teacher_metrics_from_scores(rewards: np.ndarray, group: Sequence[int],
                                 gold: np.ndarray | None = None) -> dict[str, Any]:
     """RV (global standardization), per-prompt RV and, with gold rewards, on-policy accuracy (pooled over
-    within-prompt pairs whose gold rewards differ, plus per prompt) and the gold reward's own RV."""
+    within-prompt pairs whose gold rewards differ, plus per prompt) and the gold reward's own RV.
+
+    Also the per-prompt pieces a bootstrap over prompts needs (:mod:`rewardlab.evaluate.suite`): the mean of the
+    standardized rewards and the number of responses per prompt, and the number of on-policy pairs per prompt."""
     r = scalar(M.as_numpy(rewards))
+    g_idx = np.asarray(group, dtype=np.int64)
+    count = np.bincount(g_idx).astype(np.float64) if g_idx.size else np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_mean = np.bincount(g_idx, weights=M.standardize_global(r)) / count if g_idx.size else np.zeros(0)
     out: dict[str, Any] = {
         "reward_variance": M.reward_variance(r, group),
         "reward_variance_per_prompt": M.per_prompt_reward_variance(r, group).tolist(),
+        "reward_mean_per_prompt": z_mean.tolist(), "responses_per_prompt": count.tolist(),
         "reward_mean": float(r.mean()), "reward_std": float(r.std()),
         "n_prompts": len(set(group)), "n_responses": int(r.size),
     }
@@ -110,6 +118,7 @@ def teacher_metrics_from_scores(rewards: np.ndarray, group: Sequence[int],
         g = scalar(M.as_numpy(gold))
         out["on_policy_accuracy"] = M.on_policy_accuracy(r, g, group)
         out["on_policy_accuracy_per_prompt"] = M.on_policy_accuracy(r, g, group, per_prompt=True).tolist()
+        out["on_policy_pairs_per_prompt"] = M.on_policy_pair_counts(g, group).tolist()
         out["gold_reward_variance"] = M.reward_variance(g, group)
         out["gold_mean"] = float(g.mean())
     return out
