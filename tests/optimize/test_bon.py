@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from rewardlab.optimize.bon import bon_estimate, bon_kl, bon_weights
+from rewardlab.optimize.best_of_n import bon_curve
+from rewardlab.optimize.bon import bon_estimate, bon_kl, bon_weights, duplicate_rate
 
 
 def brute_force(proxy: list[float], gold: list[float], n: int) -> float:
@@ -81,3 +82,31 @@ def test_proxy_curve_is_monotone_at_large_n():
 def test_bad_n_rejected():
     with pytest.raises(ValueError):
         bon_estimate(torch.zeros(3), torch.zeros(3), ns=[4])
+
+
+def brute_duplicates(texts: list[str], n: int) -> float:
+    """Average over every n-subset of the fraction of its members whose text another member shares."""
+    rates = [sum(sum(texts[j] == texts[i] for j in s) > 1 for i in s) / n
+             for s in itertools.combinations(range(len(texts)), n)]
+    return sum(rates) / len(rates)
+
+
+def test_duplicate_rate_by_hand():
+    # [a, a, b, c]: among all 4, the two a's repeat each other -> 2/4. Among pairs: 1 of the 6 pairs is {a, a}
+    # (rate 1), the other 5 have rate 0 -> 1/6. A single sample never duplicates anything.
+    assert duplicate_rate(["a", "a", "b", "c"], [1, 2, 4]) == pytest.approx([0.0, 1 / 6, 0.5])
+    assert duplicate_rate(["x", "y", "z"]) == [0.0, 0.0, 0.0]  # all distinct: the KL bound can be tight
+    assert duplicate_rate(["x"] * 4, [1, 2, 4]) == pytest.approx([0.0, 1.0, 1.0])  # all the same
+    texts = ["u", "v", "u", "w", "v", "u", "t"]
+    assert duplicate_rate(texts) == pytest.approx([brute_duplicates(texts, n) for n in range(1, 8)])
+    with pytest.raises(ValueError):
+        duplicate_rate(["a", "b"], [3])
+
+
+def test_bon_curve_reports_the_duplicate_rate_per_n():
+    proxy, gold = torch.tensor([[1.0, 2, 3, 4], [4.0, 3, 2, 1]]), torch.zeros(2, 4)
+    rows = bon_curve(proxy, gold, [1, 2, 4], responses=[["a", "a", "b", "c"], ["p", "q", "r", "s"]])
+    assert [r["duplicate_rate"] for r in rows] == pytest.approx([0.0, 1 / 12, 0.25])  # mean of the two prompts
+    assert "duplicate_rate" not in bon_curve(proxy, gold, [1, 2])[0]
+    with pytest.raises(ValueError):
+        bon_curve(proxy, gold, [1], responses=[["a"] * 4])

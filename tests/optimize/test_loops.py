@@ -111,8 +111,44 @@ def test_best_of_n_table_and_fit(policy, tokenizer, corpus, tmp_path):
     assert table[0]["kl"] == 0.0 and table[-1]["kl"] == pytest.approx(2.772588722 - 15 / 16)
     assert all(b["proxy"] >= a["proxy"] for a, b in zip(table, table[1:], strict=False))
     assert table[-1]["gold"] > table[0]["gold"]
-    assert (tmp_path / "bon_table.csv").read_text().startswith("n,kl,sqrt_kl,proxy,gold,gold_se")
-    assert s["gao_fit"]["form"] == "bon" and (tmp_path / "gold_vs_kl.png").exists()
+    assert (tmp_path / "bon_table.csv").read_text().startswith("n,kl,sqrt_kl,proxy,gold,gold_se,duplicate_rate")
+    assert "upper bound" in s["kl_note"] and 0.0 <= s["duplicate_rate"] <= 1.0
+    assert table[0]["duplicate_rate"] == 0.0 and table[-1]["duplicate_rate"] == pytest.approx(s["duplicate_rate"])
+    # n = 1 .. 16 gives 4 distinct d > 0: too few for a 2-parameter fit, which says so instead of printing R² = 1
+    assert s["gao_fit"]["form"] == "bon" and s["gao_fit"]["sufficient"] is False and s["gao_fit"]["r2"] is None
+    assert (tmp_path / "gold_vs_kl.png").exists()
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["duplicate_rate"] == s["duplicate_rate"] and saved["gao_fit"]["n_distinct"] == 4
+
+
+def _no_plot(*args, **kwargs):
+    raise RuntimeError("no display")
+
+
+@pytest.mark.parametrize("kind", ["bon", "rloo", "grpo", "raft", "dpo"])
+def test_results_are_on_disk_before_plotting(policy, tokenizer, corpus, tmp_path, monkeypatch, kind):
+    import rewardlab.optimize.best_of_n as bon_mod
+    import rewardlab.optimize.common as common
+    from rewardlab.evaluate.report import PlotError
+
+    monkeypatch.setattr(bon_mod if kind == "bon" else common, "plot_overoptimization", _no_plot)
+    small = dict(steps=1, max_new_tokens=6, eval_prompts=4, eval_samples=2, prompts_per_step=4, k=2)
+    run = {"bon": lambda: run_best_of_n(policy, tokenizer, LETTERS, corpus[:4], BoNArgs(n_max=4, max_new_tokens=6),
+                                        gold=LETTERS, output_dir=tmp_path),
+           "rloo": lambda: train_rloo(policy, tokenizer, LETTERS, corpus, RLOOArgs(**small), gold=LETTERS,
+                                      output_dir=tmp_path, progress=False),
+           "grpo": lambda: train_grpo(policy, tokenizer, LETTERS, corpus, GRPOArgs(**small), gold=LETTERS,
+                                      output_dir=tmp_path, progress=False),
+           "raft": lambda: train_raft(policy, tokenizer, LETTERS, corpus, RAFTArgs(**small), gold=LETTERS,
+                                      output_dir=tmp_path, progress=False),
+           "dpo": lambda: train_online_dpo(policy, tokenizer, LETTERS, corpus, OnlineDPOArgs(**small), gold=LETTERS,
+                                           output_dir=tmp_path, progress=False)}[kind]
+    with pytest.raises(PlotError, match=r"gold_vs_kl.png failed \(RuntimeError: no display\); the results are "
+                                        r"saved in .*summary.json") as err:
+        run()
+    assert isinstance(err.value.__cause__, RuntimeError)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["table" if kind == "bon" else "evaluations"] and not (tmp_path / "gold_vs_kl.png").exists()
 
 
 @pytest.mark.parametrize("ref", ["initial", "previous"])

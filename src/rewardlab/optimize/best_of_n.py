@@ -1,5 +1,9 @@
 """Best-of-n against a proxy reward, tracked with a gold reward (Gao et al. 2022): one set of N samples per prompt
-gives proxy and gold for every n ≤ N (unbiased estimator in :mod:`rewardlab.optimize.bon`) at KL = log n − (n−1)/n.
+gives proxy and gold for every n ≤ N (unbiased estimator in :mod:`rewardlab.optimize.bon`).
+
+KL: the table's ``kl`` is the bound ``KL(π_BoN ‖ π₀) ≤ log n − (n−1)/n`` (Beirami et al. 2024), exact only when the
+n samples are distinct with continuous rewards; ``duplicate_rate`` (per n, and at n = N in the summary) is the
+fraction of samples that repeat another sample's response to the same prompt, the measure of how loose it can be.
 
 The policy samples in its own dtype. Prompts keep their last ``max_prompt_length`` tokens (None: what fits the
 policy with ``max_new_tokens``); the summary records the cap and the number of truncated prompts.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import time
@@ -19,10 +24,11 @@ from typing import Any
 
 import torch
 
-from rewardlab.data.records import Prompt
+from rewardlab.data.records import Prompt, Response
+from rewardlab.evaluate.report import plotting
 from rewardlab.io import write_json_atomic, write_text_atomic
 from rewardlab.models.generation import count_truncated, prompt_length_cap, sample
-from rewardlab.optimize.bon import bon_estimate, bon_kl
+from rewardlab.optimize.bon import bon_estimate, bon_kl, duplicate_rate
 from rewardlab.optimize.common import plot_overoptimization, step_seed
 from rewardlab.optimize.fits import fit_bon
 from rewardlab.rewards.base import Reward
@@ -48,15 +54,32 @@ def default_ns(N: int) -> list[int]:
     return ns if ns[-1] == N else ns + [N]
 
 
-def bon_curve(proxy: torch.Tensor, gold: torch.Tensor | None, ns: Sequence[int]) -> list[dict[str, float]]:
-    """Table rows ``{n, kl, sqrt_kl, proxy, gold, gold_se}`` averaged over prompts.
+KL_NOTE = ("kl is the upper bound KL(π_BoN ‖ π₀) ≤ log n − (n−1)/n (Beirami et al. 2024), exact only when the n "
+           "samples are distinct with continuous rewards; duplicate_rate: fraction of samples that repeat another "
+           "sample's response to the same prompt (summary: among all N samples; table: expected among n)")
 
-    ``proxy``, ``gold``: ``[P, N]`` scores of N samples for each of P prompts. ``gold_se`` is the standard error
-    of the mean over prompts (each prompt's estimate is unbiased; prompts are independent).
+
+def _text(response: Response) -> str:
+    return response if isinstance(response, str) else json.dumps(response, sort_keys=True)
+
+
+def bon_curve(proxy: torch.Tensor, gold: torch.Tensor | None, ns: Sequence[int],
+              responses: Sequence[Sequence[Response]] | None = None) -> list[dict[str, float]]:
+    """Table rows ``{n, kl, sqrt_kl, proxy, gold, gold_se[, duplicate_rate]}`` averaged over prompts.
+
+    ``proxy``, ``gold``: ``[P, N]`` scores of N samples for each of P prompts. ``kl`` is the bound
+    ``log n − (n−1)/n``. ``gold_se`` is the standard error of the mean over prompts (each prompt's estimate is
+    unbiased; prompts are independent). ``responses`` (P lists of N): adds the mean over prompts of the expected
+    duplicate rate among n samples (:func:`rewardlab.optimize.bon.duplicate_rate`).
     """
     est_p = bon_estimate(proxy, proxy, ns)
     est_g = bon_estimate(proxy, gold, ns) if gold is not None else None
     P = proxy.shape[0]
+    dup = None
+    if responses is not None:
+        if len(responses) != P or any(len(r) != proxy.shape[1] for r in responses):
+            raise ValueError(f"responses must be {P} lists of {proxy.shape[1]}")
+        dup = torch.tensor([duplicate_rate([_text(x) for x in r], ns) for r in responses]).mean(0)
     rows = []
     for j, n in enumerate(ns):
         kl = float(bon_kl(int(n)))
@@ -64,14 +87,17 @@ def bon_curve(proxy: torch.Tensor, gold: torch.Tensor | None, ns: Sequence[int])
         if est_g is not None:
             row["gold"] = est_g[:, j].mean().item()
             row["gold_se"] = (est_g[:, j].std().item() / math.sqrt(P)) if P > 1 else float("nan")
+        if dup is not None:
+            row["duplicate_rate"] = dup[j].item()
         rows.append(row)
     return rows
 
 
 def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], args: BoNArgs | None = None,
                   gold: Reward | None = None, output_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Sample N per prompt, score proxy (and gold), write ``bon_table.csv``, ``summary.json`` and
-    ``gold_vs_kl.png`` (with the fit ``gold(d) = d(α − βd)``); returns the summary."""
+    """Sample N per prompt, score proxy (and gold), write ``bon_table.csv`` and ``summary.json``, then
+    ``gold_vs_kl.png`` (with the fit ``gold(d) = d(α − βd)``); returns the summary. The results are on disk before
+    plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.report.PlotError` naming them."""
     args = args or BoNArgs()
     t0 = time.perf_counter()
     N = args.n_max
@@ -87,12 +113,16 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
     with torch.no_grad():
         proxy = reward.score(ro.prompts, ro.responses).float().view(len(prompts), N)
         gold_s = gold.score(ro.prompts, ro.responses).float().view(len(prompts), N) if gold is not None else None
-    rows = bon_curve(proxy, gold_s, ns)
+    groups = [[_text(x) for x in ro.responses[i * N:(i + 1) * N]] for i in range(len(prompts))]
+    rows = bon_curve(proxy, gold_s, ns, groups)
+    dup_N = [duplicate_rate(g, [N])[0] for g in groups]
     fit = None
-    if gold_s is not None and len(rows) >= 2:
+    if gold_s is not None:
         fit = fit_bon([r["sqrt_kl"] for r in rows], [r["gold"] - rows[0]["gold"] for r in rows]).as_dict()
     summary = {"algorithm": "best-of-n", "args": asdict(args), "n_prompts": len(prompts), "max_prompt_length": cap,
                "truncated_prompts": count_truncated(tokenizer, prompts, cap), "table": rows,
+               "kl_note": KL_NOTE, "duplicate_rate": sum(dup_N) / len(dup_N),
+               "prompts_with_duplicates": sum(d > 0 for d in dup_N),
                "gao_fit": fit, "wall_time_s": round(time.perf_counter() - t0, 2)}
     if gold_s is not None:
         best = max(rows, key=lambda r: r["gold"])
@@ -106,7 +136,9 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
         writer.writerows(rows)
         write_text_atomic(out / "bon_table.csv", buf.getvalue())
         write_json_atomic(out / "summary.json", summary)
-        plot_overoptimization([r["sqrt_kl"] for r in rows], [r["proxy"] for r in rows],
-                              [r["gold"] for r in rows] if gold_s is not None else None, fit,
-                              out / "gold_vs_kl.png", "best-of-n: proxy and gold vs √KL")
+        with plotting(out / "gold_vs_kl.png", out / "summary.json"):
+            plot_overoptimization([r["sqrt_kl"] for r in rows], [r["proxy"] for r in rows],
+                                  [r["gold"] for r in rows] if gold_s is not None else None, fit,
+                                  out / "gold_vs_kl.png", "best-of-n: proxy and gold vs √KL bound",
+                                  xlabel="√(log n − (n−1)/n), an upper bound on √KL(π_BoN ‖ π₀)")
     return summary

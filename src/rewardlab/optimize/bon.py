@@ -1,4 +1,9 @@
-"""Best-of-n: analytic KL and the unbiased estimator of the gold reward of proxy-best-of-n (DESIGN §6).
+"""Best-of-n: the KL bound, the duplicate rate and the unbiased estimator of the gold of proxy-best-of-n (DESIGN §6).
+
+KL: ``KL(π_BoN ‖ π₀) ≤ log n − (n − 1)/n`` (Beirami et al. 2024, "Theoretical guarantees on the best-of-n alignment
+policy"). It is an upper bound, exact only when the n samples are all distinct with continuous (tie-free) rewards;
+with repeated responses (a peaked policy, short answers) the true KL is smaller, so report the duplicate rate
+(:func:`duplicate_rate`) next to it.
 
 Gao, Schulman & Hilton (2022), "Scaling Laws for Reward Model Overoptimization", Appendix: with N ≥ n samples of
 one prompt sorted by proxy ascending, the probability that a uniformly random n-subset has its proxy-best at
@@ -17,13 +22,14 @@ likely to be the one picked), so ties never depend on the sort order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import torch
 
 
 def bon_kl(n: int | torch.Tensor) -> torch.Tensor | float:
-    """Analytic ``KL(π_BoN ‖ π₀) = log n − (n − 1)/n`` (an upper bound; exact for continuous rewards)."""
+    """The bound ``KL(π_BoN ‖ π₀) ≤ log n − (n − 1)/n`` (Beirami et al. 2024); exact only for n distinct samples
+    with continuous rewards."""
     if isinstance(n, torch.Tensor):
         n = n.double()
         return n.log() - (n - 1) / n
@@ -44,6 +50,38 @@ def bon_weights(N: int, ns: Sequence[int] | torch.Tensor) -> torch.Tensor:
     log_c_i = torch.lgamma(i + 1) - torch.lgamma(n) - torch.lgamma((i - n + 2).clamp_min(1))
     log_c_N = math.lgamma(N + 1) - torch.lgamma(n + 1) - torch.lgamma(N - n + 1)
     return torch.where(valid, (log_c_i - log_c_N).exp(), torch.zeros(()))
+
+
+def duplicate_rate(texts: Sequence[Hashable], ns: Sequence[int] | None = None) -> list[float]:
+    """Expected fraction of samples that duplicate another sample's response, among a uniformly random n-subset of
+    one prompt's N samples ``texts``, for each n in ``ns`` (default: every n in 1..N).
+
+    A sample i with c_i copies among the N (itself included) has no copy among the n − 1 others of its subset with
+    probability ``C(N − c_i, n − 1) / C(N − 1, n − 1)``, so by symmetry the expected rate is
+    ``(1/N) Σ_i [1 − C(N − c_i, n − 1) / C(N − 1, n − 1)]`` (at n = N: the fraction of samples with a copy).
+    """
+    N = len(texts)
+    ns = list(range(1, N + 1)) if ns is None else list(ns)
+    if any(n < 1 or n > N for n in ns):
+        raise ValueError(f"every n must be in 1..{N}, got {ns}")
+    copies: dict[Hashable, int] = {}
+    for t in texts:
+        copies[t] = copies.get(t, 0) + 1
+    samples_with: dict[int, int] = {}  # c -> number of samples that have c copies (all samples share the formula)
+    for c in copies.values():
+        samples_with[c] = samples_with.get(c, 0) + c
+
+    def log_binom(a: int, b: int) -> float:
+        return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
+
+    out = []
+    for n in ns:
+        dup = 0.0
+        for c, m in samples_with.items():
+            alone = math.exp(log_binom(N - c, n - 1) - log_binom(N - 1, n - 1)) if N - c >= n - 1 else 0.0
+            dup += m * (1.0 - alone)
+        out.append(dup / N)
+    return out
 
 
 def _tie_mean(sorted_proxy: torch.Tensor, sorted_gold: torch.Tensor) -> torch.Tensor:

@@ -160,23 +160,30 @@ def _report(summary: dict, output: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rewardlab.optimize.fits import describe
+
     rows = summary.get("evaluations") or summary.get("table") or []
-    names = ("step", "n", "sqrt_kl", "kl", "proxy_mean", "proxy", "gold_mean", "gold")
+    names = ("step", "n", "sqrt_kl", "kl", "duplicate_rate", "proxy_mean", "proxy", "gold_mean", "gold")
+    bound = "table" in summary  # best-of-n: kl is the bound log n − (n−1)/n
+    shown = {"sqrt_kl": "√KL ≤", "kl": "KL ≤", "duplicate_rate": "dup. rate"} if bound else {}
     cols = [c for c in names if rows and c in rows[0]]
-    table = Table(title=f"{summary['algorithm']}: proxy and gold vs √KL")
+    table = Table(title=f"{summary['algorithm']}: proxy and gold vs √KL" + (" (upper bound)" if bound else ""))
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(shown.get(c, c), justify="right")
     for r in rows:
         table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
     console = Console()
     console.print(table)
+    if bound:
+        console.print(f"KL ≤ log n − (n−1)/n: an upper bound on KL(π_BoN ‖ π₀) (Beirami et al. 2024), exact only when "
+                      f"the n samples are distinct with continuous rewards; {summary['duplicate_rate']:.1%} of the "
+                      f"{summary['args']['n_max']} samples per prompt repeat another sample's response "
+                      f"({summary['prompts_with_duplicates']} of {summary['n_prompts']} prompts have repeats)")
     if summary.get("truncated_prompts"):
         console.print(f"{summary['truncated_prompts']} of {summary['n_prompts']} prompts truncated to their last "
                       f"{summary['max_prompt_length']} tokens")
-    fit = summary.get("gao_fit")
-    if fit:
-        console.print(f"Gao {fit['form']} fit: α={fit['alpha']:.4g} β={fit['beta']:.4g} R²={fit['r2']:.3f} "
-                      f"peak at √KL={fit['d_peak']}")
+    if summary.get("gao_fit"):
+        console.print(describe(summary["gao_fit"]))
     console.print(f"wrote {output}/summary.json")
 
 
@@ -195,7 +202,8 @@ def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[d
 
 
 COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]] = {
-    "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator).",
+    "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator), "
+            "against the bound KL ≤ log n − (n−1)/n, with the duplicate rate of the samples.",
             [_p("n_max", int, typer.Option(64, "--n", help="Samples per prompt (N).")),
              _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
             _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),

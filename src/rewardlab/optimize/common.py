@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt
+from rewardlab.evaluate.report import plotting
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
 from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
 from rewardlab.models.device import resolve_dtype
@@ -52,7 +53,7 @@ from rewardlab.models.generation import (
     sequence_kl,
     sequence_logprobs,
 )
-from rewardlab.optimize.fits import fit_gao
+from rewardlab.optimize.fits import describe, fit_gao, from_dict
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
 from rewardlab.train.state import load_state, save_state
@@ -155,8 +156,9 @@ class GoldTracker:
         return row
 
     def fit(self, form: str = "rl") -> dict[str, Any] | None:
-        """Gao fit of gold gain vs √KL over the evaluations (None without gold or with fewer than 3 points)."""
-        if self.gold is None or len(self.history) < 3:
+        """Gao fit of gold gain vs √KL over the evaluations (None without gold); with too few evaluations it is
+        marked insufficient (:func:`rewardlab.optimize.fits.fit_gao`)."""
+        if self.gold is None or not self.history:
             return None
         g0 = self.history[0]["gold_mean"]
         return fit_gao([h["sqrt_kl"] for h in self.history], [h["gold_mean"] - g0 for h in self.history],
@@ -164,8 +166,10 @@ class GoldTracker:
 
 
 def plot_overoptimization(d: Sequence[float], proxy: Sequence[float], gold: Sequence[float] | None,
-                          fit: dict[str, Any] | None, path: str | os.PathLike, title: str) -> None:
-    """Proxy and gold gains (relative to the first point) vs d = √KL, with the fitted Gao curve for gold."""
+                          fit: dict[str, Any] | None, path: str | os.PathLike, title: str,
+                          xlabel: str = "√KL(π ‖ π₀)  (nats^½)") -> None:
+    """Proxy and gold gains (relative to the first point) vs d = √KL, with the fitted Gao curve for gold (only a
+    sufficient fit is drawn; an insufficient one is named in the legend as n/a)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,12 +181,14 @@ def plot_overoptimization(d: Sequence[float], proxy: Sequence[float], gold: Sequ
     if gold is not None:
         ax.plot(d, np.asarray(gold) - gold[0], "s-", label="gold (Δ from start)")
     if fit is not None:
-        from rewardlab.optimize.fits import GaoFit
-
-        f = GaoFit(**{k: fit[k] for k in ("form", "alpha", "beta", "r2", "n_points")})
-        grid = np.linspace(0, max(d), 100)
-        ax.plot(grid, f.predict(grid), "--", label=f"Gao {f.form} fit α={f.alpha:.3g} β={f.beta:.3g} R²={f.r2:.2f}")
-    ax.set_xlabel("√KL(π ‖ π₀)  (nats^½)")
+        f = from_dict(fit)
+        if f.sufficient:
+            grid = np.linspace(0, max(d), 100)
+            ax.plot(grid, f.predict(grid), "--", label=f"Gao {f.form} fit α={f.alpha:.3g} β={f.beta:.3g} "
+                    f"R²={f.r2:.2f}")
+        else:
+            ax.plot([], [], " ", label=describe(f))
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("reward change")
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -337,7 +343,8 @@ class Session:
 
     # -- the end -------------------------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
-        """Final evaluation, Gao fit, plot, final policy and ``summary.json``; returns the summary."""
+        """Final evaluation, Gao fit, final policy and ``summary.json``, then the plot (a plotting failure raises
+        :class:`~rewardlab.evaluate.report.PlotError` after the results are on disk); returns the summary."""
         if self._bar is not None:
             self._bar.stop()
         if not any(h["step"] == self.args.steps for h in self.tracker.history):
@@ -360,9 +367,10 @@ class Session:
             self.tokenizer.save_pretrained(tmp)
             shutil.rmtree(self.out / "policy", ignore_errors=True)
             os.replace(tmp, self.out / "policy")
-            if len(hist) >= 2:
-                plot_overoptimization([h["sqrt_kl"] for h in hist], [h["proxy_mean"] for h in hist],
-                                      [h["gold_mean"] for h in hist] if self.gold is not None else None, fit,
-                                      self.out / "gold_vs_kl.png", f"{self.name}: proxy and gold vs √KL")
             write_json_atomic(self.out / "summary.json", summary)
+            if len(hist) >= 2:
+                with plotting(self.out / "gold_vs_kl.png", self.out / "summary.json"):
+                    plot_overoptimization([h["sqrt_kl"] for h in hist], [h["proxy_mean"] for h in hist],
+                                          [h["gold_mean"] for h in hist] if self.gold is not None else None, fit,
+                                          self.out / "gold_vs_kl.png", f"{self.name}: proxy and gold vs √KL")
         return summary
