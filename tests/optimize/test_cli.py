@@ -34,9 +34,12 @@ def invoke(args):
 
 def test_bon_command(setup):
     tmp, common = setup
-    invoke(["bon", *common[:-2], "-o", str(tmp / "bon"), "--n", "8", "--max-prompts", "6"])  # no --eval-prompts
+    res = invoke(["bon", *common[:-2], "-o", str(tmp / "bon"), "--n", "8", "--max-prompts", "6"])  # no --eval-prompts
     summary = json.loads((tmp / "bon" / "summary.json").read_text())
     assert [r["n"] for r in summary["table"]] == [1, 2, 4, 8] and summary["gao_fit"]["form"] == "bon"
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert "KL ≤ log n − (n−1)/n: an upper bound" in out and f"{summary['duplicate_rate']:.1%} of the 8" in out
+    assert "Gao bon fit: n/a (3 points" in out  # n = 2, 4, 8: too few for two parameters, not "R² 1.000"
     assert (tmp / "bon" / "bon_table.csv").exists() and (tmp / "bon" / "gold_vs_kl.png").exists()
 
 
