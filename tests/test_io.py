@@ -24,3 +24,18 @@ def test_failed_write_keeps_old_file(tmp_path):
         write_json_atomic(target, {"bad": object()})  # serialization fails before anything is written
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_open_atomic_streams_and_a_failure_mid_write_leaves_the_old_file(tmp_path):
+    from rewardlab.io import open_atomic
+
+    target = tmp_path / "a.bin"
+    with open_atomic(target) as f:
+        f.write(b"one ")
+        f.write(b"two")
+    assert target.read_bytes() == b"one two"
+    with pytest.raises(RuntimeError), open_atomic(target) as f:
+        f.write(b"half")
+        raise RuntimeError("killed mid-way")
+    assert target.read_bytes() == b"one two"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
