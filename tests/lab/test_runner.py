@@ -42,7 +42,7 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
     out = tmp_path / "run"
     data = json.loads((out / "results.json").read_text())
     assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer"}
-    assert len(data["claims"]) == 4 + 5 + 3 + 2 + 3
+    assert len(data["claims"]) == 4 + 6 + 7 + 3 + 3
     assert data["meta"]["seeds"] == {"razin": [0, 1], "gao": [0, 1], "coste": [0, 1], "par": [0, 1], "transformer": [0]}
     assert all(c["verdict"] in ("reproduced", "inconclusive", "not reproduced") and c["rule"] for c in data["claims"])
     assert all(bool(c["reason"]) == (c["verdict"] != "reproduced") for c in data["claims"])
@@ -100,4 +100,5 @@ def test_results_are_on_disk_before_plotting(tiny_preset, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="no display"):
         runner.run_lab(tmp_path / "r", preset="tiny", only=["par"], seeds=1)
     data = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert [c["id"] for c in data["claims"]] == ["par-high-kl", "par-shape"] and (tmp_path / "r" / "claims.md").exists()
+    assert [c["id"] for c in data["claims"]] == ["par-high-kl", "par-holds", "par-shape"]
+    assert (tmp_path / "r" / "claims.md").exists()

@@ -22,8 +22,10 @@ def figures(data: dict, out: Path, claims: dict[str, Claim]) -> list[tuple[str, 
         ax.set_xscale("log")
         ax.set_xlabel("policy-gradient steps")
         ax.set_ylabel(lab)
+    axes[0].axhline(0, color="k", lw=0.8, ls=":")
     axes[0].legend(fontsize=9)
     return [(save(fig, out, "par.png"),
-             "RL against the least-data proxy, long enough to reach high KL: gold gain (left) and KL (right) of the "
-             "raw proxy (blue), PAR-shaped (green) and the raw proxy shrunk to PAR's π₀ scale (orange, a control for "
-             "'PAR is just a smaller reward'); mean over seeds, band = min–max. " + caption(list(claims.values())))]
+             "RL against a linear proxy trained on 100 pairs, long enough to reach high KL: gold gain over π₀ (left; "
+             "dotted line = π₀'s gold, below it = collapsed) and KL (right) of the raw proxy (blue), PAR-shaped "
+             "(green) and the raw proxy shrunk to PAR's π₀ scale (orange, a control for 'PAR is just a smaller "
+             "reward'); mean over seeds, band = min–max. " + caption(list(claims.values())))]
