@@ -78,7 +78,10 @@ def test_train_members_equals_separate_training(hidden):
     spec = ProxySpec("member", 200, 1.0, hidden, seed=3000, bootstrap=True)
     pairs = pairs_for(world, spec, torch.Generator().manual_seed(3007), noise=0.25)
     ref = torch.stack([train_proxy(world, replace(spec, seed=spec.seed + j + 1), pairs, steps=10) for j in range(3)])
-    got = coste.train_members(world, spec, pairs, 3, steps=10)
+    other = pairs_for(world, spec, torch.Generator().manual_seed(3007), noise=0.0)  # same pairs, relabelled
+    both = coste.train_members(world, spec, [other, pairs], 3, steps=10)
+    got = both[3:]                                                                    # set-major: the second set
+    assert (both[:3] - ref).abs().max() > 0.01                                        # the first set is another
     centred = (got - ref) - (got - ref).mean((1, 2), keepdim=True)
     assert centred.abs().max() < 1e-4 * ref.abs().max()
     assert (ref[0] - ref[1]).abs().max() > 0.01  # members differ (bootstrap + init), so the match is not trivial

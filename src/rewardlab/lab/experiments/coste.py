@@ -62,36 +62,40 @@ def _ensemble_tables(members: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.stack([aggregate(flat, m, lam).reshape(P, C) for m in AGGREGATES])
 
 
-def train_members(world: TabularWorld, spec: ProxySpec, pairs: Pairs, k: int, steps: int, lr: float = 0.03,
-                  weight_decay: float = 1e-3) -> torch.Tensor:
-    """The k ensemble members at once: member j is what ``train_proxy(world, replace(spec, seed=spec.seed + j + 1),
-    pairs, steps)`` returns (same bootstrap resample, same FeatureRM initialization, full-batch AdamW on the mean BT
-    loss), with the k MLPs' weights stacked and applied by batched matmuls (Linear → SiLU → Linear, as FeatureRM).
-    The losses are summed over members, so each member's gradient and (elementwise) AdamW update are its own: equal
-    to separate training up to float32 rounding (tested), several times faster. Returns scores [k, P, C]."""
+def train_members(world: TabularWorld, spec: ProxySpec, pair_sets: list[Pairs], k: int, steps: int,
+                  lr: float = 0.03, weight_decay: float = 1e-3) -> torch.Tensor:
+    """k ensemble members on each of the pair sets (equal sizes), all at once: member j of a set is what
+    ``train_proxy(world, replace(spec, seed=spec.seed + j + 1), pairs, steps)`` returns (same bootstrap resample,
+    same FeatureRM initialization, full-batch AdamW on the mean BT loss), with the MLPs' weights stacked and applied
+    by batched matmuls (Linear → SiLU → Linear, as FeatureRM). The losses are summed over members, so each member's
+    gradient and (elementwise) AdamW update are its own: equal to separate training up to float32 rounding (tested),
+    several times faster. Returns scores [len(pair_sets) · k, P, C], set-major."""
     inputs = world.inputs().float()
-    layers, idx = [], []
+    n = len(pair_sets[0])
+    layers, xc, xr = [], [], []
     for j in range(k):
         seed = spec.seed + j + 1
-        idx.append(torch.randint(0, len(pairs), (len(pairs),), generator=torch.Generator().manual_seed(seed)))
+        boot = torch.randint(0, n, (n,), generator=torch.Generator().manual_seed(seed))
         torch.manual_seed(seed)
         model = FeatureRM(inputs.shape[-1], spec.hidden)
         layers.append([m for m in model.modules() if isinstance(m, nn.Linear)])
-    weights = [torch.stack([ls[i].weight.detach() for ls in layers]).transpose(1, 2).requires_grad_()
-               for i in range(len(layers[0]))]                                # [k, in, out] per layer
-    biases = [torch.stack([ls[i].bias.detach() for ls in layers])[:, None, :].requires_grad_()
-              for i in range(len(layers[0]))]                                 # [k, 1, out]
+        for i, pairs in enumerate(pair_sets):
+            xc.append((i, j, inputs[pairs.prompt[boot], pairs.chosen[boot]]))
+            xr.append((i, j, inputs[pairs.prompt[boot], pairs.rejected[boot]]))
+    order = sorted(range(len(xc)), key=lambda m: xc[m][:2])                  # set-major, then member
+    x = torch.stack([torch.cat([xc[m][2], xr[m][2]]) for m in order])       # [B, 2n, in]: chosen, then rejected
+    init = [layers[xc[m][1]] for m in order]
+    weights = [torch.stack([ls[i].weight.detach() for ls in init]).transpose(1, 2).requires_grad_()
+               for i in range(len(init[0]))]                                  # [B, in, out] per layer
+    biases = [torch.stack([ls[i].bias.detach() for ls in init])[:, None, :].requires_grad_()
+              for i in range(len(init[0]))]                                   # [B, 1, out]
 
-    def score(x: torch.Tensor) -> torch.Tensor:                               # [k, n, in] -> [k, n]
+    def score(x: torch.Tensor) -> torch.Tensor:                               # [B, m, in] -> [B, m]
         for i, (w, b) in enumerate(zip(weights, biases)):
             x = torch.baddbmm(b, x, w)
             x = torch.nn.functional.silu(x) if i < len(weights) - 1 else x
         return x.squeeze(-1)
 
-    boot = torch.stack(idx)                                                   # [k, n] bootstrap indices
-    n = boot.shape[1]
-    x = torch.cat([inputs[pairs.prompt[boot], pairs.chosen[boot]], inputs[pairs.prompt[boot], pairs.rejected[boot]]],
-                  dim=1)                                                      # [k, 2n, in]: chosen, then rejected
     opt = torch.optim.AdamW([*weights, *biases], lr=lr, weight_decay=weight_decay)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -99,47 +103,46 @@ def train_members(world: TabularWorld, spec: ProxySpec, pairs: Pairs, k: int, st
         bt_loss(s[:, :n], s[:, n:]).mean(1).sum().backward()
         opt.step()
     with torch.no_grad():
-        flat = inputs.reshape(1, -1, inputs.shape[-1]).expand(k, -1, -1)
-        return score(flat).reshape(k, *inputs.shape[:2]).double()
-
-
-def _measure(cfg: CosteConfig, world: TabularWorld, seed: int, noise: float, advance: Advance) -> dict:
-    """Train the K members on pairs labelled with ``noise``, optimize members and ensembles by BoN and RL."""
-    pi0 = world.policies["pi0"]
-    spec = ProxySpec("member", cfg.n_pairs, 1.0, cfg.hidden, seed=seed * 1000, bootstrap=True)
-    pairs = pairs_for(world, spec, torch.Generator().manual_seed(seed * 1000 + 7), noise=noise)
-    members_std = standardize(train_members(world, spec, pairs, cfg.members, cfg.proxy_steps), pi0)
-    advance(cfg.members)
-    spread = float(moments(members_std.std(0, unbiased=False), pi0)[0])   # E_π₀ of the members' sd
-    gold = standardize(world.gold, pi0)
-    names = [f"member {j}" for j in range(cfg.members)] + list(AGGREGATES)
-    # Best-of-n: aggregation with λ_bon; gold at n = bon_n (and the whole curve for the figure).
-    bon_tables = torch.cat([members_std, _ensemble_tables(members_std, cfg.lambda_bon)])
-    ns = [2**i for i in range(int(np.log2(cfg.bon_n)) + 1)]
-    bon = bon_curve(pi0, bon_tables, gold, ns)
-    bon_gold = (bon["gold"] - bon["gold"][0]).mean(-1)           # [len(ns), R]
-    advance(1)
-    # RL: aggregation with λ_rl, re-standardized under π₀.
-    rl_tables = standardize(torch.cat([members_std, _ensemble_tables(members_std, cfg.lambda_rl)]), pi0)
-    record = sorted({0} | {int(x) for x in np.unique(np.geomspace(1, cfg.rl_steps, 25).round())})
-    traj = optimize(pi0, rl_tables, gold, beta=cfg.rl_beta, lr=cfg.rl_lr, steps=cfg.rl_steps, record=record,
-                    features=world.features)
-    rl_gold = (traj.stacked("gold") - traj.gold[0]).mean(-1)      # [T, R]
-    advance(1)
-    return {"names": names, "ns": ns, "bon_d": bon["kl"].mean(-1).clamp_min(0).sqrt().numpy(),
-            "bon_gold": bon_gold.numpy(), "rl_steps": record, "rl_gold": rl_gold.numpy(),
-            "rl_d": traj.stacked("kl").mean(-1).clamp_min(0).sqrt().numpy(), "member_spread": spread}
+        flat = inputs.reshape(1, -1, inputs.shape[-1]).expand(len(order), -1, -1)
+        return score(flat).reshape(len(order), *inputs.shape[:2]).double()
 
 
 def run_seed(cfg: CosteConfig, seed: int, advance: Advance = _noop) -> dict:
+    """Members at every noise level (the same pairs, relabelled), then BoN and RL on all members and ensembles of
+    all levels in one pass; the main level (world.label_noise) gives the curves, every level its final gold."""
     world = make_world(cfg.world, seed)
-    main = _measure(cfg, world, seed, cfg.world.label_noise, advance)
-    sweep = {"levels": cfg.levels(), "bon": [], "rl": []}
-    for level in cfg.levels():
-        o = main if level == cfg.world.label_noise else _measure(cfg, world, seed, level, advance)
-        for kind in ("bon", "rl"):
-            sweep[kind].append(o[f"{kind}_gold"][-1])               # final gold per table [K + 3]
-    return main | {"sweep": sweep}
+    pi0, K, levels = world.policies["pi0"], cfg.members, cfg.levels()
+    spec = ProxySpec("member", cfg.n_pairs, 1.0, cfg.hidden, seed=seed * 1000, bootstrap=True)
+    pair_sets = [pairs_for(world, spec, torch.Generator().manual_seed(seed * 1000 + 7), noise=level)
+                 for level in levels]
+    members = standardize(train_members(world, spec, pair_sets, K, cfg.proxy_steps), pi0)
+    members = members.reshape(len(levels), K, *members.shape[1:])            # [L, K, P, C]
+    advance(K * len(levels))
+    gold = standardize(world.gold, pi0)
+    # Best-of-n: aggregation with λ_bon; gold at n = bon_n (and the whole curve for the figure).
+    bon_tables = torch.cat([torch.cat([m, _ensemble_tables(m, cfg.lambda_bon)]) for m in members])
+    ns = [2**i for i in range(int(np.log2(cfg.bon_n)) + 1)]
+    bon = bon_curve(pi0, bon_tables, gold, ns)
+    bon_gold = (bon["gold"] - bon["gold"][0]).mean(-1)                       # [len(ns), L · (K + 3)]
+    advance(len(levels))
+    # RL: aggregation with λ_rl, re-standardized under π₀.
+    rl_tables = standardize(torch.cat([torch.cat([m, _ensemble_tables(m, cfg.lambda_rl)]) for m in members]), pi0)
+    record = sorted({0} | {int(x) for x in np.unique(np.geomspace(1, cfg.rl_steps, 25).round())})
+    traj = optimize(pi0, rl_tables, gold, beta=cfg.rl_beta, lr=cfg.rl_lr, steps=cfg.rl_steps, record=record,
+                    features=world.features)
+    rl_gold = (traj.stacked("gold") - traj.gold[0]).mean(-1)                 # [T, L · (K + 3)]
+    advance(len(levels))
+    R = K + len(AGGREGATES)
+    i = levels.index(cfg.world.label_noise)
+    main = slice(i * R, (i + 1) * R)
+    sweep = {"levels": levels, "bon": [bon_gold[-1, j * R:(j + 1) * R].numpy() for j in range(len(levels))],
+             "rl": [rl_gold[-1, j * R:(j + 1) * R].numpy() for j in range(len(levels))]}
+    return {"names": [f"member {j}" for j in range(K)] + list(AGGREGATES), "ns": ns,
+            "bon_d": bon["kl"][:, main].mean(-1).clamp_min(0).sqrt().numpy(), "bon_gold": bon_gold[:, main].numpy(),
+            "rl_steps": record, "rl_gold": rl_gold[:, main].numpy(),
+            "rl_d": traj.stacked("kl")[:, main].mean(-1).clamp_min(0).sqrt().numpy(),
+            "member_spread": float(moments(members[i].std(0, unbiased=False), pi0)[0]),  # E_π₀ of the members' sd
+            "sweep": sweep}
 
 
 def run(cfg: CosteConfig, seeds: list[int], advance: Advance = _noop) -> ExperimentResult:
