@@ -7,10 +7,10 @@ gains (in units of the π₀ standard deviation of each reward) are recorded aga
 the tabular distributions; BoN's analytic log n − (n−1)/n is an upper bound on it), and Gao et al.'s functional
 forms are fitted with :mod:`rewardlab.optimize.fits` (BoN: d(α − βd); RL: d(α − β log d)).
 
-A fit counts as Gao's form only if it has ≥ MIN_POINTS distinct d, R² ≥ MIN_R2, α > 0, β > 0 and a fitted peak
-(BoN d* = α/2β, RL d* = exp(α/β − 1)) that agrees with the curve: for a curve that peaks inside the measured range,
-d* lies in that range and within a factor PEAK_FACTOR of the observed argmax d; for a curve still rising at its end
-(its peak lies beyond the reachable d, "censored"), d* ≥ d_end / PEAK_FACTOR.
+A fit counts as Gao's form only if it is sufficient (≥ fits.MIN_POINTS distinct d > 0), R² ≥ MIN_R2, α > 0, β > 0
+and its peak (BoN d* = α/2β, RL d* = exp(α/β − 1)) agrees with the curve: for a curve that peaks inside the measured
+range, d* lies in that range and within a factor PEAK_FACTOR of the observed argmax d; for a curve still rising at
+its end (its peak lies beyond the reachable d, "censored"), d* ≥ d_end / PEAK_FACTOR.
 
 The optimization cannot go past the proxy's top answer: in a world with C candidates, d ≤ d_lim =
 √(mean_x −log π₀(argmax_y r(x, y))) for BoN. "More data → later peak" is therefore tested with censoring: a curve that
@@ -31,12 +31,11 @@ from rewardlab.lab.tabular_rl import bon_curve, optimize
 from rewardlab.lab.verdicts import Claim, all_of, check_outcomes, check_sign, fmt, mean, peaks_then_falls
 from rewardlab.lab.world import WorldConfig, make_world, probs, standardize
 from rewardlab.optimize.bon import bon_kl
-from rewardlab.optimize.fits import fit_bon, fit_rl
+from rewardlab.optimize.fits import MIN_POINTS, fit_bon, fit_rl
 
 MIN_R2 = 0.9        # a fit must explain ≥ 90% of the gold variance along its curve
-MIN_POINTS = 8      # distinct d values a fit needs to count (3 points give R² ≈ 1 for any 2-parameter form)
 PEAK_FACTOR = 2.0   # fitted peak within ×/÷ 2 of the observed argmax d
-FAILS = {"points": f"< {MIN_POINTS} distinct points", "r2": f"R² < {MIN_R2:g}", "alpha": "α ≤ 0",
+FAILS = {"points": f"< {MIN_POINTS} distinct d > 0", "r2": f"R² < {MIN_R2:g}", "alpha": "α ≤ 0",
          "beta": "β ≤ 0", "peak": "fitted peak off"}
 KINDS = (("bon", "best-of-n"), ("rl", "RL (policy gradient, no KL penalty)"))
 
@@ -105,11 +104,10 @@ def check_fit(fit: dict, d, gold, min_drop: float) -> dict:
     """Does a least-squares fit (``GaoFit.as_dict()``) show Gao's form on its curve? Returns the failed checks
     (keys of FAILS; empty = the form fits), the fitted and observed peak d, whether the curve peaked, the points."""
     d_arr = np.asarray(d, dtype=np.float64)
-    points = int(np.unique(d_arr.round(3)).size)
     peaked, d_obs = observed_peak(d_arr, gold, min_drop)
     d_fit = fit.get("d_peak")
-    out = {"fails": [], "d_fit": d_fit, "d_obs": d_obs, "peaked": peaked, "points": points}
-    if points < MIN_POINTS:
+    out = {"fails": [], "d_fit": d_fit, "d_obs": d_obs, "peaked": peaked, "points": fit.get("n_distinct")}
+    if not fit.get("sufficient", True):  # fits.fit_gao: too few distinct d for a 2-parameter fit
         out["fails"] = ["points"]
         return out
     r2, alpha, beta = fit["r2"], fit["alpha"], fit["beta"]
@@ -256,8 +254,8 @@ def _forms_claim(cfg: GaoConfig, checks: dict) -> Claim:
         diag.append(f"{name} fits: {why}; of the {len(peaked)} curves that peak, "
                     f"{sum(not c['fails'] for c in peaked)} fit"
                     + (f" (fitted/observed peak d median {np.median(ratio):.2f})" if ratio else ""))
-    rule = (f"per seed, every proxy's curve fits: ≥ {MIN_POINTS} distinct d, R² ≥ {MIN_R2:g}, α > 0, β > 0, and the "
-            f"fitted peak within ×/÷{PEAK_FACTOR:g} of the observed argmax d (inside the measured range when the "
+    rule = (f"per seed, every proxy's curve fits: ≥ {MIN_POINTS} distinct d > 0, R² ≥ {MIN_R2:g}, α > 0, β > 0, and "
+            f"the fitted peak within ×/÷{PEAK_FACTOR:g} of the observed argmax d (inside the measured range when the "
             f"curve peaks; ≥ d_end/{PEAK_FACTOR:g} when it still rises at its end); sign test over seeds, both forms")
     return Claim(
         "gao-forms", "gao", "Gao et al. 2022",

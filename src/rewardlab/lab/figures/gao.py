@@ -68,8 +68,8 @@ def table(data: dict) -> str:
                      ("⚠ " + escape(flag)) if flag else "—"]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (f"<p>Gao et al.'s forms fitted to each seed's curve (medians over seeds). Only fits with ≥ "
-            f"{rule['min_points']} distinct d are shown and counted. A fit passes when R² ≥ {rule['min_r2']:g}, α > 0, "
-            f"β > 0 and its peak d* lies within ×/÷{rule['peak_factor']:g} of the observed argmax d (inside the "
+            f"{rule['min_points']} distinct d > 0 are shown and counted. A fit passes when R² ≥ {rule['min_r2']:g}, "
+            f"α > 0, β > 0 and its peak d* lies within ×/÷{rule['peak_factor']:g} of the observed argmax d (inside the "
             "measured range if the curve turns there); ⚠ lists the failed checks.</p>"
             "<table><tr><th>form</th><th>proxy pairs</th><th>fits shown</th><th>α</th><th>β</th><th>R²</th>"
             "<th>fitted d*</th><th>observed argmax d</th><th>curves that turn</th><th>pass</th><th>failed checks"
