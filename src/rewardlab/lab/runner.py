@@ -40,7 +40,7 @@ PRESETS: dict[str, Preset] = {
                                       "coste": coste.CosteConfig(), "par": par.PARConfig(),
                                       "two_groups": two_groups.TwoGroupsConfig(),
                                       "transformer": transformer.TransformerConfig()},
-                    seeds_for={"transformer": 3}),
+                    seeds_for={"transformer": 5}),
     "full": Preset(seeds=8, configs={
         "razin": razin.RazinConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000), late=400),
         "gao": gao.GaoConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000, 10000, 30000), bon_max_log2=14),
