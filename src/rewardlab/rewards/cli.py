@@ -30,6 +30,10 @@ def score(
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
     reference: Path | None = typer.Option(None, "--reference", help=REFERENCE_HELP),
+    engine: str = typer.Option("local", help="local: this process; ray: Ray Data actors ($RAY_ADDRESS or a local "
+                               "cluster), OUT as JSONL or .parquet, no resume (rewardlab.rewards.ray_engine)."),
+    num_replicas: int = typer.Option(1, help="--engine ray: actors, each holding the reward once."),
+    num_gpus_per_replica: float = typer.Option(0.0, help="--engine ray: GPUs per actor (fractions share one)."),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
@@ -43,9 +47,21 @@ def score(
 
     check_output_file(output, "--output")
     problems = [f"--{name.replace('_', '-')} must be >= 1, got {value}"
-                for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)) if value < 1]
+                for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows),
+                                    ("num_replicas", num_replicas)) if value < 1]
+    problems += [f"--engine must be local or ray, got {engine!r}"] * (engine not in ("local", "ray"))
+    problems += [f"--num-gpus-per-replica must be >= 0, got {num_gpus_per_replica}"] * (num_gpus_per_replica < 0)
     if problems:
         raise UserError(*problems)
+    if engine == "ray":
+        from rewardlab.rewards.ray_engine import score_on_ray
+
+        n = score_on_ray(reward, file, output, num_replicas=num_replicas, num_gpus_per_replica=num_gpus_per_replica,
+                         batch_size=batch_size, chunk_rows=chunk_rows, device=device, dtype=dtype,
+                         chat_template=read_chat_template(chat_template), attn_implementation=attn_implementation,
+                         reference=reference)
+        typer.echo(f"scored {n} rows -> {output} (Ray Data, {num_replicas} replicas)")
+        return
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     template = read_chat_template(chat_template)
