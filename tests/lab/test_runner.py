@@ -42,7 +42,7 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
     out = tmp_path / "run"
     data = json.loads((out / "results.json").read_text())
     assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer"}
-    assert len(data["claims"]) == 4 + 6 + 7 + 3 + 3
+    assert len(data["claims"]) == 5 + 6 + 7 + 3 + 3
     assert data["meta"]["seeds"] == {"razin": [0, 1], "gao": [0, 1], "coste": [0, 1], "par": [0, 1], "transformer": [0]}
     assert all(c["verdict"] in ("reproduced", "inconclusive", "not reproduced") and c["rule"] for c in data["claims"])
     assert all(bool(c["reason"]) == (c["verdict"] != "reproduced") for c in data["claims"])
