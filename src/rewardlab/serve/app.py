@@ -5,8 +5,11 @@ Endpoints (wire formats and their sources: :mod:`rewardlab.serve.protocols`):
 - ``POST /get_reward`` (OpenRLHF): ``{"query": [full text], "prompts", "labels"}`` -> ``{"rewards", "scores",
   "extra_logs"}``; no chat template is applied to ``query``; a query that starts with its prompt is scored as
   (prompt, rest); labels go to rewards that use them (:mod:`rewardlab.serve.scorer`).
-- ``POST /classify``, ``POST /pooling``, ``POST /score``, ``GET /v1/models`` (vLLM-compatible).
-- ``POST /v1/score`` (native, plain or conversational items; optional normalized and per-output scores) and
+- ``POST /classify``, ``POST /pooling``, ``POST /score``, ``GET /v1/models`` (vLLM-compatible). Serving a process
+  reward model, ``/pooling`` answers like vLLM's STEP pooler: per input, ``data`` = one ``[p_neg, p_pos]`` row per
+  step (softmax on unless ``use_activation: false``).
+- ``POST /v1/score`` (native, plain or conversational items; optional normalized and per-output scores, and per-step
+  rewards of a process reward model with ``"steps": true`` -> ``step_rewards``) and
   ``POST /v1/compare`` (``P(a > b) = sigmoid(r_a - r_b)``).
 - ``GET /health`` (no auth), ``GET /metrics`` (Prometheus text).
 
@@ -105,6 +108,20 @@ def _clean(t: torch.Tensor) -> list:
     if t.ndim == 1:
         return [_num(v) for v in data]
     return [[_num(v) for v in row] for row in data]
+
+
+def step_rows(probs: list[float], activation: bool = True) -> list[list[float | None]]:
+    """vLLM STEP-pooler rows of a PRM's step rewards ``p_j``: ``[1 − p_j, p_j]`` (the softmax over its two labels),
+    or with ``activation`` off logits ``[0, log(p_j / (1 − p_j))]`` (same softmax); NaN (truncated) -> nulls."""
+    out: list[list[float | None]] = []
+    for p in probs:
+        if math.isnan(p):
+            out.append([None, None])
+        elif activation:
+            out.append([1.0 - p, p])
+        else:
+            out.append([0.0, _num(math.log(p) - math.log1p(-p)) if 0.0 < p < 1.0 else None])
+    return out
 
 
 def _error(status: int, message: str, err_type: str, param: str | None = None,
@@ -241,6 +258,10 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
 
     # ------------------------------------------------------------------ vLLM-compatible
     async def pooled(body: P.ClassifyRequest, endpoint: str) -> tuple[torch.Tensor, int]:
+        rows, tokens = await pooled_rows(body, endpoint)
+        return served.matrix(rows), tokens
+
+    async def pooled_rows(body: P.ClassifyRequest, endpoint: str) -> tuple[torch.Tensor, int]:
         if (body.input is None) == (body.messages is None):
             raise InputError("give exactly one of 'input' or 'messages'", 422, param="input")
         if body.input == []:
@@ -258,7 +279,7 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
             prepared = await prepare(served.prepare_ids, seqs)
         if not prepared.items:
             return torch.zeros((0, 1)), 0
-        return served.matrix(await score(prepared, endpoint)), prepared.tokens
+        return await score(prepared, endpoint), prepared.tokens
 
     def usage(tokens: int) -> dict:
         return {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None}
@@ -276,6 +297,13 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
 
     @app.post("/pooling", response_model=P.PoolingResponse, tags=["vLLM"])
     async def pooling(body: P.ClassifyRequest):
+        if served.is_prm:  # vLLM's STEP pooler: one [p_neg, p_pos] row per step (softmax unless use_activation off)
+            rows, tokens = await pooled_rows(body, "/pooling")
+            steps = served.steps(rows) if len(rows) else []
+            data = [{"index": i, "object": "pooling", "data": step_rows(s, body.use_activation is not False)}
+                    for i, s in enumerate(steps)]
+            return JSONResponse(P.PoolingResponse(model=served.name, data=[], usage=P.UsageInfo()).model_dump()
+                                | {"data": data, "usage": usage(tokens)})
         m, tokens = await pooled(body, "/pooling")
         out = activate(m) if body.use_activation and len(m) else m  # raw head outputs unless asked
         data = [{"index": i, "object": "pooling", "data": _clean(row)} for i, row in enumerate(out)]
@@ -314,7 +342,12 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         if body.normalize and not served.normalization:
             raise InputError("this model has no normalization stats in its manifest; ask without 'normalize'",
                              422, param="normalize")
+        if body.steps and not served.is_prm:
+            raise InputError("per-step rewards need a process reward model (serve a prm: reward); ask without "
+                             "'steps'", 422, param="steps")
         out: dict[str, Any] = {"model": served.name, "scores": [], "normalized": None, "members": None}
+        if body.steps:
+            out["step_rewards"] = []
         if not body.items:
             out.update(normalized=[] if body.normalize else None, members=[] if body.members else None)
             return JSONResponse(out)
@@ -327,6 +360,8 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
             out["normalized"] = _clean(served.normalize(raw))
         if body.members:
             out["members"] = _clean(served.matrix(rows))
+        if body.steps:
+            out["step_rewards"] = [[_num(v) for v in s] for s in served.steps(rows)]
         return JSONResponse(out)
 
     @app.post("/v1/compare", response_model=P.CompareResponse, tags=["native"])

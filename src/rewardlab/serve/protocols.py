@@ -49,6 +49,18 @@ Protocol facts, checked against the clients' and servers' source code (read on 2
   ``POST /score`` (cross-encoder; ``text_1``/``text_2``, or ``queries``/``documents``, or ``data_1``/``data_2``, each a
   string or a list, 1:1 or 1:N) -> ``data: [{"index", "object": "score", "score": float}]``; vLLM also mounts it at
   ``/v1/score``, which rewardlab uses for its native API, so the vLLM form is served at ``/score`` only.
+- **Process reward models** (``vllm/model_executor/models/qwen2_rm.py`` ``Qwen2ForProcessRewardModel``: 2 labels,
+  default pooling ``STEP``; ``vllm/model_executor/layers/pooler/tokwise/methods.py`` ``StepPool`` @
+  055e47c28003156421365af985d676fc921cb075, ``StepPooler`` in older releases; ``tokwise/heads.py``
+  ``TokenClassifierPoolerHead``; ``vllm/pooling_params.py``): the STEP pooler keeps the token classifier's
+  output rows ``[n_tokens, num_labels]`` (columns ``returned_token_ids`` when set) at the tokens equal to
+  ``step_tag_id`` (e.g. Qwen2.5-Math-PRM's ``<extra_0>``), and the head applies the activation (softmax over the
+  labels) unless ``use_activation`` is false (``token_classify`` defaults it to true). So ``/pooling`` answers, per
+  input, ``data`` = ``[[p_neg, p_pos], ...]``, one row per step (``PoolingResponseData.data: list[list[float]] |
+  list[float] | str``). rewardlab serves a PRM the same way: one ``[1 − p_j, p_j]`` row per step (``p_j`` =
+  :meth:`PRMReward.step_scores`; ``use_activation: false`` gives logits ``[0, log(p_j / (1 − p_j))]``, whose softmax
+  is the same row); the steps are the response split at the PRM's separator, and a step dropped by truncation is
+  ``null``. The native ``/v1/score`` with ``"steps": true`` adds ``step_rewards`` (``p_j`` per item).
 - ``GET /v1/models``: ``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by", "root",
   "parent", "max_model_len", "permission": []}]}``. Errors: ``{"error": {"message", "type", "param", "code"}}``
   (same file as ``OpenAIBaseModel``).
@@ -166,7 +178,8 @@ class ClassifyResponse(BaseModel):
 class PoolingData(BaseModel):
     index: int
     object: str = "pooling"
-    data: list[float]
+    data: list[float | None] | list[list[float | None]] = Field(description="One vector per input; a process "
+                                                                            "reward model: one row per step.")
 
 
 class PoolingResponse(BaseModel):
@@ -235,6 +248,7 @@ class ScoreRequest(_Request):
     items: list[ScoreItem]
     normalize: StrictBool = Field(default=False, description="Also return scores standardized with manifest stats.")
     members: StrictBool = Field(default=False, description="Also return every output/member score per item.")
+    steps: StrictBool = Field(default=False, description="Also return per-step rewards (a process reward model).")
 
 
 class ScoreResponse(BaseModel):
@@ -242,6 +256,8 @@ class ScoreResponse(BaseModel):
     scores: list[float | None]
     normalized: list[float | None] | None = None
     members: list[list[float | None]] | None = None
+    step_rewards: list[list[float | None]] | None = Field(default=None, description="Per item, the reward of each "
+                                                          "step (null: dropped by truncation); with 'steps'.")
 
 
 class CompareItem(BaseModel):

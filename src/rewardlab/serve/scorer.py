@@ -29,6 +29,11 @@ Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward d
 outputs. An ensemble (``score_members`` + ``method``, e.g. :class:`~rewardlab.rewards.ensemble.EnsembleReward`) is
 run once for its member scores and aggregated with its own method, so ``/v1/score`` can return both the aggregate
 (``scores``, equal to ``ensemble.score``) and the members (``members``).
+
+A process reward model (duck-typed: ``step_scores`` + ``separator``, e.g. :class:`~rewardlab.rewards.prm.PRMReward`)
+is run once per batch for its step rewards; ``run`` returns rows ``[aggregate, n_steps, p_1, ..., p_S]`` padded with
+NaN to the batch's most steps, so the scalar endpoints read column 0 (equal to ``PRMReward.score``) and
+:meth:`ServedReward.steps` cuts each item's own ``n_steps`` rewards back out (a step dropped by truncation stays NaN).
 """
 
 from __future__ import annotations
@@ -95,7 +100,9 @@ class ServedReward:
         self.is_model = all(hasattr(reward, a) for a in ("encode", "encode_text", "score_ids", "tokenizer"))
         self.is_ensemble = not self.is_model and hasattr(reward, "score_members") and hasattr(reward, "method")
         self.batch_invariant = is_batch_invariant(reward)
-        self.uses_labels = not self.is_model and not self.is_ensemble and uses_labels(reward)
+        self.is_prm = (not self.is_model and not self.is_ensemble and callable(getattr(reward, "step_scores", None))
+                       and hasattr(reward, "separator"))
+        self.uses_labels = not self.is_model and not self.is_ensemble and not self.is_prm and uses_labels(reward)
         self.tokenizer = reward.tokenizer if self.is_model else None
         self.max_length: int | None = getattr(reward, "max_length", None)
         norm = getattr(reward, "normalization", None)
@@ -112,6 +119,8 @@ class ServedReward:
         stats = getattr(getattr(self.reward, "encoder", None), "stats", None)
         if stats is None:
             return None
+        if hasattr(stats, "items_with_dropped_steps"):  # a PRM's StepTruncation (a cut step is also a dropping)
+            return float(stats.prompt_truncated + stats.items_with_dropped_steps)
         return float(stats.prompt_truncated + stats.response_truncated + stats.dropped)
 
     @property
@@ -256,6 +265,8 @@ class ServedReward:
         prompts, responses = [it[0] for it in items], [it[1] for it in items]
         if self.is_ensemble:  # one pass gives the members; the aggregate is computed from them
             return self.reward.score_members(prompts, responses)
+        if self.is_prm:
+            return self._run_steps(prompts, responses)
         labels = [it[2] for it in items] if self.uses_labels else None
         return score_with_labels(self.reward, prompts, responses, labels)
 
@@ -278,13 +289,35 @@ class ServedReward:
             out[g] = rows
         return out
 
+    def _run_steps(self, prompts: list[Any], responses: list[Any]) -> torch.Tensor:
+        """PRM rows ``[aggregate, n_steps, p_1..p_S]`` (NaN-padded to the batch's most steps ``S``)."""
+        from rewardlab.rewards.prm import aggregate_steps
+
+        per_step = self.reward.step_scores(prompts, responses)
+        method = getattr(self.reward, "aggregate", "min")
+        width = max((len(s) for s in per_step), default=0)
+        out = torch.full((len(per_step), 2 + width), float("nan"))
+        for i, s in enumerate(per_step):
+            out[i, 0] = aggregate_steps(s, method)
+            out[i, 1] = len(s)
+            out[i, 2 : 2 + len(s)] = torch.tensor(s, dtype=torch.float32)
+        return out
+
     # ------------------------------------------------------------------ outputs
+    def steps(self, rows: torch.Tensor) -> list[list[float]]:
+        """A PRM's per-step rewards of each item (NaN: a step dropped by truncation)."""
+        return [row[2 : 2 + int(row[1])].tolist() for row in rows]
+
     def matrix(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows as ``[n, k]``."""
+        if self.is_prm and rows.ndim == 2:
+            return rows[:, :1]
         return rows.unsqueeze(-1) if rows.ndim == 1 else rows
 
     def scalar(self, rows: torch.Tensor) -> torch.Tensor:
         """One reward per item, ``[n]``."""
+        if self.is_prm and rows.ndim == 2:
+            return rows[:, 0]
         if rows.ndim == 1:
             return rows
         if rows.shape[1] == 1 and not self.is_ensemble:
