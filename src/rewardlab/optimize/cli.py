@@ -208,7 +208,9 @@ COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]]
              _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
             _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),
     "rloo": ("RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy.",
-             _pg_options(2, 0.05, "β of the KL penalty in the reward.") + LOOP,
+             _pg_options(2, 0.05, "β of the KL penalty in the reward.") + LOOP + [
+                 _p("dense", bool, typer.Option(False, "--dense", help="A prm: reward's per-step rewards as "
+                                                "per-token returns (Fine-Grained RLHF) instead of one score."))],
              _run("rloo", "train_rloo", "RLOOArgs", 0.1)),
     "grpo": ("GRPO: group-normalized advantages, k3 KL to the initial policy in the loss.",
              _pg_options(8, 0.04, "β of the k3 KL term in the loss.") + LOOP,
