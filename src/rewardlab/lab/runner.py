@@ -16,12 +16,12 @@ from rich.table import Table
 from rewardlab.errors import UserError
 from rewardlab.io import write_json_atomic, write_text_atomic
 from rewardlab.lab.common import ExperimentResult, jsonable
-from rewardlab.lab.experiments import coste, gao, par, razin, transformer, two_groups
+from rewardlab.lab.experiments import coste, gao, par, razin, stepwise, transformer, two_groups
 from rewardlab.lab.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from rewardlab.lab.world import WorldConfig
 
 MODULES: dict[str, Any] = {"razin": razin, "gao": gao, "coste": coste, "par": par, "two_groups": two_groups,
-                           "transformer": transformer}
+                           "transformer": transformer, "stepwise": stepwise}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(seeds=5, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
                                       "coste": coste.CosteConfig(), "par": par.PARConfig(),
                                       "two_groups": two_groups.TwoGroupsConfig(),
-                                      "transformer": transformer.TransformerConfig()},
+                                      "transformer": transformer.TransformerConfig(),
+                                      "stepwise": stepwise.StepwiseConfig()},
                     seeds_for={"transformer": 5}),
     "full": Preset(seeds=8, configs={
         "razin": razin.RazinConfig(world=_full_world(), n_pairs=(100, 300, 1000, 3000), late=400),
@@ -49,7 +50,8 @@ PRESETS: dict[str, Preset] = {
         "two_groups": two_groups.TwoGroupsConfig(world=_full_world()),
         "transformer": transformer.TransformerConfig(
             world=replace(transformer.LMWorldConfig(), n_layer=4, n_embd=128, pretrain_steps=1000),
-            n_prompts=64, bon_samples=512, n_pairs=(100, 300, 1000, 3000, 10000), rloo_steps=200)},
+            n_prompts=64, bon_samples=512, n_pairs=(100, 300, 1000, 3000, 10000), rloo_steps=200),
+        "stepwise": stepwise.StepwiseConfig(n_test=2000)},
         seeds_for={"transformer": 4}),
 }
 
@@ -116,6 +118,10 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
     t_start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tabular world is many tiny ops: one thread is ~10-50x faster on a busy machine
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the transformer level reloads tiny checkpoints: no "Loading weights" bar each
     results: list[ExperimentResult] = []
     timings: dict[str, float] = {}
     try:
@@ -133,6 +139,8 @@ def run_lab(output: Path, preset: str = "quick", only: list[str] | None = None, 
                 results.append(res)
     finally:
         torch.set_num_threads(threads)
+        if bars:
+            hf_logging.enable_progress_bar()
 
     import rewardlab
     from rewardlab.lab.report import claims_markdown, write_report

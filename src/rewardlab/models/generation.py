@@ -16,6 +16,7 @@ Shapes: ``b`` = number of sequences, ``T`` = longest response in the batch (resp
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -166,18 +167,22 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 
 
+def _cache_argument(model) -> str:
+    """The KV-cache keyword of ``model.forward``: ``cache`` from transformers 5.24 on, ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def _sample_batch(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, temperature: float,
                   top_p: float, eos_id: int | None, gen: torch.Generator) -> list[list[int]]:
     b = ids.shape[0]
     out = torch.empty((b, 0), dtype=torch.long, device=ids.device)
     done = torch.zeros(b, dtype=torch.bool, device=ids.device)
-    past = None
+    past, cache_arg = None, _cache_argument(model)
     step_ids, pos = ids, _positions(mask)
     for _ in range(max_new_tokens):
-        o = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, past_key_values=past,
-                  use_cache=True)
-        past = o.past_key_values
+        o = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_arg: past})
+        past = o[cache_arg]
         logits = o.logits[:, -1, :].float()
         if temperature <= 0:
             nxt = logits.argmax(-1)
