@@ -2,7 +2,9 @@
 accuracy per aggregation for a process reward model (see :mod:`rewardlab.evaluate.processbench`).
 
 Several ``--data`` files (e.g. ProcessBench's gsm8k, math, olympiadbench and omnimath splits saved as files) are
-reported one by one, plus ``mean_f1`` over them — ProcessBench's overall score. Imports only typer at module level.
+reported one by one, plus ``mean_f1`` over them — ProcessBench's overall score. ``--report DIR`` writes the teacher
+report (metrics.json, report.html, report.md and a best-of-n figure: :mod:`rewardlab.evaluate.prm_report`). Imports
+only typer at module level.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def eval_prm(
                                     "repeat for several subsets."),
     threshold: float = typer.Option(0.5, help="A step is predicted wrong when its reward σ(logit) is below this."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON here."),
+    report: Path | None = typer.Option(None, "--report", help="Write the teacher report (metrics.json, report.html, "
+                                       "report.md, bon_by_aggregation.png) into this directory."),
     batch_size: int = typer.Option(16, help="Solutions per forward pass."),
     max_length: int | None = typer.Option(None, help="Token budget (default: the model's)."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict directory."),
@@ -38,6 +42,8 @@ def eval_prm(
         raise UserError(f"--threshold must be in (0, 1), got {threshold}")
     if output is not None:
         check_output_file(output)
+    if report is not None and report.exists() and not report.is_dir():
+        raise UserError(f"--report {report}: exists and is not a directory")
     sets = {str(f): load_stepwise(f, split=split, skip_invalid=skip_invalid) for f in data}
     reward = PRMReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size,
                                        max_length=max_length)
@@ -62,7 +68,8 @@ def eval_prm(
         if t["prompt_truncated"] or t["steps_dropped"] or t["steps_cut"]:
             typer.echo(f"  truncation: {t['prompt_truncated']} prompts cut, {t['steps_dropped']} steps dropped, "
                        f"{t['steps_cut']} steps cut (at max_length {reward.max_length})")
-    summary = {"model": model, "separator": reward.separator, "max_length": reward.max_length, "files": results}
+    summary = {"model": model, "separator": reward.separator, "max_length": reward.max_length,
+               "threshold": threshold, "files": results}
     pbs = [r["processbench"] for r in results.values() if "processbench" in r]
     if len(results) > 1 and len(pbs) == len(results):
         summary["mean_f1"] = mean_f1(pbs)
@@ -71,6 +78,11 @@ def eval_prm(
     if output is not None:
         write_json_atomic(output, summary)
         typer.echo(f"wrote {output}")
+    if report is not None:
+        from rewardlab.evaluate.prm_report import write_prm_report
+
+        paths = write_prm_report(report, summary)
+        typer.echo(f"wrote {paths['report.html']} and {paths['report.md']}")
 
 
 def register(app: typer.Typer) -> None:
