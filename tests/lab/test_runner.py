@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardlab.lab import runner
-from rewardlab.lab.experiments import coste, gao, par, razin, transformer
+from rewardlab.lab.experiments import coste, gao, par, razin, stepwise, transformer
 from rewardlab.lab.lm_world import LMWorldConfig
 from rewardlab.lab.world import WorldConfig
 
@@ -25,6 +25,7 @@ TINY = runner.Preset(seeds=2, configs={
         world=LMWorldConfig(corpus_size=200, pretrain_steps=3, n_layer=1, n_embd=16, max_response=6), n_prompts=4,
         bon_samples=8, n_pairs=(20, 40), proxy_steps_per_pair=0.0, rloo_steps=2, rloo_prompts_per_step=2,
         eval_every=1),
+    "stepwise": stepwise.StepwiseConfig(n_train=60, n_test=20, bon_n=4),
 }, seeds_for={"transformer": 1})
 
 
@@ -41,9 +42,10 @@ def test_lab_cli_writes_a_self_contained_report(tiny_preset, tmp_path):
     assert res.exit_code == 0, res.output
     out = tmp_path / "run"
     data = json.loads((out / "results.json").read_text())
-    assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer"}
-    assert len(data["claims"]) == 5 + 6 + 7 + 3 + 3
-    assert data["meta"]["seeds"] == {"razin": [0, 1], "gao": [0, 1], "coste": [0, 1], "par": [0, 1], "transformer": [0]}
+    assert set(data["experiments"]) == {"razin", "gao", "coste", "par", "transformer", "stepwise"}
+    assert len(data["claims"]) == 5 + 6 + 7 + 3 + 3 + 3
+    assert data["meta"]["seeds"] == {"razin": [0, 1], "gao": [0, 1], "coste": [0, 1], "par": [0, 1], "transformer": [0],
+                                     "stepwise": [0, 1]}
     assert all(c["verdict"] in ("reproduced", "inconclusive", "not reproduced") and c["rule"] for c in data["claims"])
     assert all(bool(c["reason"]) == (c["verdict"] != "reproduced") for c in data["claims"])
     html = (out / "report.html").read_text()

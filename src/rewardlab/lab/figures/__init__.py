@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
-NAMES = ("razin", "gao", "coste", "par", "transformer", "two_groups")
+NAMES = ("razin", "gao", "coste", "par", "transformer", "two_groups", "stepwise")
 
 
 def figure_function(experiment: str) -> Callable | None:
