@@ -5,13 +5,14 @@ One streaming run:
 
 1. FILE is validated by the local reader first (:func:`rewardlab.data.load.load_file`, one pass that keeps no
    rows), so a bad row is the same ``FILE:LINE`` UserError as with the local engine, before Ray starts.
-2. Ray Data reads it: Parquet with ``ray.data.read_parquet``; JSONL (also ``.gz``) with :func:`json_lines`, a
-   ``FileBasedDatasource`` that streams raw lines (split on ``\\n`` only, blank lines and a BOM dropped as the local
-   reader does) in blocks of ``chunk_rows``; every line is then parsed by the local reader's own parser. Not
-   ``ray.data.read_json``: pyarrow's JSON reader gives each column one type and fails on files the local engine
-   reads (an ``id`` that is a number in one row and a string in the next: "Column(/id) changed from number to
-   string"), and ``read_text`` reads a file whole and splits on ``str.splitlines`` (a raw U+2028 inside a JSON
-   string would cut a row in two).
+2. Ray Data reads it, read tasks reserving no CPU (:data:`READ_CPUS`): Parquet with :func:`parquet_rows`
+   (pyarrow ``iter_batches`` in blocks of ``chunk_rows``; not ``ray.data.read_parquet``, whose file-listing task
+   always takes a CPU); JSONL (also ``.gz``) with :func:`json_lines`, a ``FileBasedDatasource`` that streams raw
+   lines (split on ``\\n`` only, blank lines and a BOM dropped as the local reader does) in blocks of
+   ``chunk_rows``; every line is then parsed by the local reader's own parser. Not ``ray.data.read_json``:
+   pyarrow's JSON reader gives each column one type and fails on files the local engine reads (an ``id`` that is
+   a number in one row and a string in the next: "Column(/id) changed from number to string"), and ``read_text``
+   reads a file whole and splits on ``str.splitlines`` (a raw U+2028 inside a JSON string would cut a row in two).
 3. ``map_batches(RewardScorer, compute=ActorPoolStrategy(size=N), num_gpus=G, batch_size=chunk_rows)``: each actor
    builds the reward once from the spec (:func:`rewardlab.rewards.registry.load_reward`) and scores each batch of
    rows with the local engine's :func:`rewardlab.rewards.cli.score_rows` -- one ``score`` call per batch, inside
@@ -162,6 +163,25 @@ def json_lines(path: str, rows_per_block: int):
     return JsonLines(path)
 
 
+def parquet_rows(path: str, rows_per_block: int):
+    """A Ray ``FileBasedDatasource`` yielding a Parquet file's rows in blocks of ``rows_per_block`` (pyarrow
+    ``iter_batches``, the file's own column types). Not ``ray.data.read_parquet``: from Ray 2.5x it lists files in a
+    ``ListFiles`` task that always asks for 1 CPU, and with N actors on N CPUs that task never starts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ray.data.datasource import FileBasedDatasource
+
+    class ParquetRows(FileBasedDatasource):
+        def _open_input_source(self, filesystem, path: str, **open_args):
+            return filesystem.open_input_file(path)  # Parquet needs random access (the footer first)
+
+        def _read_stream(self, f, path: str):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=rows_per_block):
+                yield pa.Table.from_batches([batch])
+
+    return ParquetRows(path)
+
+
 def _read(ray, path: Path, rows_per_block: int):
     """(dataset, raw-line column or None for Parquet); UserError for formats Ray does not read here."""
     from rewardlab.data.read import _opener, _starts_with_bracket
@@ -170,7 +190,7 @@ def _read(ray, path: Path, rows_per_block: int):
         raise UserError(f"{path}: --engine ray reads JSONL and Parquet files, not a saved `datasets` directory "
                         "(write it with Dataset.to_json or to_parquet, or use --engine local)")
     if path.name.endswith(".parquet"):
-        return ray.data.read_parquet(str(path), num_cpus=READ_CPUS), None
+        return ray.data.read_datasource(parquet_rows(str(path), rows_per_block), num_cpus=READ_CPUS), None
     open_bytes, name = _opener(path)
     if name.endswith(".json") and _starts_with_bracket(path, open_bytes):
         raise UserError(f"{path}:1: --engine ray reads JSONL and Parquet files, not a JSON array (write one row "
