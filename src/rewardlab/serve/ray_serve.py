@@ -101,11 +101,13 @@ def serve_on_ray(load: Callable[[], Any], *, host: str, port: int, config: Serve
     with ray_session(logging_level=LOG_LEVELS.get(log_level, "INFO")):
         from ray import serve
 
-        url = deploy(load, config, name=name, replicas=replicas, num_gpus_per_replica=num_gpus_per_replica,
-                     host=host, port=port, log_level=log_level)
-        print(f"rewardlab serve: {replicas} Ray Serve replicas at {url}", flush=True)
+        # ray.init() installs sys.exit(15) as the SIGTERM handler: replace it before deploying, so a SIGTERM at any
+        # point (also while the replicas start) deletes the app and exits 0
         signal.signal(signal.SIGTERM, _interrupt)
         try:
+            url = deploy(load, config, name=name, replicas=replicas, num_gpus_per_replica=num_gpus_per_replica,
+                         host=host, port=port, log_level=log_level)
+            print(f"rewardlab serve: {replicas} Ray Serve replicas at {url}", flush=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
