@@ -195,3 +195,11 @@ def test_encoder_tokenizer_gets_cls_and_sep(corpus):
     assert e.ids[0] == tok.cls_token_id and e.ids[-1] == tok.sep_token_id
     assert e.ids == tok("the cat sat on . a mat .")["input_ids"]  # WordPiece splits at spaces: same ids
     assert [tok.decode([e.ids[j]]) for j in e.ends] == [".", "."]
+
+
+def test_a_separator_the_tokenizer_drops_is_a_user_error(corpus):
+    from tests.models.hf_families import family_tokenizer
+
+    tok = family_tokenizer("bert", corpus + ["a . b"])  # WordPiece drops "\n"
+    with pytest.raises(UserError, match=r"tokenizes to no ids .*--step-separator"):
+        StepEncoder(tok, max_length=64, fmt=StepFormat("\n"), decoder=False)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from rewardlab.data.records import Prompt
 from rewardlab.data.tokenize import DEFAULT_CHAT_TEMPLATE
+from rewardlab.errors import UserError
 
 DEFAULT_STEP_SEPARATOR = "\n"  # TRL PRMConfig.step_separator
 
@@ -98,7 +99,9 @@ class StepEncoder:
         self._sep = self._ids(self.fmt.separator)
         self._prompt_sep = self._ids(self.fmt.prompt_separator)
         if not self._sep:
-            raise ValueError(f"the step separator {self.fmt.separator!r} tokenizes to no ids")
+            raise UserError(f"the step separator {self.fmt.separator!r} tokenizes to no ids with this tokenizer (it "
+                            "drops it, e.g. a WordPiece tokenizer drops '\\n'): choose one it keeps with "
+                            "--step-separator, e.g. ' ;'")
         if self.decoder:
             bos = getattr(tok, "bos_token_id", None)
             self._start, self._end = ([bos] if bos is not None else []), []

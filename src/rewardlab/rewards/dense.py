@@ -8,8 +8,8 @@ returns then weights each token's log-probability by its return-to-go
 
 so a token is credited only with the steps at or after it. These are pure functions on one sequence; mapping a
 PRM's steps (character spans from :func:`rewardlab.data.stepwise.step_spans`) onto the policy's tokens is
-:func:`token_ends_for_spans`. Wiring them into ``optimize/rloo.py`` (a baseline per position, the KL term) is left to
-the RL loop.
+:func:`token_ends_for_spans`. ``rewardlab optimize rloo --dense`` (:mod:`rewardlab.optimize.rloo`) uses them with a
+per-token KL penalty and the leave-one-out baseline of the group's totals.
 """
 
 from __future__ import annotations
