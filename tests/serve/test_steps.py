@@ -125,3 +125,12 @@ def test_real_prm_serves_its_offline_step_scores(prm):
     assert body["scores"] == pytest.approx(prm.score(prompts, responses).tolist(), abs=1e-6)
     alone = prm.step_scores([""], responses[:1])[0]
     assert pooled["data"][0]["data"] == [pytest.approx([1 - p, p], abs=1e-6) for p in alone]
+
+
+def test_classify_on_a_prm_gives_the_aggregate_as_two_class_probs(hand_client):
+    """The aggregate is already P(correct): probs [1 − p, p] (not σ(p)); without activation logits [0, log-odds]."""
+    body = hand_client.post("/classify", json={"input": ["ab\ncdef", "abcdefgh"]}).json()
+    assert [d["probs"] for d in body["data"]] == [pytest.approx([0.8, 0.2]), pytest.approx([0.2, 0.8])]
+    assert [d["label"] for d in body["data"]] == ["LABEL_0", "LABEL_1"] and body["data"][0]["num_classes"] == 2
+    raw = hand_client.post("/classify", json={"input": "ab\ncdef", "use_activation": False}).json()["data"][0]
+    assert raw["probs"] == pytest.approx([0.0, math.log(0.2 / 0.8)])

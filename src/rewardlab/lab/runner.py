@@ -75,6 +75,13 @@ def _world_summary(configs: dict[str, Any]) -> str:
             f"{lm.n_layer}-layer, {lm.n_embd}-dim GPT-2 pre-trained for {lm.pretrain_steps} steps on it; gold = prompt "
             f"offset + mean letter value + a length term peaking at L*={lm.length_optimum:g}; proxies = tiny GPT-2 RMs "
             "trained with the project's BT trainer. π₀ and proxies are cached (safetensors) by config hash.")
+    if "stepwise" in configs:
+        sw = configs["stepwise"]
+        parts.append(
+            f"Stepwise world: {sw.world.steps}-step solutions of {sw.world.dim}-feature steps, a fraction "
+            f"{sw.world.error_rate:g} with one mistake (visible in its step with strength v={sw.world.visibility:g}, "
+            "or silent); an outcome RM on noisy final-answer labels vs a PRM on clean step labels, both logistic on "
+            f"the same {sw.n_train} solutions, as best-of-{sw.bon_n} verifiers on {sw.n_test} problems.")
     return " ".join(parts)
 
 

@@ -292,6 +292,9 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         probs = activate(m) if body.activation_on() and len(m) else m
         data = [{"index": i, "label": f"LABEL_{int(row.argmax())}", "probs": _clean(row), "num_classes": len(row)}
                 for i, row in enumerate(probs)]
+        if served.is_prm:  # the aggregate is already P(correct): [1 − p, p], or logits [0, log-odds] without activation
+            data = [{"index": i, "label": f"LABEL_{int(p >= 0.5)}", "probs": step_rows([p], body.activation_on())[0],
+                     "num_classes": 2} for i, p in enumerate(m[:, 0].tolist())]
         return JSONResponse(P.ClassifyResponse(model=served.name, data=[], usage=P.UsageInfo()).model_dump()
                             | {"data": data, "usage": usage(tokens)})
 
