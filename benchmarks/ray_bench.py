@@ -14,7 +14,10 @@ at best double one process's throughput.
    a reward server; the client of :mod:`benchmarks.serve_load`) against ``rewardlab serve CKPT`` (uvicorn, one
    process), and against Ray Serve with 1 and 2 replicas (:class:`rewardlab.serve.ray_serve.RayServer` on a local
    ``ray.init(num_cpus=2)``: Serve's HTTP proxy, then the same app per replica). Best of ``--repeats`` runs each,
-   interleaved so machine noise hits all alike.
+   interleaved so machine noise hits all alike. Then the same items again as ``--batch-clients`` clients sending
+   ``--per-request`` items per request (how OpenRLHF shards a rollout batch over reward URLs): Ray's per-request
+   cost (proxy, router, actor call) is paid once per request, so this shows what replicas add when requests
+   are not single items.
 
 Prints items/s and the ratio to in-process. On a 2-core machine the load generator, the proxy and the replicas
 share the same 2 cores, so 2 replicas cannot reach 2x here; on a multi-core or multi-node cluster they can.
@@ -40,8 +43,33 @@ os.environ["OMP_NUM_THREADS"] = "1"  # before torch: every process (server, repl
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import WORDS, build, free_port, start_server  # noqa: E402
+from serve_load import WORDS, _post, build, free_port, start_server  # noqa: E402
 from serve_load import load as client_load  # noqa: E402
+
+
+async def batched_load(url: str, prompts, responses, clients: int, per_request: int) -> tuple[float, list]:
+    """Like :func:`serve_load.load`, but each request carries ``per_request`` items (an OpenRLHF-style shard)."""
+    host, port = url.split("//")[1].split(":")
+    starts = iter(range(0, len(prompts), per_request))
+    scores: list = [None] * len(prompts)
+
+    async def client():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for i in starts:
+                items = [{"prompt": p, "response": r} for p, r in zip(prompts[i:i + per_request],
+                                                                      responses[i:i + per_request])]
+                status, data = await _post(reader, writer, f"{host}:{port}", "/v1/score",
+                                           json.dumps({"items": items}).encode())
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}: {data[:200]!r}")
+                scores[i:i + len(items)] = json.loads(data)["scores"]
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - t0, scores
 
 
 def write_pairs(path: Path, rows: int, seed: int = 0) -> None:
@@ -86,7 +114,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000, help="preference pairs scored offline (2 items each)")
     ap.add_argument("--items", type=int, default=512, help="items served")
-    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--clients", type=int, default=32, help="clients sending 1 item per request")
+    ap.add_argument("--batch-clients", type=int, default=4, help="clients sending --per-request items per request")
+    ap.add_argument("--per-request", type=int, default=16)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--heads", type=int, default=4)
@@ -139,15 +169,26 @@ def main() -> None:
             assert all(s is not None for s in scores)
             return seconds
 
+        def served_batched(url: str) -> float:
+            seconds, scores = asyncio.run(batched_load(url, prompts, responses, args.batch_clients,
+                                                       args.per_request))
+            assert all(s is not None for s in scores)
+            return seconds
+
+        def measure(name: str, url: str) -> None:
+            results.setdefault(name, []).append(served(url))
+            batched.setdefault(name, []).append(served_batched(url))
+
         expected = reward.score(prompts, responses)
-        results: dict[str, list[float]] = {}
+        results: dict[str, list[float]] = {}  # 1 item per request
+        batched: dict[str, list[float]] = {}  # --per-request items per request
         port = free_port()
         proc = start_server(ckpt, port, argparse.Namespace(max_wait_ms=5.0, max_batch_items=256,
                                                            max_batch_tokens=16384, prep_workers=1))
         try:
             for _ in range(args.repeats):  # in-process and the local server interleaved
                 results.setdefault("in-process ModelReward.score", []).append(in_process())
-                results.setdefault("rewardlab serve (uvicorn, 1 process)", []).append(served(f"http://127.0.0.1:{port}"))
+                measure("rewardlab serve (uvicorn, 1 process)", f"http://127.0.0.1:{port}")
         finally:
             proc.terminate()
             proc.wait(30)
@@ -159,8 +200,7 @@ def main() -> None:
                     _, _, scores = asyncio.run(client_load(server.url, prompts, responses, args.clients))
                     err = (torch.tensor(scores) - expected).abs().max().item()
                     for _ in range(args.repeats):
-                        results.setdefault(f"Ray Serve, {replicas} replica{'s' * (replicas > 1)}", []).append(
-                            served(server.url))
+                        measure(f"Ray Serve, {replicas} replica{'s' * (replicas > 1)}", server.url)
                         results["in-process ModelReward.score"].append(in_process())
                     print(f"  (Ray Serve {replicas}: max |served - offline| = {err:.1e})", flush=True)
         finally:
@@ -173,6 +213,12 @@ def main() -> None:
     for name, times in results.items():
         rate = args.items / min(times)
         print(f"  {name:<40} {rate:8.0f} items/s   {rate / base:.2f}x in-process   {rate / local:.2f}x local server")
+    local_b = args.items / min(batched["rewardlab serve (uvicorn, 1 process)"])
+    print(f"\nserving the same {args.items} items, {args.batch_clients} clients x {args.per_request} items per POST "
+          f"/v1/score:")
+    for name, times in batched.items():
+        rate = args.items / min(times)
+        print(f"  {name:<40} {rate:8.0f} items/s   {rate / base:.2f}x in-process   {rate / local_b:.2f}x local server")
     print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s")
 
 
