@@ -61,3 +61,15 @@ def cli(monkeypatch, capsys):
         return e.value.code or 0, out.out, out.err
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """accelerate keeps one process-wide state (mixed precision, device); a test that builds an Accelerator (our
+    trainers, TRL's) must not decide the precision of the next one."""
+    yield
+    if "accelerate.state" in sys.modules:
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()

@@ -51,7 +51,8 @@ def _train(reward_func, prompts, tmp_path, tokenizer):
     config = GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=PROMPTS * GROUP,
                         num_generations=GROUP, max_completion_length=8, max_steps=STEPS, logging_steps=1,
                         learning_rate=1e-3, beta=0.0, report_to="none", save_strategy="no", use_cpu=True,
-                        seed=0, dataloader_num_workers=0, disable_tqdm=True)
+                        seed=0, dataloader_num_workers=0, disable_tqdm=True,
+                        bf16=False)  # TRL defaults to bf16 autocast, which would also leak into later tests
     monitor = TeacherMonitor()
     spy = Spy(monitor.wrap(reward_func))
     trainer = GRPOTrainer(model=policy, reward_funcs=[spy], args=config, train_dataset=data,
