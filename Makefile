@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
 	$(BIN)/python benchmarks/serve_load.py --torch-threads 1
 	$(BIN)/python benchmarks/rloo_step.py
+	$(BIN)/python benchmarks/ray_bench.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
