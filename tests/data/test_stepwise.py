@@ -126,6 +126,14 @@ def test_data_validate_accepts_stepwise_files(tmp_path, cli):
     assert code == 2 and f"{bad}:2: field 'label' must be -1 or a step index 0..2, got 7" in err
 
 
+@pytest.mark.parametrize("row", [TRL, PB])
+def test_pair_commands_name_a_stepwise_file_as_such(tmp_path, cli, row):
+    f = _write(tmp_path / "steps.jsonl", [row])
+    code, _, err = cli("data", "stats", f)
+    assert code == 2 and f"{f}:1: field 'chosen' missing: this is a stepwise (process-reward) row" in err
+    assert "eval-prm" in err
+
+
 def test_step_spans_and_split():
     text = "a\n\nb c\n  \nd\n"
     assert split_steps(text, "\n") == ["a", "b c", "d"]

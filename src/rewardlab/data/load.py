@@ -63,24 +63,31 @@ def summarize(problems: list[str], invalid_rows: int, max_shown: int = MAX_SHOWN
 
 
 @dataclass
-class LoadReport:
-    """What loading one file found: rows kept, schema, counts, and the problems (row problems are skippable)."""
+class FileReport:
+    """What loading one file found, whatever its family: rows kept, schema (of its first valid row), the row count,
+    and the problems — row problems (skippable with --skip-invalid) and file problems (never skippable)."""
 
     path: str
     schema: str | None = None
-    rows: list[Row] = field(default_factory=list)
+    rows: list = field(default_factory=list)
     count: int = 0
     first_line: int = 1
     problems: list[str] = field(default_factory=list)
     file_problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    empty_responses: int = 0
-    extracted_prompts: int = 0
-    weighted: int = 0
 
     @property
     def all_problems(self) -> list[str]:
         return self.file_problems + self.problems
+
+
+@dataclass
+class LoadReport(FileReport):
+    """A preference file's :class:`FileReport` (``rows``: :data:`Row`), with what loading did to the data."""
+
+    empty_responses: int = 0
+    extracted_prompts: int = 0
+    weighted: int = 0
 
     def summary(self) -> list[str]:
         """What loading did to the data, one line each (split used, empty responses, extracted prompts)."""

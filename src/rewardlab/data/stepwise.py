@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardlab.data.load import FileReport
 from rewardlab.data.read import read_rows
 from rewardlab.data.records import Prompt, Source
 from rewardlab.data.validate import RowError, _optional_str, _text, _text_or_messages, _type_name
@@ -168,23 +169,12 @@ def split_steps(text: str, separator: str) -> list[str]:
 
 
 @dataclass
-class StepwiseReport:
-    """What loading a stepwise file found (the same fields :func:`rewardlab.data.load.accept` reads)."""
+class StepwiseReport(FileReport):
+    """A stepwise file's :class:`~rewardlab.data.load.FileReport` (``rows``: :class:`StepwiseExample`), with step
+    counts."""
 
-    path: str
-    schema: str | None = None
-    rows: list[StepwiseExample] = field(default_factory=list)
-    count: int = 0
-    first_line: int = 1
-    problems: list[str] = field(default_factory=list)
-    file_problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     steps: int = 0
     steps_with_separator: int = 0
-
-    @property
-    def all_problems(self) -> list[str]:
-        return self.file_problems + self.problems
 
     def summary(self) -> list[str]:
         lines = list(self.notes)

@@ -194,6 +194,9 @@ def detect_schema(row: Any) -> str:
         return "rated"
     if "response" in row and "chosen" not in row:
         return "response"  # a single (prompt, response) to score: a rated row without ratings
+    if "chosen" not in row and ("completions" in row or "steps" in row):
+        raise RowError("field 'chosen' missing: this is a stepwise (process-reward) row, which this command does "
+                       "not take (use eval-prm, or train --objective prm)")
     chosen = _require(row, "chosen")
     if isinstance(chosen, list) and chosen and not isinstance(chosen[0], dict):
         return "kway"
