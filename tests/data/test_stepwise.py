@@ -129,7 +129,7 @@ def test_data_validate_accepts_stepwise_files(tmp_path, cli):
 @pytest.mark.parametrize("row", [TRL, PB])
 def test_pair_commands_name_a_stepwise_file_as_such(tmp_path, cli, row):
     f = _write(tmp_path / "steps.jsonl", [row])
-    code, _, err = cli("data", "stats", f)
+    code, _, err = cli("eval", "python:rewardlab.rewards.rules:length_reward", "--data", f, "-o", tmp_path / "e")
     assert code == 2 and f"{f}:1: field 'chosen' missing: this is a stepwise (process-reward) row" in err
     assert "eval-prm" in err
 

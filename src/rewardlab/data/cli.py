@@ -52,13 +52,17 @@ def stats(
     max_length: int = typer.Option(512, help="Budget for the truncation counts (with --tokenizer)."),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted) instead of failing."),
+    step_separator: str = typer.Option("\n", help="Stepwise files: the separator after each step (with "
+                                       "--tokenizer)."),
 ) -> None:
-    """Row counts, schema, subsets and (with --tokenizer) token lengths and how many items would be truncated."""
-    import statistics
-
+    """Row counts, schema, subsets and (with --tokenizer) token lengths and how many items would be truncated.
+    Stepwise (PRM) files: steps per solution, step labels and first errors instead."""
     from rewardlab.data.load import accept, load_file
     from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.stepwise import is_stepwise_file
 
+    if is_stepwise_file(file, split):
+        return _stepwise_stats(file, tokenizer, max_length, split, skip_invalid, step_separator)
     report = load_file(file, split=split)
     notes = accept(report, skip_invalid)
     typer.echo(f"{file}: {len(report.rows)} rows, schema {report.schema}")
@@ -88,9 +92,55 @@ def stats(
             for p, resp in items:
                 lengths.append(len(full.encode(p, resp)))
                 cut.encode(p, resp)
-        q = statistics.quantiles(lengths, n=20) if len(lengths) > 1 else lengths * 19
-        typer.echo(f"tokens per item: mean {statistics.fmean(lengths):.1f}, median {statistics.median(lengths)}, "
-                   f"p95 {q[18]:.0f}, max {max(lengths)}")
+        typer.echo(f"tokens per item: {_spread(lengths)}")
+        typer.echo(f"at max_length {max_length}: {cut.stats.summary()}")
+
+
+def _spread(values: list[int]) -> str:
+    import statistics
+
+    q = statistics.quantiles(values, n=20, method="inclusive") if len(values) > 1 else values * 19  # within range
+    return (f"mean {statistics.fmean(values):.1f}, median {statistics.median(values)}, p95 {q[18]:.0f}, "
+            f"max {max(values)}")
+
+
+def _stepwise_stats(file: Path, tokenizer: str | None, max_length: int, split: str | None, skip_invalid: bool,
+                    separator: str) -> None:
+    """`data stats` of a TRL-stepwise / ProcessBench file: steps, step labels, first errors, token lengths."""
+    from rewardlab.data.load import accept
+    from rewardlab.data.stepwise import load_stepwise_file
+
+    report = load_stepwise_file(file, split=split, separator=separator)
+    notes = accept(report, skip_invalid)
+    rows = report.rows
+    typer.echo(f"{file}: {len(rows)} rows, schema {report.schema}")
+    for line in notes:
+        typer.echo(line)
+    typer.echo(f"steps per solution: {_spread([len(r.steps) for r in rows])}")
+    labels = [y for r in rows for y in (r.step_labels or [None] * len(r.steps))]
+    good = sum(y is not None and y >= 0.5 for y in labels)
+    bad = sum(y is not None and y < 0.5 for y in labels)
+    typer.echo(f"steps: {len(labels)}, labelled correct (>= 0.5) {good}, wrong {bad}, "
+               f"unlabelled {len(labels) - good - bad}")
+    firsts = [r.first_error for r in rows]
+    wrong = [f for f in firsts if f is not None and f >= 0]
+    at = f" (first wrong step, 0-based: {_spread(wrong)})" if wrong else ""
+    typer.echo(f"solutions: {firsts.count(-1)} all correct, {len(wrong)} with a wrong step{at}, "
+               f"{firsts.count(None)} unlabelled")
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        from rewardlab.data.step_encode import StepEncoder, StepFormat
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+        decoder = getattr(tok, "cls_token_id", None) is None  # encoders (BERT-like) read [CLS] ... [SEP]
+        fmt = StepFormat(separator)
+        full = StepEncoder(tok, 10**9, fmt, decoder=decoder)
+        cut = StepEncoder(tok, max_length, fmt, decoder=decoder)
+        lengths = [len(full.encode(r.prompt, r.steps).ids) for r in rows]
+        for r in rows:
+            cut.encode(r.prompt, r.steps)
+        typer.echo(f"tokens per solution: {_spread(lengths)}")
         typer.echo(f"at max_length {max_length}: {cut.stats.summary()}")
 
 

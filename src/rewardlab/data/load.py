@@ -80,6 +80,10 @@ class FileReport:
     def all_problems(self) -> list[str]:
         return self.file_problems + self.problems
 
+    def summary(self) -> list[str]:
+        """What loading did to the data, one line each (the family adds its own counts)."""
+        return list(self.notes)
+
 
 @dataclass
 class LoadReport(FileReport):
@@ -92,7 +96,7 @@ class LoadReport(FileReport):
     def summary(self) -> list[str]:
         """What loading did to the data, one line each (split used, empty responses, extracted prompts)."""
         noun = "pairs" if self.schema and self.schema.startswith("pair") else "rows"
-        lines = list(self.notes)
+        lines = super().summary()
         if self.empty_responses:
             lines.append(f"{self.path}: {self.empty_responses} {noun} have an empty response")
         if self.extracted_prompts:
@@ -149,7 +153,7 @@ def load_file(path: str | os.PathLike, max_line_bytes: int = DEFAULT_MAX_LINE_BY
     return report
 
 
-def accept(report: LoadReport, skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
+def accept(report: FileReport, skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
            kind: type | None = None) -> list[str]:
     """Raise for the problems of a loaded file (all of them, or only whole-file ones when ``skip_invalid``), write
     the skipped-rows report, and return the lines that say what loading did (skips, split, counts) for printing."""

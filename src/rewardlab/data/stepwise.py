@@ -177,7 +177,7 @@ class StepwiseReport(FileReport):
     steps_with_separator: int = 0
 
     def summary(self) -> list[str]:
-        lines = list(self.notes)
+        lines = super().summary()
         if self.steps_with_separator:
             lines.append(f"{self.path}: {self.steps_with_separator} of {self.steps} steps contain the step "
                          "separator (fine for training on given steps; a response text split at it would cut them)")
@@ -236,7 +236,7 @@ def load_stepwise(path: str | os.PathLike, *, skip_invalid: bool = False,
     from rewardlab.data.load import accept
 
     report = load_stepwise_file(path, max_line_bytes, split, require_labels=require_labels, separator=separator)
-    for line in accept(report, skip_invalid, skipped_report):  # type: ignore[arg-type]  # same fields
+    for line in accept(report, skip_invalid, skipped_report):
         if not quiet:
             print(line, file=sys.stderr)
     return report.rows
