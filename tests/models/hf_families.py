@@ -1,6 +1,7 @@
-"""Tiny transformers reward models of four families, built from config and saved with ``save_pretrained`` — the
-directories a user brings from the hub (GPT-2, Llama-3-style, BERT and RoBERTa classifiers), with tokenizers that
-reproduce each family's special-token layout."""
+"""Tiny transformers reward models of five families, built from config and saved with ``save_pretrained`` — the
+directories a user brings from the hub (GPT-2, Llama-3-style, Mistral-style, BERT and RoBERTa classifiers), with
+tokenizers that reproduce each family's special-token layout (Mistral: a SentencePiece-style ``Metaspace``
+tokenizer, ``▁`` prepended to the first word only, as transformers converts Llama-2/Mistral tokenizers)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ from transformers import (
     BertConfig,
     GPT2Config,
     LlamaConfig,
+    MistralConfig,
     PreTrainedTokenizerFast,
     RobertaConfig,
 )
 
-FAMILIES = ("gpt2", "llama", "bert", "roberta")
+FAMILIES = ("gpt2", "llama", "mistral", "bert", "roberta")
 LLAMA_TEMPLATE = (
     "<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
     "{{ m['content'] }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
     "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+MISTRAL_TEMPLATE = (  # Mistral-Instruct v0.1's: the reply follows [/INST] with no space
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% else %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
 )
 
 
@@ -49,6 +55,17 @@ def family_tokenizer(family: str, corpus) -> PreTrainedTokenizerFast:
             single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<|eot_id|>")
         fast.chat_template = LLAMA_TEMPLATE
+        return fast
+    if family == "mistral":
+        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+        tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+        tok.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+            vocab_size=200, special_tokens=["<unk>", "<s>", "</s>", "[INST]", "[/INST]"], show_progress=False))
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+        fast.chat_template = MISTRAL_TEMPLATE
         return fast
     if family == "bert":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -83,6 +100,10 @@ def family_config(family: str, tok: PreTrainedTokenizerFast, num_labels: int = 1
         return LlamaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
                            num_key_value_heads=2, max_position_embeddings=128, bos_token_id=tok.bos_token_id,
                            eos_token_id=tok.eos_token_id, **common)
+    if family == "mistral":  # no pad token: config.pad_token_id None, the tokenizer has none either
+        return MistralConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=128, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, **common)
     layers = dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2)
     if family == "bert":
         return BertConfig(max_position_embeddings=128, pad_token_id=tok.pad_token_id, **layers, **common)

@@ -13,7 +13,8 @@ from tests.models.hf_families import FAMILIES, save_family
 
 TEXTS = ["the cat sat on a mat", "good", "please help me with this task now yes no maybe one two three four five",
          "big red dog"]
-PAIRS = [("the cat sat on", " a big red mat"), ("question: one two", " answer: three"), ("yes", " no")]
+PAIRS = [("the cat sat on", " a big red mat"), ("question: one two", " answer: three"), ("yes", " no"),
+         ("the cat", "sat")]  # no space at the boundary: decoders tokenize prompt + response as one text
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -76,6 +77,22 @@ def test_conversations_render_once_with_the_models_special_tokens(family_dir):
         assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
 
 
+@pytest.mark.parametrize("reply", ["sat on a mat", " sat", "good answer\nyes"])
+def test_conversations_equal_transformers_on_the_chat_template(family_dir, reply):
+    """Templated text is tokenized as one text, as apply_chat_template(tokenize=True) and TRL tokenize it (a
+    Mistral reply tokenized on its own got a leading '▁' it has not after [/INST]); scores = transformers'."""
+    family, path, model, tok = family_dir
+    if tok.chat_template is None:
+        pytest.skip("no chat template of its own")
+    reward = load_reward(str(path), device="cpu")
+    conv = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": reply}]
+    expected = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+    assert reward.encode([conv[:1]], [conv[1:]])[0] == list(expected)
+    with torch.no_grad():
+        ref = model(input_ids=torch.tensor([expected])).logits[0]
+    assert torch.allclose(reward.score([conv[:1]], [conv[1:]]), ref, atol=1e-5)
+
+
 def test_kind_detection_and_clear_errors(tmp_path, corpus):
     from transformers import GPT2LMHeadModel
 
@@ -106,9 +123,13 @@ def test_kind_detection_and_clear_errors(tmp_path, corpus):
 
 
 def test_openrlhf_reward_model_with_normalization(tmp_path, corpus):
-    """OpenRLHF layout: base model under its prefix + `value_head`, mean/std in config.json applied at eval."""
+    """OpenRLHF layout: base model under its prefix + `value_head`, mean/std in config.json applied at eval, and
+    every sequence ending with eos as OpenRLHF's serve_rm (`tokenizer(query + eos)`) and RewardDataset build it
+    (the reward is read there; without it the scores were those of another position)."""
+    from fastapi.testclient import TestClient
     from transformers import AutoModel, LlamaModel
 
+    from rewardlab.serve.app import create_app
     from tests.models.hf_families import family_config, family_tokenizer
 
     tok = family_tokenizer("llama", corpus)
@@ -126,12 +147,26 @@ def test_openrlhf_reward_model_with_normalization(tmp_path, corpus):
     reward = load_reward(str(out), device="cpu")
     ref_base = AutoModel.from_config(config)
     ref_base.load_state_dict(base.state_dict())
-    for text in TEXTS:
-        ids = tok(text, return_tensors="pt")["input_ids"]
-        with torch.no_grad():
-            h = ref_base(input_ids=ids).last_hidden_state[0, -1]
-        expected = ((h @ head[0]) - 0.3) / 2.0
-        assert reward.score([""], [text]).item() == pytest.approx(expected.item(), abs=1e-5)
+
+    @torch.no_grad()
+    def openrlhf(ids):
+        return ((ref_base(input_ids=torch.tensor([ids])).last_hidden_state[0, -1] @ head[0] - 0.3) / 2.0).item()
+
+    expected = [openrlhf(tok(text + tok.eos_token)["input_ids"]) for text in TEXTS]
+    assert reward.score([""] * len(TEXTS), TEXTS).tolist() == pytest.approx(expected, abs=1e-5)
+    with TestClient(create_app(reward)) as client:  # a query that kept its eos gets no second one
+        queries = [TEXTS[0] + tok.eos_token] + TEXTS[1:]
+        got = client.post("/get_reward", json={"query": queries}).json()["rewards"]
+    assert got == pytest.approx(expected, abs=1e-5)
+    conv = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "sat on a mat"}]
+    for template, ends_with_eos in ((None, True), ("{% for m in messages %}{{ m['content'] }}\n{% endfor %}", False)):
+        text = tok.apply_chat_template(conv, tokenize=False, chat_template=template)
+        assert text.endswith(tok.eos_token) == ends_with_eos
+        ids = tok(text if ends_with_eos else text + tok.eos_token, add_special_tokens=False)["input_ids"]
+        ids = ids if ids[0] == tok.bos_token_id else [tok.bos_token_id] + ids
+        reward.encoder.rendering.chat_template = template
+        assert reward.encode([conv[:1]], [conv[1:]])[0] == ids
+        assert reward.score([conv[:1]], [conv[1:]]).item() == pytest.approx(openrlhf(ids), abs=1e-5)
 
 
 def test_train_base_keeps_the_trained_head(tmp_path, corpus):

@@ -94,29 +94,39 @@ class Rendering:
     pair: tuple[list[int], list[int], list[int]]
     append_eos: int | None = None
     chat_template: str | None = None
+    joint: bool = False
+    eos_last: bool = False
 
     @classmethod
     def for_tokenizer(cls, tokenizer, decoder: bool | None = None, chat_template: str | None = None,
-                      eos: bool = True) -> Rendering:
+                      eos: bool = True, joint: bool | None = None) -> Rendering:
         """Probe ``tokenizer``. ``decoder=None`` guesses from the tokenizer (encoder tokenizers have a CLS token).
         ``eos=False`` renders plain decoder text exactly as ``tokenizer(text)`` does (imported models: what
-        transformers' pipeline feeds them), ``eos=True`` appends eos as TRL's RewardTrainer does."""
+        transformers' pipeline feeds them), ``eos=True`` appends eos as TRL's RewardTrainer does.
+
+        ``joint`` (set with ``eos=False``): one sequence is tokenized as one text and split into prompt and response
+        ids at the prompt's last character, as TRL and transformers tokenize it. SentencePiece-style tokenizers
+        (Llama-2, Mistral) give a response tokenized on its own a leading ``▁`` it does not have after
+        ``[/INST]``; checkpoints without the key keep the piecewise tokenization they were trained with.
+        ``eos_last``: templated text also ends with eos (``append_eos``) when it does not already (OpenRLHF reward
+        models, which read their reward at an eos they always append)."""
         if decoder is None:
             decoder = getattr(tokenizer, "cls_token", None) is None
         start, _, end = _special_layout(tokenizer, pair=False)
         pair = _special_layout(tokenizer, pair=True)
         eos_id = getattr(tokenizer, "eos_token_id", None) if eos else None
         append = eos_id if decoder and eos_id is not None and not (end and end[-1] == eos_id) else None
-        return cls(bool(decoder), (start, end), pair, append, chat_template)
+        return cls(bool(decoder), (start, end), pair, append, chat_template, joint=not eos if joint is None else joint)
 
     def to_dict(self) -> dict:
-        return {"decoder": self.decoder, "single": list(map(list, self.single)), "pair": list(map(list, self.pair)),
-                "append_eos": self.append_eos, "chat_template": self.chat_template}
+        d = {"decoder": self.decoder, "single": list(map(list, self.single)), "pair": list(map(list, self.pair)),
+             "append_eos": self.append_eos, "chat_template": self.chat_template}
+        return d | {k: True for k in ("joint", "eos_last") if getattr(self, k)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Rendering:
         return cls(bool(d["decoder"]), tuple(map(list, d["single"])), tuple(map(list, d["pair"])),
-                   d.get("append_eos"), d.get("chat_template"))
+                   d.get("append_eos"), d.get("chat_template"), bool(d.get("joint")), bool(d.get("eos_last")))
 
     def layout(self, with_prompt: bool) -> tuple[list[int], list[int], list[int]]:
         """``(start, mid, end)`` special ids around plain text (templated text: see :meth:`peel`)."""
@@ -159,20 +169,34 @@ class PairEncoder:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
+    def _split_ids(self, p_text: str, r_text: str) -> tuple[list[int], list[int]]:
+        """Prompt and response ids of one sequence: with a joint rendering, the ids of ``p_text + r_text`` split
+        where the response's characters start (a token across the boundary stays with the prompt)."""
+        if not (self.rendering.joint and p_text and r_text and getattr(self.tokenizer, "is_fast", False)):
+            return self._ids(p_text), self._ids(r_text)
+        enc = self.tokenizer(p_text + r_text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+        cut = next((i for i, (begin, _) in enumerate(offsets) if begin >= len(p_text)), len(ids))
+        return ids[:cut], ids[cut:]
+
     def render(self, prompt: Prompt, response: Response) -> tuple[str, str, bool]:
         return render(self.tokenizer, prompt, response, self.rendering.chat_template)
 
     def encode(self, prompt: Prompt, response: Response) -> list[int] | None:
         """Token ids for one item, or None if it was dropped as overlong."""
         p_text, r_text, templated = self.render(prompt, response)
-        return self._fit(self._ids(p_text), self._ids(r_text), templated, keep="start")
+        if templated or self.rendering.decoder:  # one sequence
+            p_ids, r_ids = self._split_ids(p_text, r_text)
+        else:  # an encoder's text pair: two sequences, tokenized apart as tokenizer(p, r) does
+            p_ids, r_ids = self._ids(p_text), self._ids(r_text)
+        return self._fit(p_ids, r_ids, templated, keep="start")
 
     def encode_text(self, text: str, prompt: str | None = None) -> list[int]:
         """Ids for an already-rendered full text (no chat template applied). When ``prompt`` is a prefix of
         ``text`` the two are split there and the prompt is cut from the left; otherwise the text is one response
         whose **end** is kept (cut from the left) when it exceeds the budget."""
         if prompt and text.startswith(prompt):
-            p_ids, r_ids = self._ids(prompt), self._ids(text[len(prompt):])
+            p_ids, r_ids = self._split_ids(prompt, text[len(prompt):])
         else:
             p_ids, r_ids = [], self._ids(text)
         return self._fit(p_ids, r_ids, templated=False, keep="end", full_text=True)
@@ -182,6 +206,9 @@ class PairEncoder:
         self.stats.items += 1
         if templated or full_text:  # one rendered sequence: the model's special tokens once, around it
             start, p_ids, r_ids, end = self.rendering.peel(p_ids, r_ids)
+            eos = self.rendering.append_eos
+            if self.rendering.eos_last and eos is not None and r_ids[-1:] != [eos]:
+                end = end + [eos]
             if full_text:
                 start, _, end = self.rendering.layout(with_prompt=False)
                 r_ids = r_ids[: -len(end)] if end and r_ids[-len(end):] == end else r_ids

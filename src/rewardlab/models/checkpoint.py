@@ -127,7 +127,7 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
 
     from rewardlab.data.tokenize import Rendering
     from rewardlab.models.backbone import _tokenizer, resolve_model_dir
-    from rewardlab.models.hf_import import hf_reward_kind, imported_max_length
+    from rewardlab.models.hf_import import hf_reward_kind, imported_max_length, imported_rendering
     from rewardlab.models.reward_model import is_encoder
 
     p = resolve_model_dir(path)
@@ -137,7 +137,9 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
     if "rendering" in manifest:
         rendering = Rendering.from_dict(manifest["rendering"])
     else:
-        rendering = Rendering.for_tokenizer(tokenizer, decoder=not is_encoder(config), eos=not hf_reward_kind(p))
+        kind = hf_reward_kind(p)
+        rendering = (imported_rendering(tokenizer, kind, encoder=is_encoder(config)) if kind else
+                     Rendering.for_tokenizer(tokenizer, decoder=not is_encoder(config)))
     if chat_template is not None:
         rendering = dataclasses.replace(rendering, chat_template=chat_template)
     return tokenizer, rendering, int(manifest.get("max_length") or imported_max_length(config))

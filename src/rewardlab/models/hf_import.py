@@ -10,7 +10,9 @@ Skywork-Reward, TRL ``RewardTrainer`` outputs) and OpenRLHF ``train_rm`` outputs
 - **OpenRLHF** (``openrlhf/models/model.py``, ``_get_reward_model``): the base model under its
   ``base_model_prefix`` plus ``nn.Linear(hidden, 1, bias=False)`` under ``value_head_prefix`` (``value_head`` by
   default, ``score`` is common), reward read at the last 1 of the attention mask, and in eval mode
-  ``(r - mean) / std`` when ``config.normalize_reward`` (``mean``/``std`` stored in config.json). Both honoured.
+  ``(r - mean) / std`` when ``config.normalize_reward`` (``mean``/``std`` stored in config.json). Both honoured,
+  and so is its eos: OpenRLHF's ``RewardDataset`` and ``serve_rm`` end every sequence with eos (the reward is read
+  there), so rewardlab appends it too (plain, templated and full texts, once).
 
 Weights are read with safetensors only; a head missing from the file is an error, never a random head.
 """
@@ -154,7 +156,6 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
                          attn_implementation: str | None = None) -> tuple[RewardModel, Any, dict[str, Any]]:
     """``(model, tokenizer, manifest)`` for a transformers or OpenRLHF reward-model directory (see the module
     docstring); the manifest is synthesized (``source`` says where the model came from)."""
-    from rewardlab.data.tokenize import Rendering
     from rewardlab.models.backbone import _tokenizer
 
     p = Path(path)
@@ -175,11 +176,24 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
     else:
         model = _load_transformers(p, dtype, attn_implementation, tokenizer.sep_token_id)
     model.to(device=device, dtype=dtype).eval()
-    model.rendering = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False)
+    model.rendering = imported_rendering(tokenizer, kind, encoder=model.encoder)
     manifest = {"head": model.spec(), "max_length": imported_max_length(model.config),
                 "rendering": model.rendering.to_dict(),
                 "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
     return model, tokenizer, manifest
+
+
+def imported_rendering(tokenizer, kind: str | None, encoder: bool):
+    """How an imported model's inputs become ids: one text per sequence, tokenized as transformers and TRL do
+    (``tokenizer(text)``); OpenRLHF reward models also end every sequence with eos, as OpenRLHF does."""
+    import dataclasses
+
+    from rewardlab.data.tokenize import Rendering
+
+    if kind == "openrlhf" and not encoder and getattr(tokenizer, "eos_token_id", None) is not None:
+        rendering = Rendering.for_tokenizer(tokenizer, decoder=True, eos=True, joint=True)
+        return dataclasses.replace(rendering, append_eos=tokenizer.eos_token_id, eos_last=True)
+    return Rendering.for_tokenizer(tokenizer, decoder=not encoder, eos=False)
 
 
 def imported_max_length(config) -> int:
