@@ -112,6 +112,27 @@ def test_implicit_conversational_rows_split_at_the_shared_messages(tmp_path, cli
     assert "--skip-invalid" in lines[-1] and "Traceback" not in err
 
 
+def test_ultrafeedback_rows_with_a_prompt_string_and_full_conversations(tmp_path, cli):
+    """UltraFeedback-binarized: 'prompt' is the user text and chosen/rejected repeat it as their first turn (TRL's
+    maybe_extract_prompt treats them as implicit): the shared turns are the prompt, the column is not used twice."""
+    sys_, u = msg("system", "be nice"), msg("user", "What is 2+2?")
+    rows = [{"prompt": "What is 2+2?", "chosen": [u, msg(A, "4")], "rejected": [u, msg(A, "")],
+             "messages": [u, msg(A, "4")], "score_chosen": 8.0, "score_rejected": 2.5},
+            {"prompt": "What is 2+2?", "chosen": [sys_, u, msg(A, "4")], "rejected": [sys_, u, msg(A, "5")]}]
+    path = write_rows(tmp_path / "uf.jsonl", rows)
+    pairs = load_pairs(path)
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [([u], [msg(A, "4")], [msg(A, "")]),
+                                                                  ([sys_, u], [msg(A, "4")], [msg(A, "5")])]
+    code, out, _ = cli("data", "validate", path)
+    assert code == 0 and f"{path}: 2 rows OK (pair-implicit)" in out
+    assert f"{path}: 2 pairs have a 'prompt' string and chosen/rejected conversations that hold the prompt" in out
+    assert "no 'prompt' field" not in out
+    # a string prompt beside assistant-only conversations is the prompt (explicit, as before)
+    explicit = write_rows(tmp_path / "explicit.jsonl", [{"prompt": "q", "chosen": [msg(A, "a")],
+                                                         "rejected": [msg(A, "b")]}])
+    assert load_pairs(explicit)[0].prompt == "q"
+
+
 def test_roles_and_response_turns(tmp_path, cli):
     q = [msg("user", "q")]
     path = write_rows(tmp_path / "d.jsonl", [

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rewardlab.data.read import read_rows
 from rewardlab.data.records import KWayRow, PreferencePair, Prompt, RatedRow, Row, Source
-from rewardlab.data.validate import RowError, has_empty_response, parse_prompt, parse_row
+from rewardlab.data.validate import RowError, has_empty_response, parse_prompt, parse_row, prompt_column_unused
 from rewardlab.errors import UserError
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -91,6 +91,7 @@ class LoadReport(FileReport):
 
     empty_responses: int = 0
     extracted_prompts: int = 0
+    unused_prompts: int = 0
     weighted: int = 0
 
     def summary(self) -> list[str]:
@@ -99,9 +100,14 @@ class LoadReport(FileReport):
         lines = super().summary()
         if self.empty_responses:
             lines.append(f"{self.path}: {self.empty_responses} {noun} have an empty response")
-        if self.extracted_prompts:
-            lines.append(f"{self.path}: {self.extracted_prompts} pairs have no 'prompt' field: their prompt is the "
+        extracted = self.extracted_prompts - self.unused_prompts
+        if extracted:
+            lines.append(f"{self.path}: {extracted} pairs have no 'prompt' field: their prompt is the "
                          "start that chosen and rejected share")
+        if self.unused_prompts:
+            lines.append(f"{self.path}: {self.unused_prompts} pairs have a 'prompt' string and chosen/rejected "
+                         "conversations that hold the prompt turns: their prompt is the turns those share (as TRL's "
+                         "maybe_extract_prompt), the 'prompt' column is not used")
         return lines
 
 
@@ -135,6 +141,7 @@ def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, repor
         report.empty_responses += has_empty_response(record)
         if isinstance(record, PreferencePair):
             report.extracted_prompts += schema == "pair-implicit" and record.prompt != ""
+            report.unused_prompts += schema == "pair-implicit" and record.prompt != "" and prompt_column_unused(value)
             report.weighted += record.weight > 0
         yield line, record
     if seen == 0:

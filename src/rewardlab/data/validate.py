@@ -13,7 +13,8 @@ Rules:
 - Message roles are ``system``, ``user``, ``assistant`` or ``tool``. A conversational *response* (chosen, rejected,
   a k-way item, a rated response) is made of assistant turns: it starts and ends with one, with only tool results
   between them; earlier turns belong in the prompt.
-- Implicit-prompt rows (no ``prompt`` field) get the prompt that chosen and rejected share, see :func:`split_prompt`.
+- Implicit-prompt rows (no ``prompt`` field, or a string one beside conversations that hold the prompt turns, see
+  :func:`prompt_column_unused`) get the prompt that chosen and rejected share, see :func:`split_prompt`.
 """
 
 from __future__ import annotations
@@ -200,9 +201,18 @@ def detect_schema(row: Any) -> str:
     chosen = _require(row, "chosen")
     if isinstance(chosen, list) and chosen and not isinstance(chosen[0], dict):
         return "kway"
-    if "prompt" not in row:
+    if "prompt" not in row or prompt_column_unused(row):
         return "pair-implicit"
     return "pair-conversational" if isinstance(chosen, list) else "pair-plain"
+
+
+def prompt_column_unused(row: dict) -> bool:
+    """A string ``prompt`` beside conversations that hold the prompt turns themselves (UltraFeedback-binarized:
+    ``chosen = [user, assistant]``). As TRL's ``maybe_extract_prompt``, such a row is an implicit-prompt row: the
+    prompt is the turns chosen and rejected share, the ``prompt`` column is not used (it would repeat the user turn).
+    Conversations made of assistant turns only keep the string prompt."""
+    chosen = row.get("chosen")
+    return isinstance(row.get("prompt"), str) and _is_messages(chosen) and chosen[0].get("role") != "assistant"
 
 
 def parse_prompt(row: Any) -> str | list[dict[str, str]]:
