@@ -128,12 +128,18 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
     from rewardlab.data.tokenize import Rendering
     from rewardlab.models.backbone import _tokenizer, resolve_model_dir
     from rewardlab.models.hf_import import hf_reward_kind, imported_max_length, imported_rendering
+    from rewardlab.models.peft_import import is_peft_adapter, peft_base_dir
     from rewardlab.models.reward_model import is_encoder
 
-    p = resolve_model_dir(path)
-    tokenizer = _tokenizer(p)  # the same pad fallback as every loader
-    manifest = json.loads((p / MANIFEST).read_text()) if (p / MANIFEST).exists() else {}
-    config = AutoConfig.from_pretrained(p)
+    if is_peft_adapter(path):  # a reward-model adapter: its base's config, its own tokenizer when it has one
+        p, base = Path(path), peft_base_dir(path)
+        tokenizer, manifest = _tokenizer(p if (p / "tokenizer_config.json").exists() else base), {}
+        config = AutoConfig.from_pretrained(base)
+    else:
+        p = resolve_model_dir(path)
+        tokenizer = _tokenizer(p)  # the same pad fallback as every loader
+        manifest = json.loads((p / MANIFEST).read_text()) if (p / MANIFEST).exists() else {}
+        config = AutoConfig.from_pretrained(p)
     if "rendering" in manifest:
         rendering = Rendering.from_dict(manifest["rendering"])
     else:

@@ -14,6 +14,8 @@ Skywork-Reward, TRL ``RewardTrainer`` outputs) and OpenRLHF ``train_rm`` outputs
   and so is its eos: OpenRLHF's ``RewardDataset`` and ``serve_rm`` end every sequence with eos (the reward is read
   there), so rewardlab appends it too (plain, templated and full texts, once).
 
+PEFT/LoRA adapters (TRL with ``peft_config``) are merged onto their local base: :mod:`rewardlab.models.peft_import`.
+
 Weights are read with safetensors only; a head missing from the file is an error, never a random head.
 """
 
@@ -68,8 +70,13 @@ def _value_head_prefix(path: Path, config: dict[str, Any]) -> str | None:
 
 def hf_reward_kind(path: str | os.PathLike) -> str | None:
     """``"transformers"`` for a ``*ForSequenceClassification`` directory, ``"openrlhf"`` for an OpenRLHF reward
-    model, None for anything else (a base model, a causal LM, a rewardlab checkpoint)."""
+    model, ``"peft"`` for a PEFT adapter directory, None for anything else (a base model, a causal LM, a rewardlab
+    checkpoint)."""
+    from rewardlab.models.peft_import import is_peft_adapter
+
     p = Path(path)
+    if is_peft_adapter(p):
+        return "peft"
     if not (p / "config.json").exists() or (p / "rewardlab.json").exists():
         return None
     config = read_config(p)
@@ -112,6 +119,11 @@ def _load_transformers(p: Path, dtype: torch.dtype, attn_implementation: str | N
         missing = sorted(info["missing_keys"])
         raise UserError(f"{p}: weights missing from the checkpoint ({', '.join(missing[:3])}"
                         f"{', ...' if len(missing) > 3 else ''}); refusing to score with randomly initialised ones")
+    return _from_classifier(model, sep_id)
+
+
+def _from_classifier(model, sep_id: int | None) -> RewardModel:
+    """A loaded transformers ``*ForSequenceClassification`` as a RewardModel (see the module docstring)."""
     k = int(model.config.num_labels)
     score = getattr(model, "score", None)
     if not is_encoder(model.config) and isinstance(score, nn.Linear):
@@ -160,21 +172,29 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
 
     p = Path(path)
     kind = hf_reward_kind(p)
-    if kind is None:
+    if kind == "peft":
+        from rewardlab.models.peft_import import load_peft_classifier
+
+        classifier, base = load_peft_classifier(p, dtype or torch.float32, attn_implementation)
+        tokenizer = _tokenizer(p if (p / "tokenizer_config.json").exists() else base)
+        model = _from_classifier(classifier, tokenizer.sep_token_id)
+        config = read_config(base)
+    elif kind is None:
         if not (p / "config.json").exists():
             raise UserError(f"{path}: not a reward model (no rewardlab.json and no config.json)")
         arch = ", ".join(read_config(p).get("architectures") or ["none"])
         raise UserError(f"{path}: not a reward model (no rewardlab.json; config.json names {arch}, not a "
                         "*ForSequenceClassification nor an OpenRLHF value head); a base or causal LM is a "
                         "`train --base` or a `--policy`")
-    _require_safetensors(p)
-    config = read_config(p)
-    dtype = dtype or torch.float32
-    tokenizer = _tokenizer(p)
-    if kind == "openrlhf":
-        model = _load_openrlhf(p, config, dtype, attn_implementation)
     else:
-        model = _load_transformers(p, dtype, attn_implementation, tokenizer.sep_token_id)
+        _require_safetensors(p)
+        config = read_config(p)
+        tokenizer = _tokenizer(p)
+        if kind == "openrlhf":
+            model = _load_openrlhf(p, config, dtype or torch.float32, attn_implementation)
+        else:
+            model = _load_transformers(p, dtype or torch.float32, attn_implementation, tokenizer.sep_token_id)
+    dtype = dtype or torch.float32
     model.to(device=device, dtype=dtype).eval()
     model.rendering = imported_rendering(tokenizer, kind, encoder=model.encoder)
     manifest = {"head": model.spec(), "max_length": imported_max_length(model.config),
