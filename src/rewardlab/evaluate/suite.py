@@ -106,7 +106,8 @@ class _Members:
 def score_with_members(reward, prompts: Sequence, responses: Sequence, description: str = "scoring"
                        ) -> tuple[np.ndarray, np.ndarray | None]:
     """(scalar scores ``[n]``, member scores ``[n, k]`` or None). An ensemble (``score_members``) is scored once
-    per member and aggregated with its own rule (mean / WCO / UWO); a k-output reward is reduced by the mean."""
+    per member and aggregated with its own rule (mean / WCO / UWO); a k-output reward is reduced by its
+    ``aggregate`` when it has one (an imported classifier), else by the mean."""
     if hasattr(reward, "score_members") and hasattr(reward, "method"):
         import torch
 
@@ -116,6 +117,11 @@ def score_with_members(reward, prompts: Sequence, responses: Sequence, descripti
         agg = aggregate(torch.from_numpy(mem).float(), reward.method, getattr(reward, "uwo_lambda", 0.5))
         return M.as_numpy(agg), mem
     s = score_items(reward, prompts, responses, description=description)
+    aggregate = getattr(reward, "aggregate", None)
+    if callable(aggregate) and s.ndim == 2:  # e.g. an imported classifier's class logits: not members
+        import torch
+
+        return M.as_numpy(aggregate(torch.from_numpy(s).float())), None
     return scalar(s), (s if s.ndim == 2 and s.shape[1] > 1 else None)
 
 

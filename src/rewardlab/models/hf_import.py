@@ -200,6 +200,8 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
     manifest = {"head": model.spec(), "max_length": imported_max_length(model.config),
                 "rendering": model.rendering.to_dict(),
                 "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
+    if model.num_outputs > 1 and getattr(model.config, "problem_type", None) in (None, "single_label_classification"):
+        manifest["scalar"] = "last_class_log_odds"  # a k-class classifier: see rewards.model.last_class_log_odds
     return model, tokenizer, manifest
 
 

@@ -18,8 +18,21 @@ from rewardlab.data.tokenize import PairEncoder, Rendering
 from rewardlab.models.reward_model import RewardModel
 
 
+def last_class_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """Scalar reward of a k-class classifier's logits ``[n, k]``: the log-odds of its last class,
+    ``l_k - logsumexp(l_1..l_{k-1})`` (``l_1 - l_0`` for two classes; σ of it is the softmax probability of the last
+    class, what verl reads from vLLM's ``/classify`` as ``probs[-1]``). The mean of class logits, the reduction of
+    k-objective heads, carries no class information (softmax is shift-invariant)."""
+    logits = logits.float()
+    return logits[:, -1] - torch.logsumexp(logits[:, :-1], dim=1)
+
+
 class ModelReward:
-    """Reward from a :class:`RewardModel`: ``score`` returns ``[n]`` (one head) or ``[n, k]`` (k outputs)."""
+    """Reward from a :class:`RewardModel`: ``score`` returns ``[n]`` (one head) or ``[n, k]`` (k outputs).
+
+    An imported k-class classifier (transformers ``num_labels`` k > 1, not a regression: manifest ``scalar``) has
+    ``aggregate`` = :func:`last_class_log_odds`, the scalar reward where one is needed (serve, eval); k-output
+    regression heads are reduced by the mean there."""
 
     def __init__(self, model: RewardModel, tokenizer, max_length: int = 512, batch_size: int = 32,
                  device: str | torch.device | None = None, manifest: dict[str, Any] | None = None,
@@ -37,6 +50,8 @@ class ModelReward:
         rendering = (Rendering.from_dict(rendering) if rendering else getattr(model, "rendering", None)
                      or Rendering.for_tokenizer(tokenizer, decoder=not getattr(model, "encoder", False)))
         self.encoder = PairEncoder(tokenizer, max_length=self.max_length, overlong="truncate", rendering=rendering)
+        if self.manifest.get("scalar") == "last_class_log_odds":
+            self.aggregate = last_class_log_odds
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: str | None = None,

@@ -64,8 +64,9 @@ def make_reward_func(reward_or_spec: Any, token: str | None = None, name: str | 
             raise KeyError(f"label_column {label_column!r} is not a dataset column (have {sorted(columns)})")
         labels = columns[label_column] if label_column is not None else None
         scores = score_with_labels(reward, list(prompts), list(completions), labels, columns=columns)
-        if scores.ndim == 2:
-            scores = scores.mean(dim=1)
+        if scores.ndim == 2:  # an imported classifier's aggregate (last-class log-odds), else the mean
+            aggregate = getattr(reward, "aggregate", None)
+            scores = aggregate(scores) if callable(aggregate) else scores.mean(dim=1)
         return [v if math.isfinite(v) else None for v in scores.tolist()]
 
     reward_func.__name__ = name or f"rewardlab_{getattr(reward, 'name', type(reward).__name__)}".replace(":", "_")
