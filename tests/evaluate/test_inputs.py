@@ -68,3 +68,20 @@ def test_dtype_reaches_the_policy_and_the_rewards(cli, long_world, tmp_path, mon
     assert seen["policy"] == [torch.bfloat16]
     assert [kw["dtype"] for kw in seen["reward"]] == ["bf16", "bf16"]  # gold and the reward
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["meta"]["dtype"] == "bfloat16"
+
+
+def test_ties_rows_with_unusable_ids_exit_2_before_the_reward_loads(cli, tmp_path, no_work):
+    """A Ties-subset row needs reward-bench's 'ref:N' / 'tied:N' id (it was a ValueError traceback after scoring)."""
+    def row(id_, chosen, subset="Ties"):
+        return {"id": id_, "prompt": "q", "chosen": chosen, "rejected": ["x"], "subset": subset}
+
+    path = write_rows(tmp_path / "rb2.jsonl", [row("1", ["a"], "Math"), row("ref:1", ["a"]), row("2", ["a"]),
+                                               row(None, ["a"]), row("tied:1", ["a"]), row("tied:3", ["a", "b"])])
+    code, _, stderr = cli("eval", "rule:length:10", "--data", path, "-o", tmp_path / "r")
+    assert code == 2
+    assert stderr.splitlines() == [
+        f"{path}:3: field 'id' of a Ties-subset row must be 'ref:N' or 'tied:N' (reward-bench's Ties layout), got '2'",
+        f"{path}:4: field 'id' of a Ties-subset row must be 'ref:N' or 'tied:N' (reward-bench's Ties layout), got "
+        "missing",
+        f"{path}:5: field 'chosen' of Ties prompt 'tied:1' needs at least two correct answers, got 1"]
+    assert not (tmp_path / "r").exists()

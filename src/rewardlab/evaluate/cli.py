@@ -94,6 +94,12 @@ def eval_command(
     rows = load_rows(data) if data is not None else None
     if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow) for r in rows):
         raise UserError(f"{data}:1: expected preference pairs or k-way rows, found {type(rows[0]).__name__} rows")
+    if rows and isinstance(rows[0], KWayRow):
+        from rewardlab.data.load import DataError, summarize
+        from rewardlab.evaluate.rewardbench import ties_row_problems
+
+        if problems := ties_row_problems(rows):
+            raise DataError(problems, summarize(problems, 0))
 
     rollout, gold_reward, cfg, truncation = None, None, None, {}
     if policy is not None:

@@ -99,6 +99,27 @@ def ties_score(rows: Sequence[KWayScores]) -> dict[str, float]:
             "n_prompts_both": len(both)}
 
 
+def ties_row_problems(rows: Sequence[Any]) -> list[str]:
+    """``FILE:LINE: message`` for each Ties-subset k-way row (:class:`~rewardlab.data.records.KWayRow`) that
+    :func:`ties_score` cannot use: an ``id`` that is not ``"ref:N"`` / ``"tied:N"``, or a ``tied`` prompt with
+    fewer than two correct answers over its rows (reported at its first row). Checked before any model is loaded."""
+    problems, correct, first = [], {}, {}
+    for row in rows:
+        if (row.subset or "").lower() != TIES_SUBSET:
+            continue
+        kind, sep, pid = (row.id or "").partition(":")
+        if not sep or kind not in ("ref", "tied"):
+            got = "missing" if row.id is None else repr(row.id)
+            problems.append(f"{row.source}: field 'id' of a Ties-subset row must be 'ref:N' or 'tied:N' "
+                            f"(reward-bench's Ties layout), got {got}")
+        elif kind == "tied":
+            correct[pid] = correct.get(pid, 0) + len(row.chosen)
+            first.setdefault(pid, row.source)
+    problems += [f"{first[pid]}: field 'chosen' of Ties prompt 'tied:{pid}' needs at least two correct answers, "
+                 f"got {n}" for pid, n in correct.items() if n < 2]
+    return problems
+
+
 def rb2_scores(rows: Sequence[KWayScores]) -> dict[str, Any]:
     """RewardBench-2-style scores: per subset the mean best-of-n row score (the Ties subset: :func:`ties_score`),
     ``overall`` = unweighted mean over subsets (the RB2 leaderboard convention; reward-bench's script reports the
