@@ -68,3 +68,29 @@ def test_labels_reach_a_rule_reward_and_the_response_is_split_off():
     assert seen == [("Q: 2+2? A:", " 4", "4"), ("", "no prompt here 4", None)]
     # a reward without a label parameter is not given labels (and still gets the split)
     assert get_reward(FunctionReward(lambda p, r: float(len(r))), ["Q: 4"], ["Q:"], ["x"])["rewards"] == [2.0]
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gpt2"])
+def test_templated_query_of_an_imported_rm_scores_as_transformers(family, corpus, tmp_path):
+    """A full chat-templated text (OpenRLHF query, vLLM input) for a hub RM = transformers on tokenizer(text) with
+    the start tokens once: the template's own trailing end of turn (<|eot_id|>, </s>) stays, where the score is
+    read (it was stripped and not put back); trailing pad/eos copies collapse to it."""
+    import torch
+
+    from tests.models.hf_families import save_family
+
+    model, tok = save_family(family, corpus, tmp_path / "rm")
+    reward = load_reward(str(tmp_path / "rm"), device="cpu")
+    conv = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "sat on a mat"}]
+    text = tok.apply_chat_template(conv, tokenize=False)
+    prompt = tok.apply_chat_template(conv[:1], tokenize=False, add_generation_prompt=True)
+    ids = tok(text)["input_ids"]
+    ids = ids[1:] if tok.bos_token_id is not None and ids[:2] == [tok.bos_token_id] * 2 else ids
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+    padded = text + (tok.pad_token or tok.eos_token) * 2
+    got = get_reward(reward, [text, padded, text], ["", "", prompt])["rewards"]
+    assert got == pytest.approx([expected] * 3, abs=1e-5)
+    with TestClient(create_app(reward)) as c:
+        probs = c.post("/classify", json={"input": [text], "activation": False}).json()["data"][0]["probs"]
+    assert probs[-1] == pytest.approx(expected, abs=1e-5)  # one label: the raw score, as verl reads it

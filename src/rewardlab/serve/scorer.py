@@ -19,7 +19,10 @@ prompt cut from the left when too long (:meth:`ModelReward.encode_text` with ``p
 is one response of which the model reads the **end** (it is cut from the left). Before encoding, leading pad
 tokens and a leading copy of the tokenizer's own start tokens (e.g. bos) are removed, as are trailing pad/eos/end
 tokens; the model's layout then adds its own (e.g. ``text <eos>``). So ``query`` with or without its trailing eos
-scores the same. A non-model reward gets the same split: ``(prompt, rest)`` or ``("", text)``.
+scores the same — except on a layout that adds no eos (imported transformers RMs, scored as ``tokenizer(text)``):
+there a text that ended with eos keeps one (a Llama-3 or Mistral template's own end of turn, where the score is
+read), however many pad/eos copies followed it. A non-model reward gets the same split: ``(prompt, rest)`` or
+``("", text)``.
 
 Several preparation threads share the tokenizer. That is safe because no call here changes its truncation or
 padding settings (an HF fast tokenizer mutates its Rust state when ``truncation=``/``padding=`` differ from the last
@@ -240,6 +243,9 @@ class ServedReward:
                 break
         special = set(tok.all_special_ids)
         pad_eos = {x for x in (tok.pad_token_id, tok.eos_token_id) if x is not None}
+        # a layout that does not end with eos itself (imported transformers RMs: exactly tokenizer(text)) reads
+        # a text's own trailing eos (Llama-3's <|eot_id|>, Mistral's </s>): one is put back after stripping
+        self._restore_eos = tok.eos_token_id is not None and tok.eos_token_id not in end
         return ({tok.pad_token_id} | set(start)) & special, (pad_eos | set(end)) & special
 
     def strip_special(self, text: str, leading: bool = True, trailing: bool = True) -> str:
@@ -247,6 +253,7 @@ class ServedReward:
         tok = self.tokenizer
         lead = [tok.convert_ids_to_tokens(i) for i in self._lead] if leading else []
         trail = [tok.convert_ids_to_tokens(i) for i in self._trail] if trailing else []
+        eos, had_eos = tok.eos_token, False
         changed = True
         while changed:
             changed = False
@@ -255,8 +262,8 @@ class ServedReward:
                     text, changed = text[len(s) :], True
             for s in trail:
                 if s and text.endswith(s):
-                    text, changed = text[: -len(s)], True
-        return text
+                    text, changed, had_eos = text[: -len(s)], True, had_eos or s == eos
+        return text + eos if had_eos and getattr(self, "_restore_eos", False) else text
 
     # ------------------------------------------------------------------ scoring (runs on the batcher thread)
     def run(self, items: list[Any]) -> torch.Tensor:
