@@ -58,7 +58,6 @@ def stats(
     """Row counts, schema, subsets and (with --tokenizer) token lengths and how many items would be truncated.
     Stepwise (PRM) files: steps per solution, step labels and first errors instead."""
     from rewardlab.data.load import accept, load_file
-    from rewardlab.data.records import KWayRow, PreferencePair
     from rewardlab.data.stepwise import is_stepwise_file
 
     if is_stepwise_file(file, split):
@@ -76,22 +75,20 @@ def stats(
     if tokenizer:
         from transformers import AutoTokenizer
 
-        from rewardlab.data.tokenize import PairEncoder
+        from rewardlab.data.load import DataError, summarize
+        from rewardlab.data.records import row_items
+        from rewardlab.data.tokenize import PairEncoder, template_problems
 
         tok = AutoTokenizer.from_pretrained(tokenizer)
         full = PairEncoder(tok, max_length=10**9)
         cut = PairEncoder(tok, max_length=max_length)
+        if problems := template_problems(full, report.rows):
+            raise DataError(problems, summarize(problems, 0))
         lengths = []
         for r in report.rows:
-            if isinstance(r, PreferencePair):
-                items = [(r.prompt, r.chosen), (r.prompt, r.rejected)]
-            elif isinstance(r, KWayRow):
-                items = [(r.prompt, x) for x in r.chosen + r.rejected]
-            else:
-                items = [(r.prompt, r.response)]
-            for p, resp in items:
-                lengths.append(len(full.encode(p, resp)))
-                cut.encode(p, resp)
+            for _, resp in row_items(r):
+                lengths.append(len(full.encode(r.prompt, resp)))
+                cut.encode(r.prompt, resp)
         typer.echo(f"tokens per item: {_spread(lengths)}")
         typer.echo(f"at max_length {max_length}: {cut.stats.summary()}")
 

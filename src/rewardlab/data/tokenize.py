@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rewardlab.data.records import Prompt, Response
+from rewardlab.data.records import Prompt, Response, Row, row_items
+from rewardlab.errors import UserError
 
 DEFAULT_CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
@@ -52,6 +53,38 @@ class TruncationStats:
         )
 
 
+class ChatTemplateError(UserError):
+    """The chat template refused a conversation (``raise_exception`` in the template: a system turn it does not
+    support, roles that do not alternate, ...). ``reason`` is the template's message."""
+
+    def __init__(self, reason: str, where: str = ""):
+        super().__init__(f"{where}the chat template refused this conversation: {reason}")
+        self.reason = reason
+
+
+def template_problems(encoder: PairEncoder, rows: list[Row]) -> list[str]:
+    """``FILE:LINE: field 'F': ...`` for every item of ``rows`` whose conversation ``encoder``'s chat template
+    refuses (rendering only, no tokenization): where a :class:`ChatTemplateError` from a batch came from."""
+    problems = []
+    for row in rows:
+        for tag, response in row_items(row):
+            try:
+                encoder.render(row.prompt, response)
+            except ChatTemplateError as e:
+                problems.append(f"{row.source}: field '{tag}': the chat template refused this conversation: "
+                                f"{e.reason}")
+    return problems
+
+
+def _apply(tokenizer, messages: list, template: str, **kwargs) -> str:
+    import jinja2
+
+    try:
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, **kwargs)
+    except jinja2.TemplateError as e:
+        raise ChatTemplateError(str(e)) from None
+
+
 def _chat_template(tokenizer) -> str:
     return getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
 
@@ -67,14 +100,12 @@ def render(tokenizer, prompt: Prompt, response: Response, chat_template: str | N
         messages_prompt = list(prompt)
     messages_resp = [{"role": "assistant", "content": response}] if isinstance(response, str) else list(response)
     template = chat_template or _chat_template(tokenizer)
-    full = tokenizer.apply_chat_template(messages_prompt + messages_resp, chat_template=template, tokenize=False)
+    full = _apply(tokenizer, messages_prompt + messages_resp, template)
     if not messages_prompt:
         return "", full, True
-    head = tokenizer.apply_chat_template(
-        messages_prompt, chat_template=template, tokenize=False, add_generation_prompt=True
-    )
+    head = _apply(tokenizer, messages_prompt, template, add_generation_prompt=True)
     if not full.startswith(head):  # templates that rewrite earlier turns: fall back to the turn-less prompt
-        head = tokenizer.apply_chat_template(messages_prompt, chat_template=template, tokenize=False)
+        head = _apply(tokenizer, messages_prompt, template)
     if not full.startswith(head):
         return "", full, True
     return head, full[len(head) :], True

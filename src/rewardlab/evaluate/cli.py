@@ -73,6 +73,7 @@ def eval_command(
 
     from rewardlab.data.load import load_prompts, load_rows
     from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.tokenize import ChatTemplateError
     from rewardlab.errors import UserError
     from rewardlab.evaluate.report import write_report
     from rewardlab.evaluate.suite import EvalResult, evaluate_reward
@@ -136,7 +137,12 @@ def eval_command(
                         attn_implementation=attn_implementation)
         default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
         name = _unique(getattr(r, "name", None) or default, taken)
-        res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
+        try:
+            res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
+        except ChatTemplateError as e:
+            from rewardlab.rewards.cli import locate_template_error
+
+            raise locate_template_error(r, rows or [], e) from None
         res.metrics["data"] = str(data) if data else None
         results.append(res)
     meta = {"reward": reward, "data": str(data) if data else None, "policy": str(policy) if policy else None,

@@ -88,6 +88,7 @@ def score(
 def score_rows(r, rows) -> list[dict]:
     """Score records for ``rows`` in order (one ``score`` call for all their items)."""
     from rewardlab.data.records import KWayRow, PreferencePair, row_items
+    from rewardlab.data.tokenize import ChatTemplateError
 
     prompts, responses, spans = [], [], []
     for row in rows:
@@ -95,7 +96,10 @@ def score_rows(r, rows) -> list[dict]:
         spans.append((len(responses), len(items)))
         prompts += [row.prompt] * len(items)
         responses += items
-    scores = r.score(prompts, responses).tolist()
+    try:
+        scores = r.score(prompts, responses).tolist()
+    except ChatTemplateError as e:
+        raise locate_template_error(r, rows, e) from None
     out = []
     for row, (start, n) in zip(rows, spans):
         s = scores[start : start + n]
@@ -108,6 +112,30 @@ def score_rows(r, rows) -> list[dict]:
             rec.update(score=s[0])
         out.append(rec)
     return out
+
+
+def locate_template_error(r, rows, error: Exception) -> Exception:
+    """The chat-template refusal of some item in ``rows``, as ``FILE:LINE: field`` problems: rendered with the
+    reward's encoder when it has one, else scored one item at a time up to the first refused one."""
+    from rewardlab.data.load import DataError, summarize
+    from rewardlab.data.records import row_items
+    from rewardlab.data.tokenize import ChatTemplateError, template_problems
+
+    if hasattr(r, "encoder"):
+        problems = template_problems(r.encoder, rows)
+    else:
+        problems = []
+        for row in rows:
+            for tag, response in row_items(row):
+                try:
+                    r.score([row.prompt], [response])
+                except ChatTemplateError as e:
+                    problems = [f"{row.source}: field '{tag}': the chat template refused this conversation: "
+                                f"{e.reason}"]
+                    break
+            if problems:
+                break
+    return DataError(problems, summarize(problems, 0)) if problems else error
 
 
 def calibrate(

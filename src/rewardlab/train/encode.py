@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rewardlab.data.records import PreferencePair
-from rewardlab.data.tokenize import PairEncoder, Rendering, TruncationStats
+from rewardlab.data.tokenize import ChatTemplateError, PairEncoder, Rendering, TruncationStats
 
 
 class TokenStore:
@@ -140,7 +140,7 @@ def encode_pairs(pairs: Iterable[PreferencePair], tokenizer, max_length: int, ov
     for p in pairs:
         hasher.update(p)
         counts.read += 1
-        c, r = enc.encode(p.prompt, p.chosen), enc.encode(p.prompt, p.rejected)
+        c, r = _encode(enc, p, "chosen"), _encode(enc, p, "rejected")
         if c is None or r is None:
             counts.dropped_overlong += 1
             continue
@@ -157,3 +157,11 @@ def encode_pairs(pairs: Iterable[PreferencePair], tokenizer, max_length: int, ov
     out.margin, out.weight = np.array(margin, dtype=np.float32), np.array(weight, dtype=np.float32)
     out.data_hash = hasher.hexdigest()
     return out
+
+
+def _encode(enc: PairEncoder, pair: PreferencePair, field: str) -> np.ndarray | list[int] | None:
+    try:
+        return enc.encode(pair.prompt, getattr(pair, field))
+    except ChatTemplateError as e:
+        where = f"{pair.source}: field '{field}': " if pair.source is not None else ""
+        raise ChatTemplateError(e.reason, where) from None
