@@ -85,3 +85,13 @@ def test_ties_rows_with_unusable_ids_exit_2_before_the_reward_loads(cli, tmp_pat
         "missing",
         f"{path}:5: field 'chosen' of Ties prompt 'tied:1' needs at least two correct answers, got 1"]
     assert not (tmp_path / "r").exists()
+
+
+def test_rated_and_response_rows_are_named_by_their_schema(cli, tmp_path, no_work):
+    rated = write_rows(tmp_path / "rated.jsonl", ["", {"prompt": "q", "response": "a", "attributes": {"h": 1}}])
+    plain = write_rows(tmp_path / "resp.jsonl", [{"prompt": "q", "response": "a"}])
+    code, _, stderr = cli("eval", "rule:length:10", "--data", rated, "-o", tmp_path / "r")
+    assert code == 2 and stderr == (f"{rated}:2: expected preference pairs or k-way rows, found rated (response + "
+                                    "attributes) rows\n")
+    code, _, stderr = cli("eval", "rule:length:10", "--data", plain, "-o", tmp_path / "r")
+    assert code == 2 and stderr == f"{plain}:1: expected preference pairs or k-way rows, found response rows\n"

@@ -94,7 +94,8 @@ def eval_command(
     sec_map, weights = _load_sections(str(sections) if sections else None)
     rows = load_rows(data) if data is not None else None
     if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow) for r in rows):
-        raise UserError(f"{data}:1: expected preference pairs or k-way rows, found {type(rows[0]).__name__} rows")
+        kind = "rated (response + attributes)" if getattr(rows[0], "attributes", None) else "response"
+        raise UserError(f"{rows[0].source}: expected preference pairs or k-way rows, found {kind} rows")
     if rows and isinstance(rows[0], KWayRow):
         from rewardlab.data.load import DataError, summarize
         from rewardlab.evaluate.rewardbench import ties_row_problems
