@@ -76,6 +76,28 @@ def test_json_array_files_number_rows_from_one(tmp_path, cli):
     assert load_rows(scalar, skip_invalid=True)[0].prompt == "q"
 
 
+def test_a_json_file_holding_one_object_is_refused_as_a_whole(tmp_path, cli):
+    """json.dump(..., indent=2) of {"data": [rows]} or of one row (was one 'invalid JSON' error per line)."""
+    wrapped = tmp_path / "wrapped.json"
+    text = json.dumps({"data": ROWS, "version": 1}, indent=2).replace("\n", "\r\n")
+    wrapped.write_bytes(b"\xef\xbb\xbf" + text.encode())  # with a BOM and CRLF line ends
+    code, _, err = cli("data", "validate", wrapped)
+    assert code == 2 and err.splitlines() == [
+        f"{wrapped}:1: this JSON file is one object (keys 'data', 'version'), not a list of rows or one row per line; "
+        "its rows seem to be under 'data': write them one per line (e.g. jq -c '.data[]')"]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(ROWS[0], indent=2))
+    code, _, err = cli("data", "stats", one)
+    assert code == 2 and err == (f"{one}:1: this JSON file is one object (keys 'prompt', 'chosen', 'rejected'), not a "
+                                 "list of rows or one row per line\n")
+    broken = tmp_path / "broken.json"  # not one object either: each line is reported as before
+    broken.write_text('{\n"prompt": "q"\n')
+    code, _, err = cli("data", "validate", broken)
+    assert code == 2 and err.splitlines()[:2] == [
+        f"{broken}:1: truncated or invalid JSON: Expecting property name enclosed in double quotes at column 2",
+        f"{broken}:2: truncated or invalid JSON: Extra data at column 9"]
+
+
 def test_gzip_and_bom(tmp_path, cli):
     gz = tmp_path / "d.jsonl.gz"
     with gzip.open(gz, "wt") as f:

@@ -12,7 +12,8 @@ JSON array, a Parquet file or a `datasets` directory. Facts this module relies o
   ``sys.get_int_max_str_digits()`` (4300 by default); integers go through a hook that turns over-long ones into
   :class:`~rewardlab.data.validate.HugeInt`, so the validator names the field that holds one.
 - A ``.json`` file whose first non-blank byte is ``[`` is one JSON array of rows (read whole); any other ``.json``
-  file is JSONL (``Dataset.to_json`` writes JSON lines). ``.gz`` files are gunzipped on the fly.
+  file is JSONL (``Dataset.to_json`` writes JSON lines), unless its first line is a lone ``{`` and the whole file
+  is one object (pretty-printed, ``{"data": [...]}``): that is refused as a whole. ``.gz`` files are gunzipped.
 - Parquet is read in record batches, a `datasets` directory row by row (memory-mapped Arrow), so neither is loaded
   whole. A ``DatasetDict`` uses ``split``, else ``train``, else its only split; which one is reported in ``notes``.
 """
@@ -79,6 +80,8 @@ def read_rows(path: Path, max_line_bytes: int, split: str | None = None,
     if name.endswith(".json") and _starts_with_bracket(path, open_bytes):
         yield from _json_array_rows(path, open_bytes)
         return
+    if name.endswith(".json"):
+        _refuse_one_object(path, open_bytes)
     with open_bytes() as f:
         yield from _jsonl_rows(path, f, max_line_bytes)
 
@@ -98,6 +101,29 @@ def _starts_with_bracket(path: Path, open_bytes: Callable[[], IO[bytes]]) -> boo
             if not head:
                 return False
     return head.removeprefix(BOM).lstrip().startswith(b"[")
+
+
+def _refuse_one_object(path: Path, open_bytes: Callable[[], IO[bytes]]) -> None:
+    """A ``.json`` file whose first line is a lone ``{`` and whose whole text is one object (pretty-printed, or rows
+    wrapped as ``{"data": [...]}``) is refused as a whole, saying so, instead of one error per line."""
+    with open_bytes() as f:
+        first = _read(path, 1, lambda: f.readline(_CHUNK)).removeprefix(BOM)
+    if first.strip() != b"{":  # JSON lines (or a broken first line, reported as such): never read whole
+        return
+    with open_bytes() as f:
+        data = _read(path, 1, f.read).removeprefix(BOM)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return  # not one document either: the JSONL reader reports each line
+    if not isinstance(doc, dict):
+        return
+    keys = ", ".join(repr(k) for k in list(doc)[:5]) + (", ..." if len(doc) > 5 else "")
+    rows = [k for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    hint = (f"; its rows seem to be under {rows[0]!r}: write them one per line (e.g. jq -c '.{rows[0]}[]')"
+            if len(rows) == 1 else "")
+    raise UserError(f"{path}:1: this JSON file is one object (keys {keys}), not a list of rows or one row per "
+                    f"line{hint}")
 
 
 def _jsonl_rows(path: Path, f: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, Any]]:
