@@ -94,3 +94,23 @@ def test_precision_this_machine_cannot_do_is_refused_before_any_output(tmp_path)
         with pytest.raises(UserError, match="CUDA device"):
             train_reward_model(make_pairs(16), TrainConfig(output=str(tmp_path / "rm"), **kw), progress=False)
         assert not (tmp_path / "rm").exists()
+
+
+def test_eval_split_of_the_training_datasetdict(tmp_path, cli):
+    """--data DIR --eval DIR (one saved DatasetDict) evaluated on the training split without a word; --eval-split
+    picks the held-out one."""
+    import datasets
+
+    rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(7)]
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:5]),
+                          "test": datasets.Dataset.from_list(rows[5:])}).save_to_disk(dd)
+    common = ["train", "--data", dd, "--eval", dd, "--base", "tiny", "--max-steps", "1", "--max-length", "32"]
+    code, _, err = cli(*common, "--output", tmp_path / "a", "--eval-split", "test")
+    assert code == 0 and f"{dd}: using split 'test'" in err and "warning" not in err
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["eval_truncation"]["items"] == 4  # 2 test pairs
+    code, _, err = cli(*common, "--output", tmp_path / "b")
+    assert code == 0 and err.splitlines()[0] == (f"warning: --eval {dd} is --data with the same split: the eval "
+                                                 "accuracy is measured on training rows (choose a held-out split "
+                                                 "with --eval-split)")
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["eval_truncation"]["items"] == 10

@@ -77,6 +77,8 @@ def train(
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help="transformers attention: "
                                                    "eager, sdpa, flash_attention_2, ..."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict (--data and --eval)."),
+    eval_split: str | None = typer.Option(None, help="Split of --eval's DatasetDict (default: --split), e.g. test "
+                                          "when --data and --eval are the same directory."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
@@ -101,6 +103,11 @@ def train(
         raise UserError("--step-separator/--last-step-only apply to --objective prm only")
     if objective != "armo" and (rated is not None or verbosity is not None or ridge is not None):
         raise UserError("--rated/--verbosity/--ridge apply to --objective armo only")
+    same_dir = eval_data is not None and Path(data).is_dir() and Path(data).resolve() == Path(eval_data).resolve()
+    if same_dir and eval_split is None:
+        typer.echo(f"warning: --eval {eval_data} is --data with the same split: the eval accuracy is measured on "
+                   "training rows (choose a held-out split with --eval-split)", err=True)
+    eval_split = eval_split or split
     if objective == "armo":
         from rewardlab.data.load import load_rated
         from rewardlab.train.multiobjective import train_armo
@@ -112,7 +119,7 @@ def train(
         check_output_dir(output)
         summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=base or "tiny",
                              output=output, verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
-                             eval_pairs=load_pairs(eval_data, split=split) if eval_data else None,
+                             eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
                              epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
                              max_length=max_length or 512)
         typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
@@ -152,7 +159,7 @@ def train(
         from rewardlab.train.prm import train_prm_command
 
         train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
-                          skip_invalid=skip_invalid)
+                          skip_invalid=skip_invalid, eval_split=eval_split)
         return
     if objective == "dpo" and resume:
         raise UserError("--resume is not supported for --objective dpo")
@@ -162,7 +169,7 @@ def train(
     tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
     try:
         pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
-        eval_pairs = StreamedPairs(eval_data, split) if eval_data else None
+        eval_pairs = StreamedPairs(eval_data, eval_split) if eval_data else None
         if objective == "dpo":
             from rewardlab.train.dpo import train_dpo
 

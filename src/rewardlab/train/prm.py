@@ -324,7 +324,8 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
 
 
 def train_prm_command(data: Path, eval_data: Path | None, cfg: PRMConfig, split: str | None = None,
-                      resume: bool = False, overwrite: bool = False, skip_invalid: bool = False) -> dict[str, Any]:
+                      resume: bool = False, overwrite: bool = False, skip_invalid: bool = False,
+                      eval_split: str | None = None) -> dict[str, Any]:
     """What `rewardlab train --objective prm` runs once its config is built: load and validate every row (labels
     required), train, print the result."""
     import tempfile
@@ -335,7 +336,7 @@ def train_prm_command(data: Path, eval_data: Path | None, cfg: PRMConfig, split:
     try:
         examples = load_stepwise(data, split=split, skip_invalid=skip_invalid, skipped_report=tmp / "skipped.txt",
                                  require_labels=True, separator=cfg.step_separator)
-        evals = load_stepwise(eval_data, split=split, require_labels=True) if eval_data else None
+        evals = load_stepwise(eval_data, split=eval_split or split, require_labels=True) if eval_data else None
         summary = train_prm(examples, cfg, evals, resume=resume, overwrite=overwrite,
                             skipped_report=tmp / "skipped.txt")
     finally:
