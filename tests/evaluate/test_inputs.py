@@ -95,3 +95,19 @@ def test_rated_and_response_rows_are_named_by_their_schema(cli, tmp_path, no_wor
                                     "attributes) rows\n")
     code, _, stderr = cli("eval", "rule:length:10", "--data", plain, "-o", tmp_path / "r")
     assert code == 2 and stderr == f"{plain}:1: expected preference pairs or k-way rows, found response rows\n"
+
+
+def test_split_picks_the_datasetdict_split(cli, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "split_rewards.py").write_text("def length(prompt, response):\n    return float(len(response))\n")
+    rows = [{"prompt": "q", "chosen": "long answer", "rejected": "short"}] * 3 + \
+        [{"prompt": "q", "chosen": "no", "rejected": "longer"}]
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:3]),
+                          "test": datasets.Dataset.from_list(rows[3:])}).save_to_disk(dd)
+    code, out, err = cli("eval", "python:split_rewards:length", "--data", dd, "--split", "test", "-o", tmp_path / "r")
+    assert code == 0 and f"{dd}: using split 'test'" in err
+    doc = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert doc["meta"]["split"] == "test" and doc["models"][doc["main"]]["pairs"]["accuracy"] == 0.0

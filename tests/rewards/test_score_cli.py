@@ -183,3 +183,17 @@ def test_device_and_dtype_options(world, tmp_path):
     assert set(first["attributes"]) == {"out0", "out1"}
     bad = CliRunner().invoke(app, ["inspect", str(world / "k2"), str(data), "-o", str(tmp_path)])
     assert isinstance(bad.exception, UserError) and "is a directory" in str(bad.exception)
+
+
+def test_split_picks_the_datasetdict_split(world, tmp_path, cli):
+    import datasets
+
+    rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "id": f"r{i}"} for i in range(5)]
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:3]),
+                          "test": datasets.Dataset.from_list(rows[3:])}).save_to_disk(dd)
+    code, _, err = cli("score", world / "rm0", dd, "-o", tmp_path / "s.jsonl", "--split", "test")
+    assert code == 0 and f"{dd}: using split 'test'" in err
+    assert [json.loads(x)["id"] for x in (tmp_path / "s.jsonl").read_text().splitlines()] == ["r3", "r4"]
+    code, _, err = cli("score", world / "rm0", dd, "-o", tmp_path / "t.jsonl", "--split", "dev")
+    assert code == 2 and err == f"{dd}:1: no split 'dev' in this DatasetDict (splits: train, test)\n"

@@ -46,6 +46,8 @@ def eval_command(
     reward: str = typer.Argument(..., help="Reward spec: a checkpoint directory, python:MODULE:FN, ..."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for metrics.json, report.html, PNGs."),
     data: Path | None = typer.Option(None, "--data", help="Preference pairs or k-way (RB2) rows."),
+    split: str | None = typer.Option(None, "--split", help="Split of a saved DatasetDict --data (default: train, "
+                                     "or its only split)."),
     policy: Path | None = typer.Option(None, "--policy", help="HF causal LM directory, for teacher metrics."),
     prompts: Path | None = typer.Option(None, "--prompts", help="Prompts for the policy (default: --data's)."),
     gold: str | None = typer.Option(None, "--gold", help="Gold/reference reward spec: on-policy accuracy."),
@@ -92,7 +94,7 @@ def eval_command(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     sec_map, weights = _load_sections(str(sections) if sections else None)
-    rows = load_rows(data) if data is not None else None
+    rows = load_rows(data, split=split) if data is not None else None
     if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow) for r in rows):
         kind = "rated (response + attributes)" if getattr(rows[0], "attributes", None) else "response"
         raise UserError(f"{rows[0].source}: expected preference pairs or k-way rows, found {kind} rows")
@@ -105,7 +107,8 @@ def eval_command(
 
     rollout, gold_reward, cfg, truncation = None, None, None, {}
     if policy is not None:
-        prompt_list = load_prompts(prompts or data) if (prompts or data) else None
+        prompt_list = (load_prompts(prompts) if prompts else load_prompts(data, split=split)) if (prompts or data) \
+            else None
         if not prompt_list:
             raise UserError("--policy needs --prompts FILE (or --data with prompts)")
         prompt_list = prompt_list[:max_prompts] if max_prompts else prompt_list
@@ -146,8 +149,9 @@ def eval_command(
             raise locate_template_error(r, rows or [], e) from None
         res.metrics["data"] = str(data) if data else None
         results.append(res)
-    meta = {"reward": reward, "data": str(data) if data else None, "policy": str(policy) if policy else None,
-            "gold": gold, "num_samples": num_samples if policy else None, "seed": seed,
+    meta = {"reward": reward, "data": str(data) if data else None, "split": split,
+            "policy": str(policy) if policy else None, "gold": gold, "num_samples": num_samples if policy else None,
+            "seed": seed,
             "compare": ", ".join(compare) or None, "device": str(dev), "dtype": str(torch_dtype).removeprefix("torch."),
             **truncation}
     paths = write_report(output, results, meta)

@@ -34,6 +34,8 @@ def score(
                                "cluster), OUT as JSONL or .parquet, no resume (rewardlab.rewards.ray_engine)."),
     num_replicas: int = typer.Option(1, help="--engine ray: actors, each holding the reward once."),
     num_gpus_per_replica: float = typer.Option(0.0, help="--engine ray: GPUs per actor (fractions share one)."),
+    split: str | None = typer.Option(None, help="Split of a saved DatasetDict directory (default: train, or its "
+                                     "only split)."),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
@@ -51,6 +53,7 @@ def score(
                                     ("num_replicas", num_replicas)) if value < 1]
     problems += [f"--engine must be local or ray, got {engine!r}"] * (engine not in ("local", "ray"))
     problems += [f"--num-gpus-per-replica must be >= 0, got {num_gpus_per_replica}"] * (num_gpus_per_replica < 0)
+    problems += ["--split needs --engine local"] * (split is not None and engine == "ray")
     if problems:
         raise UserError(*problems)
     if engine == "ray":
@@ -65,8 +68,9 @@ def score(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     template = read_chat_template(chat_template)
-    rows = load_rows(file)
+    rows = load_rows(file, split=split)
     settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size,
+                **({"split": split} if split is not None else {}),
                 "chat_template": template, "attn_implementation": attn_implementation,
                 "reference": file_fingerprint(reference) if reference is not None and reference.is_file() else None}
     r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
