@@ -134,3 +134,18 @@ def test_cli_validate_reports_unreadable_files_with_the_others(tmp_path):
     assert proc.stderr.splitlines()[:2] == [f"{missing}: no such file or directory",
                                             f"{bad}:1: field 'rejected' missing"]
     assert f"{good}: 1 rows OK (pair-plain)" in proc.stdout
+
+
+def test_ids_written_by_pandas_as_floats_are_integers(tmp_path):
+    """pandas stores an int id column with a null as float64 (3.0, NaN): integral floats are the integer ids."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"prompt": ["q", "q", "q"], "chosen": ["a", "b", "c"], "rejected": ["x", "y", "z"],
+                             "id": [3.0, None, 10.0]}), path)
+    assert [p.id for p in load_pairs(path)] == ["3", None, "10"]
+    pq.write_table(pa.table({"prompt": ["q"], "chosen": ["a"], "rejected": ["x"], "id": [2.5]}), path)
+    with pytest.raises(UserError) as e:
+        load_pairs(path)
+    assert e.value.problems[0] == f"{path}:1: field 'id' must be a string or an integer, got float 2.5"

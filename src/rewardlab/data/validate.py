@@ -123,7 +123,12 @@ def _optional_str(row: dict, field: str) -> str | None:
         return _text(v, field)
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v)
-    raise RowError(f"field '{field}' must be a string, got {_type_name(v)}")
+    if isinstance(v, float) and v.is_integer():  # pandas stores an int column with nulls as float64: 3.0 is 3
+        return str(int(v))
+    if isinstance(v, HugeInt):
+        raise RowError(f"field '{field}' must be a string, got {_type_name(v)}")
+    raise RowError(f"field '{field}' must be a string or an integer, got {_type_name(v)}"
+                   + (f" {v!r}" if isinstance(v, float) else ""))
 
 
 def _shared_prefix_len(a: str, b: str) -> int:
