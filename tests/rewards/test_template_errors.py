@@ -79,3 +79,9 @@ def test_serve_answers_422(world):
         assert r.status_code == 422
         assert json.loads(r.text)["error"]["message"] == ("the chat template refused this conversation: System role "
                                                           "not supported")
+
+
+def test_data_show_names_the_refused_row(cli, world):
+    pairs = world / "pairs.jsonl"
+    code, _, err = cli("data", "show", pairs, "--model", world / "rm", "--chat-template", world / "strict.jinja")
+    assert code == 2 and err.splitlines()[-1] == expected(pairs, ("chosen",), (2,))[0]

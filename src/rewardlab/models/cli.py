@@ -41,7 +41,7 @@ def show(
 
     from rewardlab.data.load import load_rows
     from rewardlab.data.records import row_items
-    from rewardlab.data.tokenize import PairEncoder
+    from rewardlab.data.tokenize import ChatTemplateError, PairEncoder
     from rewardlab.models.checkpoint import model_rendering
 
     template = chat_template.read_text() if chat_template else None
@@ -55,7 +55,10 @@ def show(
     for row in load_rows(file, split=split)[:n]:
         for tag, response in row_items(row):
             before = enc.stats.as_dict()
-            ids = enc.encode(row.prompt, response)
+            try:
+                ids = enc.encode(row.prompt, response)
+            except ChatTemplateError as e:
+                raise ChatTemplateError(e.reason, f"{row.source}: field '{tag}': ") from None
             cut = [k for k, v in enc.stats.as_dict().items() if k != "items" and v > before[k]]
             note = f", {', '.join(cut)}" if cut else ""
             console.rule(f"{row.source} {tag}: {len(ids) if ids is not None else 0} tokens{note}")
