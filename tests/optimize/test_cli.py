@@ -76,3 +76,16 @@ def test_user_errors(setup):
     tmp, common = setup
     result = CliRunner().invoke(app, ["optimize", "rloo", *common, "-o", str(tmp / "x"), "--aggregate", "max"])
     assert result.exit_code != 0 and "aggregate" in str(result.exception)
+
+
+def test_prompts_split_of_a_datasetdict(setup, corpus):
+    import datasets
+
+    tmp, common = setup
+    dd = tmp / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"prompt": p} for p in corpus[:16]]),
+                          "test": datasets.Dataset.from_list([{"prompt": p} for p in corpus[16:19]])}).save_to_disk(dd)
+    args = [str(dd) if a == common[3] else a for a in common]
+    invoke(["bon", *args[:-2], "-o", str(tmp / "bon"), "--n", "2", "--split", "test"])
+    summary = json.loads((tmp / "bon" / "summary.json").read_text())
+    assert summary["n_prompts"] == 3

@@ -168,3 +168,20 @@ def test_training_records_the_eval_split_stats(world, tmp_path, cli):
     assert "normalization" not in manifest(tmp_path / "off")
     train_reward_model(pairs, TrainConfig(**{**cfg.to_dict(), "output": str(tmp_path / "noeval")}), progress=False)
     assert "normalization" not in manifest(tmp_path / "noeval")
+
+
+def test_calibrate_data_split_of_a_datasetdict(cli, world, rm, tmp_path):
+    import datasets
+
+    rows = [json.loads(x) for x in (world / "pairs.jsonl").read_text().splitlines()]
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:20]),
+                          "test": datasets.Dataset.from_list(rows[20:])}).save_to_disk(dd)
+    code, _, err = cli("calibrate", rm, "--data", dd, "--split", "test")
+    assert code == 0 and f"{dd}: using split 'test'" in err
+    norm = manifest(rm)["normalization"]
+    prompts = [r["prompt"] for r in rows[20:] for _ in range(2)]
+    responses = [x for r in rows[20:] for x in (r["chosen"], r["rejected"])]
+    mean, std = pstats(model_scores(rm, prompts, responses))
+    assert norm["n"] == 8 and norm["source"]["data"]["split"] == "test"
+    assert norm["mean"] == pytest.approx(mean, abs=1e-5) and norm["std"] == pytest.approx(std, abs=1e-5)

@@ -40,6 +40,8 @@ SHARED = [
                                     "gold_vs_kl.png, policy/).")),
     _p("gold", str | None, typer.Option(None, "--gold", help="Gold reward spec: tracked, never optimized.")),
     _p("max_prompts", int | None, typer.Option(None, "--max-prompts", help="Use only the first N prompts.")),
+    _p("split", str | None, typer.Option(None, "--split", help="Split of a saved DatasetDict --prompts (default: "
+                                         "train, or its only split).")),
     _p("aggregate", str, typer.Option("mean", "--aggregate", help="Ensemble aggregation: mean | wco | uwo.")),
     _p("uwo_lambda", float | None, typer.Option(None, "--uwo-lambda", help="λ of UWO (default 0.5 for bon and "
                                                 "RAFT/DPO, 0.1 for RLOO/GRPO).")),
@@ -118,7 +120,7 @@ def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, An
     dtype = resolve_dtype(kw["dtype"], device)
     hf_logging.disable_progress_bar()
     torch.manual_seed(kw["seed"])
-    prompts = load_prompts(kw["prompts"])[: kw["max_prompts"]]
+    prompts = load_prompts(kw["prompts"], split=kw["split"])[: kw["max_prompts"]]
     policy_dtype = torch.float32 if train else dtype
     if kw["policy"] == "tiny":
         from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer

@@ -91,26 +91,26 @@ def write_normalization(model_dir: str | os.PathLike, record: dict[str, Any]) ->
     return old
 
 
-def rows_reference(path: Path) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
+def rows_reference(path: Path, split: str | None = None) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
     """(prompts, responses, source) from the responses of every row of a data file (rows checked: FILE:LINE)."""
     from rewardlab.data.load import load_rows
     from rewardlab.data.records import row_items
     from rewardlab.rewards.partial import file_fingerprint
 
-    rows = load_rows(path)
+    rows = load_rows(path, split=split)
     prompts, responses = [], []
     for row in rows:
         for _, response in row_items(row):
             prompts.append(row.prompt)
             responses.append(response)
     source = {"file": str(path), "sha256": file_fingerprint(Path(path)), "rows": len(rows),
-              "responses": len(responses)}
+              "responses": len(responses)} | ({"split": split} if split is not None else {})
     return prompts, responses, source
 
 
 def policy_reference(policy: str, prompts_path: Path, samples: int, max_new_tokens: int, temperature: float = 1.0,
                      top_p: float = 1.0, seed: int = 0, batch_size: int = 64, max_prompts: int | None = None,
-                     device: str = "auto", dtype: str = "auto"
+                     device: str = "auto", dtype: str = "auto", split: str | None = None
                      ) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
     """(prompts, responses, source): ``samples`` responses per prompt sampled from ``policy`` (a causal LM dir)."""
     from rewardlab.data.load import load_prompts
@@ -119,7 +119,7 @@ def policy_reference(policy: str, prompts_path: Path, samples: int, max_new_toke
     from rewardlab.models.generation import sample
     from rewardlab.rewards.partial import file_fingerprint
 
-    prompts = load_prompts(prompts_path)[:max_prompts]
+    prompts = load_prompts(prompts_path, split=split)[:max_prompts]
     dev = resolve_device(device)
     model, tokenizer = load_causal_lm(policy, device=dev, dtype=resolve_dtype(dtype, dev))
     rollout = sample(model, tokenizer, prompts, samples, max_new_tokens, temperature=temperature, top_p=top_p,
@@ -140,8 +140,8 @@ def check_calibrate_args(prompts: Path | None, policy: str | None, data: Path | 
         problems.append("--prompts and --policy go together (responses are sampled from POLICY on PROMPTS)")
     problems += [f"--{flag} must be >= 1, got {v}" for flag, v in (("n", samples), ("max-new-tokens", max_new_tokens))
                  if v < 1]
-    problems += [f"{flag} {p}: no such file" for flag, p in (("--prompts", prompts), ("--data", data))
-                 if p is not None and not Path(p).is_file()]
+    problems += [f"{flag} {p}: no such file or directory" for flag, p in (("--prompts", prompts), ("--data", data))
+                 if p is not None and not Path(p).exists()]  # a file, or a saved `datasets` directory
     if problems:
         raise UserError(*problems)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.data.cli import SPLIT_HELP
 from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP
 from rewardlab.models.device import DEVICE_HELP as DEVICE
 from rewardlab.models.device import DTYPE_HELP as DTYPE
@@ -158,6 +159,7 @@ def calibrate(
     batch_size: int = typer.Option(32, help="Sequences per generation / scoring batch."),
     device: str = typer.Option("auto", help=DEVICE),
     dtype: str = typer.Option("auto", help=DTYPE),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
 ) -> None:
     """Store the reward's mean and std on a reference set as "normalization" in DIR/rewardlab.json (used by
     `serve --normalize`, /v1/score normalize and ensemble specs)."""
@@ -168,10 +170,10 @@ def calibrate(
     C.writable_manifest(model)
     ref_prompts, responses, source = [], [], {}
     if data is not None:  # cheap and checked row by row: before any model is loaded
-        ref_prompts, responses, source["data"] = C.rows_reference(data)
+        ref_prompts, responses, source["data"] = C.rows_reference(data, split)
     if policy is not None:
         p, r, source["policy"] = C.policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p,
-                                                    seed, batch_size, max_prompts, device, dtype)
+                                                    seed, batch_size, max_prompts, device, dtype, split)
         ref_prompts, responses = ref_prompts + p, responses + r
     reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
     record = C.normalization_record(C.score_reference(reward, ref_prompts, responses), source, str(model))
@@ -203,6 +205,7 @@ def inspect(
     show: int = typer.Option(8, "--show", help="Items (and prompts for --rotate) printed."),
     device: str = typer.Option("auto", help=DEVICE),
     dtype: str = typer.Option("auto", help=DTYPE),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
 ) -> None:
     """Per-attribute scores, decorrelated scores and gate weights (ArmoRM), and how DPA rankings rotate."""
     from rich.console import Console
@@ -217,7 +220,7 @@ def inspect(
 
     if output is not None:
         check_output_file(output, "--output")
-    rows = load_rows(file)
+    rows = load_rows(file, split=split)
     r = load_reward(reward, device=device, dtype=dtype)
     prompts, responses, ids = _items(rows)
     if hasattr(r, "inspect"):
@@ -275,6 +278,7 @@ def judge(
     data: Path = typer.Option(..., "--data", help="Preference pairs (chosen/rejected)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSON with the numbers (written atomically)."),
     max_pairs: int | None = typer.Option(None, help="Use only the first N pairs."),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
 ) -> None:
     """Run a generative judge on preference pairs: accuracy, swap-consistency, position bias, label mass."""
     import json
@@ -285,7 +289,7 @@ def judge(
     from rewardlab.rewards.judge import JudgeReward
     from rewardlab.rewards.registry import load_reward
 
-    pairs = load_pairs(data)[:max_pairs]
+    pairs = load_pairs(data, split=split)[:max_pairs]
     r = load_reward(spec)
     if not isinstance(r, JudgeReward):
         raise UserError(f"{spec!r} is not a judge: spec (judge:MODEL[:pairwise|pointwise])")
@@ -310,13 +314,14 @@ def mixture_train(
     epochs: int = typer.Option(3), batch_size: int = typer.Option(16), lr: float = typer.Option(1e-3),
     max_length: int = typer.Option(256), balance: float = typer.Option(0.1, help="Weight of the balance term."),
     seed: int = typer.Option(0),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
 ) -> None:
     """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py)."""
     from rewardlab.data.load import load_pairs
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.rewards.personalized import MixtureConfig, MixtureRewardModel, save_mixture, train_mixture
 
-    pairs = load_pairs(data)
+    pairs = load_pairs(data, split=split)
     if base == "tiny":
         from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
         from rewardlab.rewards.judge import as_text
