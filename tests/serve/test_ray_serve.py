@@ -138,7 +138,7 @@ class TestTwoReplicas:
 
     def test_requests_are_spread_over_both_replicas(self, server):
         """Each replica counts its own requests (/metrics answers for the replica that got it): after 40 concurrent
-        /v1/compare requests, polling /metrics shows two counts, both > 0, that add up to 40."""
+        /v1/compare requests, concurrent polls of /metrics show two counts, both > 0, that add up to 40."""
         import re
 
         async def burst():
@@ -149,11 +149,14 @@ class TestTwoReplicas:
 
         asyncio.run(burst())
         pattern = re.compile(r'^rewardlab_requests_total\{endpoint="/v1/compare",status="200"\} ([0-9.]+)$', re.M)
-        counts = set()
-        for _ in range(30):
-            text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
-            m = pattern.search(text)
-            counts.add(float(m.group(1)) if m else 0.0)
+        async def poll() -> set[float]:  # concurrent polls, as sequential ones may all be routed to one replica
+            async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=60) as http:
+                resps = await asyncio.gather(*(http.get("/metrics") for _ in range(8)))
+            return {float(m.group(1)) if (m := pattern.search(r.text)) else 0.0 for r in resps}
+
+        counts: set[float] = set()
+        for _ in range(20):
+            counts |= asyncio.run(poll())
             if len(counts) == 2:
                 break
         assert len(counts) == 2 and min(counts) > 0 and sum(counts) == 40, counts
