@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rewardlab.data.read import read_rows
 from rewardlab.data.records import KWayRow, PreferencePair, Prompt, RatedRow, Row, Source
@@ -111,12 +112,12 @@ class LoadReport(FileReport):
         return lines
 
 
-def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, report: LoadReport,
-          notes: list[str] | None) -> Iterator[tuple[int, Row]]:
-    """Parse and validate each row, counting into ``report``; yield ``(line, record)`` for the valid ones.
+def scan_rows(path: str | os.PathLike, max_line_bytes: int, split: str | None, report: FileReport,
+              notes: list[str] | None, parse: Callable[[Any], tuple[str, Any]]) -> Iterator[tuple[int, str, Any, Any]]:
+    """Parse each row of a file with ``parse`` (``value -> (schema, record)``, raising RowError), counting into
+    ``report``; yield ``(line, schema, record, value)`` for the valid ones, each record's ``source`` set.
 
-    Each row goes through :func:`~rewardlab.data.validate.parse_row`, the one place that validates; a row whose schema
-    differs from the file's first valid row is a problem too.
+    A row whose schema differs from the file's first valid row is a problem too; an empty file is a file problem.
     """
     p = Path(path)
     if not p.exists():
@@ -127,7 +128,7 @@ def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, repor
         try:
             if isinstance(value, RowError):
                 raise value
-            schema, record = parse_row(value)
+            schema, record = parse(value)
             if report.schema is None:
                 report.schema, report.first_line = schema, line
             elif schema != report.schema:
@@ -138,15 +139,25 @@ def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, repor
             continue
         record.source = Source(str(path), line)
         report.count += 1
+        yield line, schema, record, value
+    if seen == 0:
+        report.file_problems.append(f"{path}:1: file is empty (no rows)")
+
+
+def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, report: LoadReport,
+          notes: list[str] | None) -> Iterator[tuple[int, Row]]:
+    """Parse and validate each row, counting into ``report``; yield ``(line, record)`` for the valid ones.
+
+    Each row goes through :func:`~rewardlab.data.validate.parse_row`, the one place that validates.
+    """
+    for line, schema, record, value in scan_rows(path, max_line_bytes, split, report, notes, parse_row):
         report.empty_responses += has_empty_response(record)
         if isinstance(record, PreferencePair):
             report.extracted_prompts += schema == "pair-implicit" and record.prompt != ""
             report.unused_prompts += schema == "pair-implicit" and record.prompt != "" and prompt_column_unused(value)
             report.weighted += record.weight > 0
         yield line, record
-    if seen == 0:
-        report.file_problems.append(f"{path}:1: file is empty (no rows)")
-    elif report.count and report.schema.startswith("pair") and not report.weighted:
+    if report.count and report.schema.startswith("pair") and not report.weighted:
         report.file_problems.append(f"{path}:{report.first_line}: every pair has 'weight' 0 (nothing to train on)")
 
 

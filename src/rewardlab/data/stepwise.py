@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardlab.data.load import FileReport
+from rewardlab.data.load import FileReport, scan_rows
 from rewardlab.data.read import read_rows
 from rewardlab.data.records import Prompt, Source
 from rewardlab.data.validate import RowError, _optional_str, _text, _text_or_messages, _type_name
@@ -186,32 +186,12 @@ class StepwiseReport(FileReport):
 
 def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, report: StepwiseReport,
           require_labels: bool, separator: str | None) -> Iterator[StepwiseExample]:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{path}: no such file or directory")
-    seen = 0
-    for line, value in read_rows(p, max_line_bytes, split, report.notes):
-        seen += 1
-        try:
-            if isinstance(value, RowError):
-                raise value
-            schema, ex = parse_stepwise_row(value, require_labels)
-            if report.schema is None:
-                report.schema, report.first_line = schema, line
-            elif schema != report.schema:
-                raise RowError(f"schema '{schema}' differs from the file's first row ('{report.schema}'): "
-                               "schemas mixed within one file")
-        except RowError as e:
-            report.problems.append(f"{path}:{line}: {e}")
-            continue
-        ex.source = Source(str(path), line)
-        report.count += 1
+    for _, _, ex, _ in scan_rows(path, max_line_bytes, split, report, report.notes,
+                                 lambda value: parse_stepwise_row(value, require_labels)):
         report.steps += len(ex.steps)
         if separator:
             report.steps_with_separator += sum(separator in s for s in ex.steps)
         yield ex
-    if seen == 0:
-        report.file_problems.append(f"{path}:1: file is empty (no rows)")
 
 
 def load_stepwise_file(path: str | os.PathLike, max_line_bytes: int = 8 * 1024 * 1024, split: str | None = None,
