@@ -197,3 +197,7 @@ def test_split_picks_the_datasetdict_split(world, tmp_path, cli):
     assert [json.loads(x)["id"] for x in (tmp_path / "s.jsonl").read_text().splitlines()] == ["r3", "r4"]
     code, _, err = cli("score", world / "rm0", dd, "-o", tmp_path / "t.jsonl", "--split", "dev")
     assert code == 2 and err == f"{dd}:1: no split 'dev' in this DatasetDict (splits: train, test)\n"
+    code, _, err = cli("inspect", world / "k2", dd, "-o", tmp_path / "i.jsonl", "--split", "test", "--show", "1")
+    assert code == 0 and f"{dd}: using split 'test'" in err
+    inspected = [json.loads(x) for x in (tmp_path / "i.jsonl").read_text().splitlines()]
+    assert len(inspected) == 4  # chosen and rejected of the 2 test rows
