@@ -114,7 +114,7 @@ class ServedReward:
         self.normalization: dict[str, float] | None = norm
         self._num_outputs: int | None = 1 if self.is_ensemble else getattr(reward, "num_outputs", None)
         if self.is_model:
-            self._lead, self._trail = self._strip_sets()
+            self._lead, self._trail, self._restore_eos = self._strip_sets()
 
     # ------------------------------------------------------------------ facts
     def truncated_items(self) -> float | None:
@@ -231,8 +231,9 @@ class ServedReward:
                 raise InputError(f"item {i} encodes to no tokens (dropped as over-long or empty)", 422)
         return ids  # type: ignore[return-value]
 
-    def _strip_sets(self) -> tuple[set[int], set[int]]:
-        """Special ids to strip from the start / end of a full text before the layout adds its own."""
+    def _strip_sets(self) -> tuple[set[int], set[int], bool]:
+        """Special ids to strip from the start / end of a full text before the layout adds its own, and whether a
+        stripped trailing eos is put back (see below)."""
         tok = self.tokenizer
         probe = tok("a", add_special_tokens=False)["input_ids"]
         laid = self.reward.encode_text("a")
@@ -245,8 +246,8 @@ class ServedReward:
         pad_eos = {x for x in (tok.pad_token_id, tok.eos_token_id) if x is not None}
         # a layout that does not end with eos itself (imported transformers RMs: exactly tokenizer(text)) reads
         # a text's own trailing eos (Llama-3's <|eot_id|>, Mistral's </s>): one is put back after stripping
-        self._restore_eos = tok.eos_token_id is not None and tok.eos_token_id not in end
-        return ({tok.pad_token_id} | set(start)) & special, (pad_eos | set(end)) & special
+        restore_eos = tok.eos_token_id is not None and tok.eos_token_id not in end
+        return ({tok.pad_token_id} | set(start)) & special, (pad_eos | set(end)) & special, restore_eos
 
     def strip_special(self, text: str, leading: bool = True, trailing: bool = True) -> str:
         """Remove leading pad/start and trailing pad/eos/end special tokens from an already-rendered text."""
@@ -263,7 +264,7 @@ class ServedReward:
             for s in trail:
                 if s and text.endswith(s):
                     text, changed, had_eos = text[: -len(s)], True, had_eos or s == eos
-        return text + eos if had_eos and getattr(self, "_restore_eos", False) else text
+        return text + eos if had_eos and self._restore_eos else text
 
     # ------------------------------------------------------------------ scoring (runs on the batcher thread)
     def run(self, items: list[Any]) -> torch.Tensor:
