@@ -127,7 +127,12 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
 
     from rewardlab.data.tokenize import Rendering
     from rewardlab.models.backbone import _tokenizer, resolve_model_dir
-    from rewardlab.models.hf_import import hf_reward_kind, imported_max_length, imported_rendering
+    from rewardlab.models.hf_import import (
+        hf_reward_kind,
+        imported_max_length,
+        imported_rendering,
+        trl_reward_trainer_version,
+    )
     from rewardlab.models.peft_import import is_peft_adapter, peft_base_dir
     from rewardlab.models.reward_model import is_encoder
 
@@ -144,7 +149,8 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
         rendering = Rendering.from_dict(manifest["rendering"])
     else:
         kind = hf_reward_kind(p)
-        rendering = (imported_rendering(tokenizer, kind, encoder=is_encoder(config)) if kind else
+        rendering = (imported_rendering(tokenizer, kind, encoder=is_encoder(config),
+                                        trl_version=trl_reward_trainer_version(p)) if kind else
                      Rendering.for_tokenizer(tokenizer, decoder=not is_encoder(config)))
     if chat_template is not None:
         rendering = dataclasses.replace(rendering, chat_template=chat_template)

@@ -2,9 +2,10 @@
 Skywork-Reward, TRL ``RewardTrainer`` outputs) and OpenRLHF ``train_rm`` outputs, loaded as :class:`RewardModel`.
 
 - **Decoders** (Llama, GPT-2, Qwen, Mistral, ...): transformers scores ``score(h)`` with a bias-free linear ``score``
-  on the final hidden state of the last non-pad token, found from ``pad_token_id``. rewardlab keeps the base model
-  and the same ``score`` weights but finds the last token from the attention mask and passes mask-derived position
-  ids, so the score of an unpadded input equals transformers' logits and padded batches score the same.
+  on the final hidden state of the rightmost token that is not ``pad_token_id``. rewardlab keeps the base model and
+  the same ``score`` weights, reads the rightmost non-pad token inside the attention mask (so a trailing eos is
+  skipped when pad is eos, as in transformers) and passes mask-derived position ids, so the score of an unpadded
+  input equals transformers' logits and padded batches score the same.
 - **Encoders** (BERT, RoBERTa, DeBERTa, ...): the whole classifier is kept (``head="native"``): its pooler and head
   differ per architecture, and it pools the first token, which right-aligned batches leave in place.
 - **OpenRLHF** (``openrlhf/models/model.py``, ``_get_reward_model``): the base model under its
@@ -13,6 +14,12 @@ Skywork-Reward, TRL ``RewardTrainer`` outputs) and OpenRLHF ``train_rm`` outputs
   ``(r - mean) / std`` when ``config.normalize_reward`` (``mean``/``std`` stored in config.json). Both honoured,
   and so is its eos: OpenRLHF's ``RewardDataset`` and ``serve_rm`` end every sequence with eos (the reward is read
   there), so rewardlab appends it too (plain, templated and full texts, once).
+
+- **TRL** ``RewardTrainer`` outputs: since TRL 0.24 the trainer appends eos to plain (non-conversational) text
+  before tokenizing it (the reward is read there; conversational rows get the chat template only). A directory whose
+  model card (README.md, written by TRL next to the weights) carries the ``reward-trainer`` tag and a TRL version
+  >= 0.24 is scored the same way; earlier TRL versions, and directories without the card (``checkpoint-N``
+  subfolders), are scored on ``tokenizer(text)`` as transformers' pipeline does.
 
 PEFT/LoRA adapters (TRL with ``peft_config``) are merged onto their local base: :mod:`rewardlab.models.peft_import`.
 
@@ -36,6 +43,7 @@ from rewardlab.models.checkpoint import check_loaded
 from rewardlab.models.reward_model import RewardModel, is_encoder
 
 MAX_IMPORTED_LENGTH = 2048  # default token budget of an imported RM (OpenRLHF's serve_rm default max_len)
+TRL_EOS_SINCE = (0, 24)  # TRL's RewardTrainer appends eos to plain text from 0.24 on (its refactor, TRL PR #4093)
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -127,8 +135,9 @@ def _from_classifier(model, sep_id: int | None) -> RewardModel:
     k = int(model.config.num_labels)
     score = getattr(model, "score", None)
     if not is_encoder(model.config) and isinstance(score, nn.Linear):
+        text_config = model.config.get_text_config()
         rm = RewardModel(model.base_model, num_outputs=k, pooling="last", head="linear",
-                         head_bias=score.bias is not None)
+                         head_bias=score.bias is not None, skip_token_id=text_config.pad_token_id)
         rm.head.load_state_dict(score.state_dict())
         return rm
     return RewardModel(model, num_outputs=k, head="native", segment_sep_id=sep_id)
@@ -161,6 +170,29 @@ def _load_openrlhf(p: Path, config: dict[str, Any], dtype: torch.dtype,
                      output_mean=mean, output_std=std)
     rm.head.weight.data.copy_(head_w.reshape(1, -1))
     return rm
+
+
+def trl_reward_trainer_version(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(major, minor)`` of the TRL that trained ``path`` with ``RewardTrainer``, read from TRL's model card: the
+    ``reward-trainer`` tag in README.md's front matter and its ``- TRL: X.Y...`` line; None without such a card."""
+    import re
+
+    import yaml
+
+    try:
+        text = (Path(path) / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    front = re.match(r"---\s*\n(.*?)\n---", text, re.S)
+    try:
+        card = yaml.safe_load(front.group(1)) if front else None
+    except yaml.YAMLError:
+        return None
+    tags = card.get("tags") if isinstance(card, dict) else None
+    if not isinstance(tags, list) or "reward-trainer" not in tags:
+        return None
+    version = re.search(r"^- TRL: (\d+)\.(\d+)", text, re.M)
+    return (int(version.group(1)), int(version.group(2))) if version else None
 
 
 def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -196,25 +228,33 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
             model = _load_transformers(p, dtype or torch.float32, attn_implementation, tokenizer.sep_token_id)
     dtype = dtype or torch.float32
     model.to(device=device, dtype=dtype).eval()
-    model.rendering = imported_rendering(tokenizer, kind, encoder=model.encoder)
+    trl = trl_reward_trainer_version(p)
+    model.rendering = imported_rendering(tokenizer, kind, encoder=model.encoder, trl_version=trl)
     manifest = {"head": model.spec(), "max_length": imported_max_length(model.config),
                 "rendering": model.rendering.to_dict(),
                 "source": {"format": kind, "path": str(p), "architectures": config.get("architectures")}}
+    if trl:
+        manifest["source"]["trainer"] = "trl-reward-trainer {}.{}".format(*trl)
     if model.num_outputs > 1 and getattr(model.config, "problem_type", None) in (None, "single_label_classification"):
         manifest["scalar"] = "last_class_log_odds"  # a k-class classifier: see rewards.model.last_class_log_odds
     return model, tokenizer, manifest
 
 
-def imported_rendering(tokenizer, kind: str | None, encoder: bool):
+def imported_rendering(tokenizer, kind: str | None, encoder: bool, trl_version: tuple[int, int] | None = None):
     """How an imported model's inputs become ids: one text per sequence, tokenized as transformers and TRL do
-    (``tokenizer(text)``); OpenRLHF reward models also end every sequence with eos, as OpenRLHF does."""
+    (``tokenizer(text)``); OpenRLHF reward models also end every sequence with eos, as OpenRLHF does, and TRL >= 0.24
+    ``RewardTrainer`` outputs end plain (not chat-templated) text with eos, as that trainer does."""
     import dataclasses
 
     from rewardlab.data.tokenize import Rendering
 
-    if kind == "openrlhf" and not encoder and getattr(tokenizer, "eos_token_id", None) is not None:
+    has_eos = not encoder and getattr(tokenizer, "eos_token_id", None) is not None
+    if kind == "openrlhf" and has_eos:
         rendering = Rendering.for_tokenizer(tokenizer, decoder=True, eos=True, joint=True)
         return dataclasses.replace(rendering, append_eos=tokenizer.eos_token_id, eos_last=True)
+    if trl_version is not None and trl_version >= TRL_EOS_SINCE and has_eos:  # eos even after a post-processor's
+        rendering = Rendering.for_tokenizer(tokenizer, decoder=True, eos=True, joint=True)  # own: TRL adds text
+        return dataclasses.replace(rendering, append_eos=tokenizer.eos_token_id)
     return Rendering.for_tokenizer(tokenizer, decoder=not encoder, eos=False)
 
 

@@ -3,7 +3,10 @@
 Pooling ``last`` takes the hidden state of the **last non-pad token**, located from ``attention_mask`` — never from
 ``pad_token_id`` (pad may equal eos) and without assuming a padding side. Position ids are derived from the mask,
 ``position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)``, because GPT-2-style models do not, and a
-left-padded batch would otherwise score differently from one-at-a-time scoring.
+left-padded batch would otherwise score differently from one-at-a-time scoring. Imported transformers decoder
+classifiers set ``skip_token_id`` to their ``pad_token_id``: transformers reads the rightmost token that is not pad,
+so when pad equals eos (TRL pads with eos when a tokenizer has no pad token) a trailing eos is skipped, and so is it
+here, in the text but never in padding.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class RewardModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_outputs: int = 1, pooling: str = "last", head: str = "linear",
                  head_bias: bool = True, segment_sep_id: int | None = None,
-                 output_mean: float | None = None, output_std: float | None = None):
+                 output_mean: float | None = None, output_std: float | None = None,
+                 skip_token_id: int | None = None):
         super().__init__()
         if head not in HEADS + ("native",):
             raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
@@ -75,6 +79,7 @@ class RewardModel(nn.Module):
         self.head_bias = head_bias
         self.segment_sep_id = segment_sep_id
         self.output_mean, self.output_std = output_mean, output_std
+        self.skip_token_id = skip_token_id if pooling == "last" else None
         self.rendering = None  # a data.tokenize.Rendering: how inputs become ids (set by loaders and build_model)
         hidden = _hidden_size(backbone.config)
         if head == "linear":
@@ -111,6 +116,10 @@ class RewardModel(nn.Module):
         if self.head is None:
             raise ValueError("a native transformers head pools internally: no features")
         out, attention_mask = self._backbone(input_ids, attention_mask)
+        if self.skip_token_id is not None:  # the last real token that is not skip_token_id (transformers' rule)
+            read = attention_mask * (input_ids != self.skip_token_id)
+            first = (attention_mask.cumsum(-1) == 1) & attention_mask.bool()  # a row of nothing else: position 0
+            attention_mask = torch.where(read.any(-1, keepdim=True), read, first.to(read.dtype))
         return pool(out.last_hidden_state, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -136,13 +145,16 @@ class RewardModel(nn.Module):
             spec["segment_sep_id"] = self.segment_sep_id
         if self.output_std is not None:
             spec["output_mean"], spec["output_std"] = self.output_mean, self.output_std
+        if self.skip_token_id is not None:
+            spec["skip_token_id"] = self.skip_token_id
         return spec
 
     @classmethod
     def from_spec(cls, backbone: nn.Module, spec: dict) -> RewardModel:
         return cls(backbone, num_outputs=spec["num_outputs"], pooling=spec["pooling"], head=spec["head"],
                    head_bias=spec.get("head_bias", True), segment_sep_id=spec.get("segment_sep_id"),
-                   output_mean=spec.get("output_mean"), output_std=spec.get("output_std"))
+                   output_mean=spec.get("output_mean"), output_std=spec.get("output_std"),
+                   skip_token_id=spec.get("skip_token_id"))
 
 
 def right_align(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
