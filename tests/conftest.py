@@ -5,6 +5,7 @@ import sys
 # One thread per process: tests start subprocesses (CLI, servers, DDP) on a 2-core machine, and oversubscribed
 # OpenMP threads spin-wait each other into a 10-20x slowdown.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # no network in tests: hub ids resolve from the (fake) HF cache or fail fast
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -105,6 +105,12 @@ def test_kind_detection_and_clear_errors(tmp_path, corpus):
     assert hf_reward_kind(lm) is None
     with pytest.raises(UserError, match="not a reward model"):
         load_reward(str(lm), device="cpu")
+    config = json.loads((lm / "config.json").read_text())  # ArmoRM-style: a class from the repo's own code
+    config |= {"architectures": ["LlamaForRewardModelWithGating"],
+               "auto_map": {"AutoModelForSequenceClassification": "modeling_custom.LlamaForRewardModelWithGating"}}
+    (lm / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="LlamaForRewardModelWithGating is remote code.*never runs"):
+        load_reward(str(lm), device="cpu")
 
     rm = tmp_path / "rm"
     save_family("gpt2", corpus, rm)

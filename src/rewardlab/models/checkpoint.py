@@ -133,9 +133,11 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
         imported_rendering,
         trl_reward_trainer_version,
     )
+    from rewardlab.models.hub import local_model_path
     from rewardlab.models.peft_import import is_peft_adapter, peft_base_dir
     from rewardlab.models.reward_model import is_encoder
 
+    path = local_model_path(str(path))
     if is_peft_adapter(path):  # a reward-model adapter: its base's config, its own tokenizer when it has one
         p, base = Path(path), peft_base_dir(path)
         tokenizer, manifest = _tokenizer(p if (p / "tokenizer_config.json").exists() else base), {}

@@ -214,7 +214,12 @@ def load_hf_reward_model(path: str | os.PathLike, device: str | torch.device = "
     elif kind is None:
         if not (p / "config.json").exists():
             raise UserError(f"{path}: not a reward model (no rewardlab.json and no config.json)")
-        arch = ", ".join(read_config(p).get("architectures") or ["none"])
+        config = read_config(p)
+        arch = ", ".join(config.get("architectures") or ["none"])
+        if config.get("auto_map"):  # ArmoRM, InternLM2-Reward, Qwen2.5-Math-RM: a class defined by the repo's code
+            raise UserError(f"{path}: {arch} is remote code (config.json auto_map), which rewardlab never runs; "
+                            "score it with transformers' trust_remote_code and serve it, then use the server's URL "
+                            "as the reward spec")
         raise UserError(f"{path}: not a reward model (no rewardlab.json; config.json names {arch}, not a "
                         "*ForSequenceClassification nor an OpenRLHF value head); a base or causal LM is a "
                         "`train --base` or a `--policy`")

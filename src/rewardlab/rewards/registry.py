@@ -2,7 +2,8 @@
 
 Spec forms:
 - ``PATH`` — a rewardlab checkpoint directory, or a transformers ``*ForSequenceClassification`` / OpenRLHF reward
-  model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`
+  model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`; a hub id
+  ``org/name[@revision]`` that is not a local path is its snapshot in the HF cache (:mod:`rewardlab.models.hub`)
 - ``python:MODULE:FUNCTION`` — a per-item ``fn(prompt, response) -> float`` or a TRL-style batched
   ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
@@ -81,8 +82,10 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.personalized import mixture_reward_from_spec
 
         return mixture_reward_from_spec(spec, device=device)
+    from rewardlab.models.hub import local_model_path
     from rewardlab.models.prm import is_prm_dir
 
+    spec = local_model_path(spec)  # a hub id (org/name[@revision]): its snapshot in the HF cache, downloaded if needed
     if spec.startswith("prm:") or is_prm_dir(spec):  # a process reward model: step rewards aggregated
         from rewardlab.rewards.prm import prm_from_spec
 
@@ -105,7 +108,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
 
         return ModelReward.from_pretrained(path, device=device, dtype=dtype, chat_template=chat_template,
                                            attn_implementation=attn_implementation)
-    raise UserError(f"reward spec {spec!r}: not a checkpoint directory or a known spec form "
+    raise UserError(f"reward spec {spec!r}: not a checkpoint directory, a hub id (org/name) or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
                     "judge:, micro:, prm:)")
 

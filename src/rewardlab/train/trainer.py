@@ -272,6 +272,7 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
     from rewardlab.models.backbone import default_pooling, load_backbone
     from rewardlab.models.checkpoint import MANIFEST, load_reward_model
     from rewardlab.models.hf_import import hf_reward_kind
+    from rewardlab.models.hub import local_model_path
     from rewardlab.models.reward_model import is_encoder
     from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
 
@@ -284,8 +285,9 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
             model = RewardModel(model.backbone, cfg.num_outputs, cfg.pooling or "last", cfg.head)
         model.rendering = Rendering.for_tokenizer(tokenizer, decoder=True)
         return model.train(), tokenizer
-    if (Path(cfg.base) / MANIFEST).exists() or hf_reward_kind(cfg.base):
-        model, tokenizer, manifest = load_reward_model(cfg.base, attn_implementation=attn)
+    base = local_model_path(cfg.base)  # a hub id: its snapshot, so a hub reward model keeps its head
+    if (Path(base) / MANIFEST).exists() or hf_reward_kind(base):
+        model, tokenizer, manifest = load_reward_model(base, attn_implementation=attn)
         conflicts = [f"{name} {want!r} (the base has {have!r})" for name, want, have in (
             ("num_outputs", cfg.num_outputs if cfg.num_outputs != 1 else None, model.num_outputs),
             ("pooling", cfg.pooling, model.pooling), ("head", cfg.head if cfg.head != "linear" else None,
@@ -300,7 +302,7 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
         model.rendering = Rendering.from_dict(manifest["rendering"])
         print(f"continuing from the reward model {cfg.base} (its trained head is kept)")
         return model.train(), tokenizer
-    backbone, tokenizer = load_backbone(cfg.base, attn_implementation=attn)
+    backbone, tokenizer = load_backbone(base, attn_implementation=attn)
     torch.manual_seed(cfg.seed)
     encoder = is_encoder(backbone.config)
     # decoders: a bias-free head as in transformers' *ForSequenceClassification (exportable; BT is shift-invariant)
