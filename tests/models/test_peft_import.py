@@ -74,7 +74,8 @@ def test_adapters_that_cannot_be_scored_faithfully_are_refused(adapter, tmp_path
     no_base = _copy(root / "adapter", tmp_path / "no_base")
     cfg = json.loads((no_base / "adapter_config.json").read_text())
     (no_base / "adapter_config.json").write_text(json.dumps(cfg | {"base_model_name_or_path": "org/hub-model"}))
-    with pytest.raises(UserError, match="'org/hub-model' is not a local directory.*merge_and_unload"):
+    with pytest.raises(UserError, match="base model of this adapter: org/hub-model: no such local file or directory, "
+                                        "and no model in the Hugging Face cache"):
         load_reward(str(no_base), device="cpu")
 
     headless = _copy(root / "adapter", tmp_path / "headless")  # the head was not saved: the base has none either
@@ -92,3 +93,25 @@ def test_adapters_that_cannot_be_scored_faithfully_are_refused(adapter, tmp_path
     (lm / "adapter_config.json").write_text(json.dumps(cfg | {"task_type": "CAUSAL_LM"}))
     with pytest.raises(UserError, match="task_type 'CAUSAL_LM', not a reward model"):
         load_reward(str(lm), device="cpu")
+
+
+def test_a_hub_base_is_taken_from_the_hf_cache(adapter, tmp_path, monkeypatch):
+    """TRL adapters name their base by hub id: it is found as a snapshot in the HF cache (no local path needed)."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    root, ref, tok = adapter
+    commit = "f" * 40
+    cache = tmp_path / "hub"
+    shutil.copytree(root / "base", cache / "models--org--hub-model" / "snapshots" / commit)
+    (cache / "models--org--hub-model" / "refs").mkdir()
+    (cache / "models--org--hub-model" / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    hub_adapter = _copy(root / "adapter", tmp_path / "hub_adapter")
+    cfg = json.loads((hub_adapter / "adapter_config.json").read_text())
+    (hub_adapter / "adapter_config.json").write_text(json.dumps(cfg | {"base_model_name_or_path": "org/hub-model"}))
+    with torch.no_grad():
+        expected = torch.stack([ref(**tok(t, return_tensors="pt")).logits[0] for t in TEXTS])
+    got = load_reward(str(hub_adapter), device="cpu").score([""] * len(TEXTS), TEXTS)
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardlab.data.read import read_rows
+from rewardlab.data.read import data_exists, read_rows
 from rewardlab.data.records import KWayRow, PreferencePair, Prompt, RatedRow, Row, Source
 from rewardlab.data.validate import RowError, has_empty_response, parse_prompt, parse_row, prompt_column_unused
 from rewardlab.errors import UserError
@@ -120,7 +120,7 @@ def scan_rows(path: str | os.PathLike, max_line_bytes: int, split: str | None, r
     A row whose schema differs from the file's first valid row is a problem too; an empty file is a file problem.
     """
     p = Path(path)
-    if not p.exists():
+    if not data_exists(p):
         raise UserError(f"{path}: no such file or directory")
     seen = 0
     for line, value in read_rows(p, max_line_bytes, split, notes):
@@ -263,7 +263,7 @@ def load_rated(path: str | os.PathLike, **kwargs) -> list[RatedRow]:
 def load_prompts(path: str | os.PathLike, split: str | None = None) -> list[Prompt]:
     """Prompts from a file of ``{"prompt": ...}`` rows, or the unique prompts of any row file."""
     p = Path(path)
-    if not p.exists():
+    if not data_exists(p):
         raise UserError(f"{path}: no such file or directory")
     prompts: list[Prompt] = []
     problems: list[str] = []

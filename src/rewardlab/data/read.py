@@ -16,6 +16,10 @@ JSON array, a Parquet file or a `datasets` directory. Facts this module relies o
   is one object (pretty-printed, ``{"data": [...]}``): that is refused as a whole. ``.gz`` files are gunzipped.
 - Parquet is read in record batches, a `datasets` directory row by row (memory-mapped Arrow), so neither is loaded
   whole. A ``DatasetDict`` uses ``split``, else ``train``, else its only split; which one is reported in ``notes``.
+- A directory that is not a saved `datasets` directory is a folder of data files as a hub dataset repo lays them out
+  (a ``git clone``, or a snapshot), read with ``datasets.load_dataset(DIR)``: its card's ``configs`` or its file
+  names give the splits. A hub dataset id (``org/name[@revision]``, not a local path) is its snapshot in the HF
+  cache, downloaded when missing (:mod:`rewardlab.hub`); rows are numbered within the split.
 """
 
 from __future__ import annotations
@@ -65,9 +69,25 @@ def _opener(path: Path) -> tuple[Callable[[], IO[bytes]], str]:
     return (lambda: open(path, "rb")), path.name
 
 
+def data_exists(path: str | Path) -> bool:
+    """Whether ``path`` names data: a local file or directory, or a hub dataset id (:mod:`rewardlab.hub`)."""
+    from rewardlab.hub import is_hub_dataset_id
+
+    return Path(path).exists() or is_hub_dataset_id(str(path))
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """``path`` itself, or the local snapshot of the hub dataset it names (downloaded if needed)."""
+    from rewardlab.hub import hub_snapshot, is_hub_dataset_id
+
+    p = Path(path)
+    return hub_snapshot(str(path), repo_type="dataset") if not p.exists() and is_hub_dataset_id(str(path)) else p
+
+
 def read_rows(path: Path, max_line_bytes: int, split: str | None = None,
               notes: list[str] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line, parsed_value_or_RowError)`` for every non-blank row of ``path`` (see the module docstring)."""
+    path = resolve_data_path(path)
     if path.is_dir():
         yield from _dataset_rows(path, split, notes)
         return
@@ -200,10 +220,12 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def _dataset_rows(path: Path, split: str | None, notes: list[str] | None) -> Iterator[tuple[int, Any]]:
     import datasets
 
+    saved = any((path / f).exists() for f in ("dataset_dict.json", "state.json", "dataset_info.json"))
     try:
-        ds = datasets.load_from_disk(str(path))
+        ds = datasets.load_from_disk(str(path)) if saved else datasets.load_dataset(str(path))
     except Exception as e:
-        raise UserError(f"{path}:1: not a saved `datasets` directory ({e})") from None
+        kind = "a saved `datasets` directory" if saved else "a folder of data files `datasets.load_dataset` reads"
+        raise UserError(f"{path}:1: cannot read it as {kind} ({type(e).__name__}: {e})") from None
     if isinstance(ds, datasets.DatasetDict):
         names = ", ".join(ds)
         if split is None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.data.load import FileReport, scan_rows
-from rewardlab.data.read import read_rows
+from rewardlab.data.read import data_exists, read_rows
 from rewardlab.data.records import Prompt, Source
 from rewardlab.data.validate import RowError, _optional_str, _text, _text_or_messages, _type_name
 from rewardlab.errors import UserError
@@ -225,7 +225,7 @@ def load_stepwise(path: str | os.PathLike, *, skip_invalid: bool = False,
 def is_stepwise_file(path: str | os.PathLike, split: str | None = None) -> bool:
     """Whether the first parseable row of ``path`` is a stepwise row (has ``completions`` or ``steps``)."""
     p = Path(path)
-    if not p.exists():
+    if not data_exists(p):
         return False
     try:
         for _, value in read_rows(p, 8 * 1024 * 1024, split):

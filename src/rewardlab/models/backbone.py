@@ -75,9 +75,9 @@ def packaged_model(name: str) -> Path:
 
 def resolve_model_dir(path: str | os.PathLike) -> Path:
     """An HF model directory for ``path``: the directory itself, a ``.gguf`` file (converted once, safetensors), a
-    packaged model name (``minilm``, ``smollm2``) or a hub id (``org/name[@revision]``, :mod:`rewardlab.models.hub`).
+    packaged model name (``minilm``, ``smollm2``) or a hub id (``org/name[@revision]``, :mod:`rewardlab.hub`).
     Raises UserError when there is no model there."""
-    from rewardlab.models.hub import local_model_path
+    from rewardlab.hub import local_model_path
 
     p = packaged_model(str(path)) if str(path) in ("minilm", "smollm2") else Path(local_model_path(str(path)))
     if p.suffix == ".gguf":

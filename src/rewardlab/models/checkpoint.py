@@ -126,6 +126,7 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
     from transformers import AutoConfig
 
     from rewardlab.data.tokenize import Rendering
+    from rewardlab.hub import local_model_path
     from rewardlab.models.backbone import _tokenizer, resolve_model_dir
     from rewardlab.models.hf_import import (
         hf_reward_kind,
@@ -133,7 +134,6 @@ def model_rendering(path: str | os.PathLike, chat_template: str | None = None):
         imported_rendering,
         trl_reward_trainer_version,
     )
-    from rewardlab.models.hub import local_model_path
     from rewardlab.models.peft_import import is_peft_adapter, peft_base_dir
     from rewardlab.models.reward_model import is_encoder
 

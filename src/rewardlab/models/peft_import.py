@@ -53,9 +53,18 @@ def peft_base_dir(path: str | Path) -> Path:
     for candidate in ([Path(base), p / base] if base else []):
         if (candidate / "config.json").exists():
             return candidate
-    raise UserError(f"{p}: a PEFT/LoRA reward-model adapter whose base model {base!r} is not a local directory "
-                    "(no model hub here); download it and set base_model_name_or_path in adapter_config.json to "
-                    f"its path, {MERGE_HINT}")
+    from rewardlab.hub import hub_snapshot, is_hub_id
+
+    if base and is_hub_id(base):  # TRL adapters name their base by hub id: its snapshot, downloaded if needed
+        try:
+            snapshot = hub_snapshot(base)
+        except UserError as e:
+            raise UserError(f"{p}: the base model of this adapter: {e}") from None
+        if (snapshot / "config.json").exists():
+            return snapshot
+    raise UserError(f"{p}: a PEFT/LoRA reward-model adapter whose base model {base!r} is neither a local directory "
+                    "nor a hub model in the HF cache; download it and set base_model_name_or_path in "
+                    f"adapter_config.json to its path, {MERGE_HINT}")
 
 
 def load_peft_classifier(path: str | Path, dtype: torch.dtype, attn_implementation: str | None = None):

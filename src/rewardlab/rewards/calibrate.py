@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from rewardlab.data.read import data_exists
 from rewardlab.data.records import Prompt, Response
 from rewardlab.errors import UserError
 
@@ -141,7 +142,7 @@ def check_calibrate_args(prompts: Path | None, policy: str | None, data: Path | 
     problems += [f"--{flag} must be >= 1, got {v}" for flag, v in (("n", samples), ("max-new-tokens", max_new_tokens))
                  if v < 1]
     problems += [f"{flag} {p}: no such file or directory" for flag, p in (("--prompts", prompts), ("--data", data))
-                 if p is not None and not Path(p).exists()]  # a file, or a saved `datasets` directory
+                 if p is not None and not data_exists(p)]  # a file, a `datasets` directory or a hub dataset
     if problems:
         raise UserError(*problems)
 

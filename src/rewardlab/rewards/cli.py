@@ -41,6 +41,7 @@ def score(
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
     from rewardlab.data.load import load_rows
+    from rewardlab.data.read import resolve_data_path
     from rewardlab.errors import UserError
     from rewardlab.io import check_output_file
     from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
@@ -80,7 +81,7 @@ def score(
         typer.echo(line, err=True)
     if hasattr(r, "batch_size"):
         r.batch_size = batch_size
-    partial = PartialOutput(output, file, len(rows), chunk_rows, settings)
+    partial = PartialOutput(output, resolve_data_path(file), len(rows), chunk_rows, settings)
     done = partial.open(resume)
     if done:
         typer.echo(f"resuming {partial.path}: {done} of {len(rows)} rows already scored")

@@ -3,7 +3,7 @@
 Spec forms:
 - ``PATH`` — a rewardlab checkpoint directory, or a transformers ``*ForSequenceClassification`` / OpenRLHF reward
   model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`; a hub id
-  ``org/name[@revision]`` that is not a local path is its snapshot in the HF cache (:mod:`rewardlab.models.hub`)
+  ``org/name[@revision]`` that is not a local path is its snapshot in the HF cache (:mod:`rewardlab.hub`)
 - ``python:MODULE:FUNCTION`` — a per-item ``fn(prompt, response) -> float`` or a TRL-style batched
   ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
@@ -82,7 +82,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.personalized import mixture_reward_from_spec
 
         return mixture_reward_from_spec(spec, device=device)
-    from rewardlab.models.hub import local_model_path
+    from rewardlab.hub import local_model_path
     from rewardlab.models.prm import is_prm_dir
 
     spec = local_model_path(spec)  # a hub id (org/name[@revision]): its snapshot in the HF cache, downloaded if needed

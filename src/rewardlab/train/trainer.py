@@ -269,10 +269,10 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
 def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]:
     from rewardlab.data.tokenize import Rendering
     from rewardlab.errors import UserError
+    from rewardlab.hub import local_model_path
     from rewardlab.models.backbone import default_pooling, load_backbone
     from rewardlab.models.checkpoint import MANIFEST, load_reward_model
     from rewardlab.models.hf_import import hf_reward_kind
-    from rewardlab.models.hub import local_model_path
     from rewardlab.models.reward_model import is_encoder
     from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
 

@@ -59,7 +59,7 @@ def test_offline_and_not_cached_is_one_clear_line(hub_cache, cli, tmp_path):
     data.write_text(json.dumps({"prompt": "a", "chosen": " b", "rejected": " c"}) + "\n")
     code, _, err = cli("score", "org/absent-rm", data, "-o", tmp_path / "s.jsonl")
     assert code == 2
-    assert "org/absent-rm: not a local directory and not in the Hugging Face cache" in err
+    assert "org/absent-rm: no such local file or directory, and no model in the Hugging Face cache" in err
     assert "HF_HUB_OFFLINE" in err and "Traceback" not in err
 
 
@@ -69,12 +69,12 @@ def test_download_asks_for_safetensors_never_pickles(monkeypatch, tmp_path, corp
     from huggingface_hub import constants
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from rewardlab.models import hub
+    from rewardlab import hub
 
     calls = []
     target = tmp_path / "downloaded"
 
-    def fake_download(repo, revision=None, local_files_only=False, allow_patterns=None):
+    def fake_download(repo, repo_type="model", revision=None, local_files_only=False, allow_patterns=None):
         calls.append({"repo": repo, "revision": revision, "local": local_files_only, "allow": allow_patterns})
         if local_files_only:
             raise LocalEntryNotFoundError("not cached")
@@ -99,14 +99,15 @@ def test_hub_errors_become_user_errors(monkeypatch):
     from huggingface_hub import constants
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from rewardlab.models import hub
+    from rewardlab import hub
 
     response = httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co/api/models/org/x"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for error, expected in ((GatedRepoError("gated", response=response), "gated model"),
                             (RepositoryNotFoundError("missing", response=response), "no such model on the hub"),
                             (OSError("network unreachable"), "downloading it failed")):
-        def fake(repo, revision=None, local_files_only=False, allow_patterns=None, error=error):
+        def fake(repo, repo_type="model", revision=None, local_files_only=False, allow_patterns=None,
+                 error=error):
             raise LocalEntryNotFoundError("x") if local_files_only else error
 
         monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
@@ -115,7 +116,7 @@ def test_hub_errors_become_user_errors(monkeypatch):
 
 
 def test_what_is_a_hub_id(tmp_path, monkeypatch):
-    from rewardlab.models.hub import is_hub_id
+    from rewardlab.hub import is_hub_id
 
     monkeypatch.chdir(tmp_path)
     assert is_hub_id("Skywork/Skywork-Reward-V2-Llama-3.1-8B") and is_hub_id("org/name@main")
@@ -139,3 +140,64 @@ def test_train_base_hub_reward_model_keeps_its_head(hub_cache, cli, tmp_path, pa
     prompts, responses = [r["prompt"] for r in pair_rows[:4]], [r["chosen"] for r in pair_rows[:4]]
     ours = load_reward(str(tmp_path / "run"), device="cpu").score(prompts, responses)
     assert torch.allclose(ours, load_reward(str(snapshot), device="cpu").score(prompts, responses), atol=1e-5)
+
+
+def _parquet(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), str(path))
+
+
+@pytest.fixture
+def hub_dataset(hub_cache, tmp_path, monkeypatch, pair_rows):
+    """org/prefs in the fake cache, laid out as the hub's Parquet conversion does (data/{split}-00000-of-00001)."""
+    import datasets
+
+    cache, _ = hub_cache
+    root = cache / "datasets--org--prefs"
+    snapshot = root / "snapshots" / COMMIT
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(COMMIT)
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in pair_rows]
+    _parquet(snapshot / "data" / "train-00000-of-00001.parquet", rows[:40])
+    bad = rows[40:48] + [{"prompt": "p", "chosen": "same", "rejected": "same"}]
+    _parquet(snapshot / "data" / "test-00000-of-00001.parquet", bad)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    return rows
+
+
+def test_hub_dataset_ids_are_read_by_split(hub_dataset, cli, tmp_path):
+    code, out, err = cli("score", "org/tiny-rm", "org/prefs", "-o", tmp_path / "s.jsonl")
+    assert code == 0, err
+    assert "using split 'train'" in err
+    from rewardlab.rewards.registry import load_reward
+
+    scored = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(scored) == 40  # the train split, in order
+    first = hub_dataset[0]
+    ref = load_reward("org/tiny-rm", device="cpu").score([first["prompt"]] * 2, [first["chosen"], first["rejected"]])
+    assert scored[0]["chosen_score"] == pytest.approx(float(ref[0]), abs=1e-5)
+    assert scored[0]["rejected_score"] == pytest.approx(float(ref[1]), abs=1e-5)
+    # the test split's 9th row has identical responses: named by the id and its row within the split
+    code, _, err = cli("data", "validate", "org/prefs", "--split", "test")
+    assert code == 2 and "org/prefs:9: chosen and rejected are identical" in err, err
+
+
+def test_a_folder_of_data_files_reads_like_a_hub_repo(tmp_path, cli, pair_rows):
+    """A `git clone` of a dataset repo: JSON lines per split, no saved-`datasets` metadata."""
+    clone = tmp_path / "clone"
+    (clone / "data").mkdir(parents=True)
+    for split, part in (("train", pair_rows[:10]), ("test", pair_rows[10:14])):
+        (clone / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    code, out, err = cli("data", "validate", clone, "--split", "test")
+    assert code == 0, err
+    assert "4 rows OK" in out and "using split 'test'" in out + err
+
+
+def test_missing_data_names_say_what_they_are(hub_cache, cli, tmp_path):
+    code, _, err = cli("data", "validate", "org/absent-data")
+    assert code == 2 and "no dataset in the Hugging Face cache" in err and "--repo-type dataset" in err
+    code, _, err = cli("data", "validate", "data/train.jsonl")  # a missing file is never looked up on the hub
+    assert code == 2 and "data/train.jsonl: no such file or directory" in err
