@@ -1,4 +1,4 @@
-"""`rewardlab` command line: data | train | score | export | eval | optimize | serve | lab.
+"""`rewardlab` command line: data | train | score | export | eval | optimize | teachers | serve | lab.
 
 Each pipeline stage registers its own commands from ``<stage>/cli.py`` (``register(app)``); those modules import
 only typer at module level so that ``rewardlab --help`` answers fast. Heavy imports happen inside the commands.
@@ -30,10 +30,11 @@ def _register_all() -> None:
     from rewardlab.optimize import cli as optimize_cli
     from rewardlab.rewards import cli as rewards_cli
     from rewardlab.serve import cli as serve_cli
+    from rewardlab.teachers import cli as teachers_cli
     from rewardlab.train import cli as train_cli
 
     for module in (data_cli, train_cli, rewards_cli, models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli,
-                   serve_cli, lab_cli):
+                   teachers_cli, serve_cli, lab_cli):
         module.register(app)
 
 

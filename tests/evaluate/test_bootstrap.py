@@ -137,3 +137,20 @@ def test_metrics_json_is_written_before_a_plot_fails(tmp_path, monkeypatch):
         write_report(tmp_path, [a, b])
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["models"]["A"]["summary"]["accuracy"] == 0.9 and not (tmp_path / "report.html").exists()
+
+
+def test_rv_of_a_reward_misaligned_on_the_policy_is_never_bold():
+    """The report once bolded a below-chance RM's variance as the best teacher metric: RV bolds only among rewards
+    whose on-policy accuracy CI is above 0.5."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(40, 6))
+    shrunk = base.mean(1, keepdims=True) + 0.3 * (base - base.mean(1, keepdims=True))
+    gold = _table(base)
+    anti = evaluate_reward(_table(-base), None, "anti", rollout=_rollout(base), gold=gold)
+    low = evaluate_reward(_table(shrunk), None, "low", rollout=_rollout(base), gold=gold)
+    assert anti.metrics["summary"]["reward_variance"] > 2 * low.metrics["summary"]["reward_variance"]
+    table = comparison_table([low, anti])
+    assert f"<b>{anti.metrics['summary']['reward_variance']:.3f}" not in table
+    assert "anti: on-policy accuracy not above 0.5 (CI)" in table
+    high = evaluate_reward(_table(base), None, "high", rollout=_rollout(base), gold=gold)
+    assert f"<b>{high.metrics['summary']['reward_variance']:.3f}" in comparison_table([low, anti, high])

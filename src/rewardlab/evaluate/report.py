@@ -196,8 +196,29 @@ def _winner(results: Sequence[EvalResult], key: str) -> tuple[int | None, str | 
     if the paired bootstrap CI of (best − runner-up) excludes 0."""
     vals = [(r.metrics["summary"].get(key), i) for i, r in enumerate(results)]
     vals = sorted(((v, i) for v, i in vals if v is not None and math.isfinite(v)), key=lambda t: (-t[0], t[1]))
+    if key == "reward_variance":  # variance helps only a reward that points the right way on the policy
+        aligned = [(v, i) for v, i in vals if _aligned(results[i].metrics["summary"]) is not False]
+        if len(aligned) < len(vals):
+            dropped = ", ".join(html.escape(results[i].name) for _, i in vals if (_, i) not in aligned)
+            winner, note = _winner_among(results, aligned, key) if len(aligned) >= 2 else (None, None)
+            why = (f"{dropped}: on-policy accuracy not above 0.5 (CI), so its variance is fast optimization in the "
+                   "wrong direction; not a candidate for bold")
+            return winner, why + (f"; {note}" if note else "")
     if len(vals) < 2:
         return None, None
+    return _winner_among(results, vals, key)
+
+
+def _aligned(summary: dict[str, Any]) -> bool | None:
+    """Whether the on-policy accuracy CI lies above 0.5 (None: not measured)."""
+    ci = summary.get("on_policy_accuracy_ci")
+    if not ci or ci[0] is None or not math.isfinite(ci[0]):
+        return None
+    return ci[0] > 0.5
+
+
+def _winner_among(results: Sequence[EvalResult], vals: list[tuple[float, int]], key: str
+                  ) -> tuple[int | None, str | None]:
     (v1, i1), (v2, i2) = vals[0], vals[1]
     a, b = results[i1], results[i2]
     pair = f"{html.escape(a.name)} − {html.escape(b.name)} = {v1 - v2:+.3f}"
@@ -351,7 +372,8 @@ def render_html(results: Sequence[EvalResult], figures: dict[str, bytes], meta: 
                         "prompts of the within-prompt variance of rewards standardized over all policy samples "
                         "(Razin et al. 2025). A reward model that induces low RV gives a flat RLHF objective and "
                         "slow optimization however accurate it is; pick teachers by accuracy <i>and</i> RV under "
-                        "the policy you will train.</p>")
+                        "the policy you will train. For a verdict — direction first, then speed, checked by "
+                        "short gold-tracked probes — run <code>rewardlab teachers</code>.</p>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>rewardlab teacher report</title>"
             f"<style>{CSS}</style></head><body><h1>Reward model teacher report</h1>{meta_rows}"
             f"<h2>Comparison</h2><div class='scroll'>{comparison_table(results)}</div>{teacher_note}"

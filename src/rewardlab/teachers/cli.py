@@ -1,0 +1,89 @@
+"""`rewardlab teachers`: rank reward models as teachers for one policy. Imports only typer at module level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rewardlab.models.device import CHAT_TEMPLATE_HELP, read_chat_template
+from rewardlab.models.device import DEVICE_HELP as DEVICE
+from rewardlab.models.device import DTYPE_HELP as DTYPE
+
+
+def teachers_command(
+    policy: str = typer.Option(..., "--policy", help="HF causal LM directory or hub id, or 'tiny' (a random tiny "
+                               "GPT-2)."),
+    reward: list[str] = typer.Option(..., "--reward", help="A reward spec (checkpoint, HF/hub RM, python:, "
+                                     "ensemble:, http://...); repeat for each reward to rank."),
+    prompts: Path = typer.Option(..., "--prompts", help="Prompts for the policy (any row file with prompts)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for teachers.json, report.html, "
+                                "teachers.png."),
+    gold: str | None = typer.Option(None, "--gold", help="Gold reward spec: on-policy accuracy, best-of-n and RL "
+                                    "probes."),
+    data: Path | None = typer.Option(None, "--data", help="Preference pairs: off-policy accuracy."),
+    split: str | None = typer.Option(None, "--split", help="Split of a saved DatasetDict --data."),
+    num_samples: int = typer.Option(8, "--num-samples", "-m", help="Responses sampled per prompt (shared by "
+                                    "every reward)."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
+    max_prompt_length: int | None = typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the last "
+                                                 "ones). Default: the policy's positions − --max-new-tokens."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
+    probe_steps: int = typer.Option(10, "--probe-steps", help="RL steps per reward and seed (0: no RL probe; "
+                                    "needs --gold)."),
+    probe_seeds: int = typer.Option(3, "--probe-seeds", help="RL probe seeds (the same for every reward)."),
+    probe_algo: str = typer.Option("rloo", "--probe-algo", help="rloo | grpo."),
+    probe_lr: float = typer.Option(3e-3, "--probe-lr"),
+    probe_optimizer: str = typer.Option("sgd", "--probe-optimizer", help="sgd (the gradient's size shows, as in "
+                                        "Razin et al.) | adamw (what most trainers use)."),
+    probe_prompts_per_step: int = typer.Option(8, "--probe-prompts-per-step"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help=DEVICE),
+    dtype: str = typer.Option("auto", "--dtype", help=DTYPE + " Applies to the rewards; the policy runs in fp32."),
+    chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
+                                              "ranked reward models, not to --gold."),
+) -> None:
+    """Which reward model is the better teacher for this policy? Direction first, then speed, checked by probes."""
+    from rewardlab.errors import UserError
+    from rewardlab.evaluate.teacher import SamplingConfig
+    from rewardlab.teachers.probes import ProbeConfig
+    from rewardlab.teachers.report import table_rows
+    from rewardlab.teachers.run import TeachersConfig, run_teachers
+
+    if probe_algo not in ("rloo", "grpo") or probe_optimizer not in ("sgd", "adamw"):
+        raise UserError(f"--probe-algo must be rloo or grpo and --probe-optimizer sgd or adamw, got {probe_algo!r} "
+                        f"and {probe_optimizer!r}")
+    cfg = TeachersConfig(
+        sampling=SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                                seed=seed, max_prompt_length=max_prompt_length),
+        probe=ProbeConfig(steps=probe_steps, seeds=probe_seeds, seed=seed, algo=probe_algo, lr=probe_lr,
+                          optimizer=probe_optimizer, prompts_per_step=probe_prompts_per_step,
+                          max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4))
+    doc = run_teachers(policy, reward, prompts, output, gold=gold, data=data, split=split, cfg=cfg,
+                       max_prompts=max_prompts, device=device, dtype=dtype,
+                       chat_template=read_chat_template(chat_template), log=lambda s: typer.echo(s, err=True))
+    _print_table(table_rows(doc))
+    typer.echo(f"verdict: {doc['verdict']['verdict']}")
+    for r in doc["verdict"]["ranking"]:
+        for flag in r["flags"]:
+            typer.echo(f"  {r['reward']}: {flag}")
+    typer.echo(f"wrote {doc['files']['teachers.json']} and {doc['files']['report.html']}")
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    for c in cols:
+        table.add_column(c, no_wrap=True)
+    for r in rows:
+        table.add_row(*(r.get(c, "–") for c in cols))
+    width = sum(max(len(c), *(len(r.get(c, "–")) for r in rows)) + 3 for c in cols) + 1  # every spec in full
+    Console(width=max(width, 80)).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("teachers")(teachers_command)
