@@ -9,6 +9,7 @@ only typer at module level.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -31,19 +32,35 @@ def eval_prm(
     device: str = typer.Option("auto", help=DEVICE_HELP),
     dtype: str = typer.Option("auto", help=DTYPE_HELP),
 ) -> None:
-    """Evaluate a PRM on step-labelled data: every row is validated before the model is loaded."""
-    from rewardlab.data.stepwise import load_stepwise
+    """Evaluate a PRM on step-labelled data: every row is validated before the model is loaded, and the outputs
+    (-o, --report) are checked before anything is read."""
     from rewardlab.errors import UserError
-    from rewardlab.evaluate.processbench import evaluate_prm, mean_f1
-    from rewardlab.io import check_output_file, write_json_atomic
-    from rewardlab.rewards.prm import PRMReward
+    from rewardlab.io import check_not_an_input, check_output_dir, check_output_file, output_lock
 
     if not 0 < threshold < 1:
         raise UserError(f"--threshold must be in (0, 1), got {threshold}")
+    inputs = {"--data": data, "MODEL": model}
     if output is not None:
         check_output_file(output)
-    if report is not None and report.exists() and not report.is_dir():
-        raise UserError(f"--report {report}: exists and is not a directory")
+        check_not_an_input(output, inputs)
+    if report is not None:  # before the model runs: a bad path must not cost the evaluation
+        if report.exists() and not report.is_dir():
+            raise UserError(f"--report {report}: exists and is not a directory")
+        check_output_dir(report, "--report")
+        check_not_an_input(report, inputs, "--report")
+    with output_lock(report, "--report") if report is not None else nullcontext():
+        _evaluate(model, data, threshold, output, report, batch_size, max_length, split, skip_invalid, device, dtype)
+
+
+def _evaluate(model: str, data: list[Path], threshold: float, output: Path | None, report: Path | None,
+              batch_size: int, max_length: int | None, split: str | None, skip_invalid: bool, device: str,
+              dtype: str) -> None:
+    """The work of :func:`eval_prm`, once its outputs are checked (and --report locked)."""
+    from rewardlab.data.stepwise import load_stepwise
+    from rewardlab.evaluate.processbench import evaluate_prm, mean_f1
+    from rewardlab.io import write_json_atomic
+    from rewardlab.rewards.prm import PRMReward
+
     sets = {str(f): load_stepwise(f, split=split, skip_invalid=skip_invalid) for f in data}
     reward = PRMReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size,
                                        max_length=max_length)

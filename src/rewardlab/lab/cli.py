@@ -23,7 +23,10 @@ def register(app: typer.Typer) -> None:
                                           "for coste, which also sweeps 0/25/40%)."),
     ) -> None:
         """Reproduce reward-model findings (Razin, Gao, Coste, PAR, two groups) in a world with a known gold reward."""
+        from rewardlab.io import check_output_dir, output_lock
         from rewardlab.lab.runner import run_lab
 
-        run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise,
-                seed_offset=seed_offset)
+        check_output_dir(output)
+        with output_lock(output):  # one writer: a second lab run would mix its results and figures with ours
+            run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise,
+                    seed_offset=seed_offset)

@@ -17,11 +17,14 @@ def export(
 ) -> None:
     """Write MODEL so that AutoModelForSequenceClassification.from_pretrained(OUT) loads it with the same scores."""
     from rewardlab.errors import UserError
+    from rewardlab.io import check_not_an_input, output_lock
     from rewardlab.models.export import export_hf
 
     if fmt != "hf":
         raise UserError(f"--format {fmt!r}: only 'hf' is supported")
-    path = export_hf(model, out, drop_bias=drop_bias)
+    check_not_an_input(out, {"MODEL": model}, "OUT")
+    with output_lock(out, "OUT"):  # one writer: two exports would share one temp directory
+        path = export_hf(model, out, drop_bias=drop_bias)
     typer.echo(f"exported {model} -> {path} (AutoModelForSequenceClassification.from_pretrained('{path}'))")
 
 

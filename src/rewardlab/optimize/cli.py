@@ -4,7 +4,8 @@ The options every command shares are declared once (:data:`SHARED`, :data:`LOOP`
 (:data:`COMMANDS`) and the command's signature is assembled from both, so typer sees ordinary keyword options.
 Option names equal the fields of the loop's args dataclass, which is filled from them directly.
 
-Order of work: the output path is checked first (creating nothing), then the options, the prompts, the policy (and
+Order of work: the output path is checked first (creating nothing; neither an input nor holding the input policy)
+and locked against a second writer (:func:`rewardlab.io.output_lock`), then the options, the prompts, the policy (and
 its prompt budget, ``--max-prompt-length``), the rewards; the run directory is created only when the run writes.
 Precision: ``bon`` samples from the policy loaded in ``--dtype``; the training loops keep fp32 master weights and
 run their forwards under autocast in ``--dtype`` (:mod:`rewardlab.optimize.common`). Rewards load in ``--dtype``.
@@ -93,6 +94,17 @@ def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[
     ]
 
 
+def _check_output(kw: dict[str, Any]) -> None:
+    """The run directory, before any work: usable as a directory, and neither an input nor holding the input
+    policy in its ``policy/`` (replaced at the end of a run)."""
+    from rewardlab.io import check_not_an_input, check_output_dir, spec_paths
+
+    out = check_output_dir(kw["output"])
+    check_not_an_input(out, {"--policy": kw["policy"], "--reward": [p for r in kw["reward"] for p in spec_paths(r)],
+                             "--prompts": kw["prompts"], "--gold": spec_paths(kw["gold"])})
+    check_not_an_input(out / "policy", {"--policy": kw["policy"]})
+
+
 def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, Any, Any, Any, list]:
     """Load prompts, policy (+ tokenizer), the (shaped) proxy reward and the gold reward (see the module docstring
     for the order). Sets ``kw["max_prompt_length"]`` to the resolved prompt budget and prints how many prompts it
@@ -102,14 +114,12 @@ def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, An
 
     from rewardlab.data.load import load_prompts
     from rewardlab.errors import UserError
-    from rewardlab.io import check_output_dir
     from rewardlab.models.device import resolve_device, resolve_dtype
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.ensemble import METHODS, EnsembleReward
     from rewardlab.rewards.registry import load_reward
     from rewardlab.rewards.shaping import NormalizedReward, PARReward
 
-    check_output_dir(kw["output"])
     if kw["aggregate"] not in METHODS:
         raise UserError(f"--aggregate must be one of {', '.join(METHODS)}, got {kw['aggregate']!r}")
     if kw["normalize"] not in ("none", "fixed", "running"):
@@ -195,10 +205,15 @@ def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[d
     def run(kw: dict[str, Any]) -> None:
         import importlib
 
-        mod = importlib.import_module(f"rewardlab.optimize.{module}")
-        model, tok, proxy, gold, prompts = _setup(kw, uwo_default, train=module != "best_of_n")
-        args = _args(getattr(mod, args_cls), kw)
-        _report(getattr(mod, fn)(model, tok, proxy, prompts, args, gold=gold, output_dir=kw["output"]), kw["output"])
+        from rewardlab.io import output_lock
+
+        _check_output(kw)
+        with output_lock(kw["output"]):  # one writer: a second run would interleave its rows in metrics.jsonl
+            mod = importlib.import_module(f"rewardlab.optimize.{module}")
+            model, tok, proxy, gold, prompts = _setup(kw, uwo_default, train=module != "best_of_n")
+            args = _args(getattr(mod, args_cls), kw)
+            summary = getattr(mod, fn)(model, tok, proxy, prompts, args, gold=gold, output_dir=kw["output"])
+        _report(summary, kw["output"])
 
     return run
 

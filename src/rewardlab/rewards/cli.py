@@ -43,13 +43,15 @@ def score(
     from rewardlab.data.load import load_rows
     from rewardlab.data.read import resolve_data_path
     from rewardlab.errors import UserError
-    from rewardlab.io import check_output_file
+    from rewardlab.io import check_not_an_input, check_output_file, output_lock, spec_paths
     from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
     from rewardlab.rewards.ensemble import ready_for_scoring
     from rewardlab.rewards.partial import PartialOutput, file_fingerprint, reward_fingerprint
     from rewardlab.rewards.registry import load_reward
 
     check_output_file(output, "--output")
+    check_not_an_input(output, {"FILE": file, "REWARD": spec_paths(reward), "--reference": reference,
+                                "--chat-template": chat_template})
     problems = [f"--{name.replace('_', '-')} must be >= 1, got {value}"
                 for name, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows),
                                     ("num_replicas", num_replicas)) if value < 1]
@@ -58,37 +60,39 @@ def score(
     problems += ["--split needs --engine local"] * (split is not None and engine == "ray")
     if problems:
         raise UserError(*problems)
-    if engine == "ray":
-        from rewardlab.rewards.ray_engine import score_on_ray
+    with output_lock(output):  # one writer: a second run into OUTPUT would interleave its chunks
+        if engine == "ray":
+            from rewardlab.rewards.ray_engine import score_on_ray
 
-        n = score_on_ray(reward, file, output, num_replicas=num_replicas, num_gpus_per_replica=num_gpus_per_replica,
-                         batch_size=batch_size, chunk_rows=chunk_rows, device=device, dtype=dtype,
-                         chat_template=read_chat_template(chat_template), attn_implementation=attn_implementation,
-                         reference=reference)
-        typer.echo(f"scored {n} rows -> {output} (Ray Data, {num_replicas} replicas)")
-        return
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    template = read_chat_template(chat_template)
-    rows = load_rows(file, split=split)
-    settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt), "batch_size": batch_size,
-                **({"split": split} if split is not None else {}),
-                "chat_template": template, "attn_implementation": attn_implementation,
-                "reference": file_fingerprint(reference) if reference is not None and reference.is_file() else None}
-    r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
-                    attn_implementation=attn_implementation)
-    for line in ready_for_scoring(r, reward, reference):
-        typer.echo(line, err=True)
-    if hasattr(r, "batch_size"):
-        r.batch_size = batch_size
-    partial = PartialOutput(output, resolve_data_path(file), len(rows), chunk_rows, settings)
-    done = partial.open(resume)
-    if done:
-        typer.echo(f"resuming {partial.path}: {done} of {len(rows)} rows already scored")
-    for start in range(done, len(rows), chunk_rows):
-        partial.write(score_rows(r, rows[start : start + chunk_rows]))
-    partial.finish()
-    typer.echo(f"scored {len(rows)} rows -> {output}")
+            n = score_on_ray(reward, file, output, num_replicas=num_replicas,
+                             num_gpus_per_replica=num_gpus_per_replica, batch_size=batch_size, chunk_rows=chunk_rows,
+                             device=device, dtype=dtype, chat_template=read_chat_template(chat_template),
+                             attn_implementation=attn_implementation, reference=reference)
+            typer.echo(f"scored {n} rows -> {output} (Ray Data, {num_replicas} replicas)")
+            return
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        template = read_chat_template(chat_template)
+        rows = load_rows(file, split=split)
+        settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt),
+                    "batch_size": batch_size, **({"split": split} if split is not None else {}),
+                    "chat_template": template, "attn_implementation": attn_implementation,
+                    "reference": file_fingerprint(reference) if reference is not None and reference.is_file()
+                    else None}
+        r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
+                        attn_implementation=attn_implementation)
+        for line in ready_for_scoring(r, reward, reference):
+            typer.echo(line, err=True)
+        if hasattr(r, "batch_size"):
+            r.batch_size = batch_size
+        partial = PartialOutput(output, resolve_data_path(file), len(rows), chunk_rows, settings)
+        done = partial.open(resume)
+        if done:
+            typer.echo(f"resuming {partial.path}: {done} of {len(rows)} rows already scored")
+        for start in range(done, len(rows), chunk_rows):
+            partial.write(score_rows(r, rows[start : start + chunk_rows]))
+        partial.finish()
+        typer.echo(f"scored {len(rows)} rows -> {output}")
 
 
 def score_rows(r, rows) -> list[dict]:
@@ -164,23 +168,25 @@ def calibrate(
 ) -> None:
     """Store the reward's mean and std on a reference set as "normalization" in DIR/rewardlab.json (used by
     `serve --normalize`, /v1/score normalize and ensemble specs)."""
+    from rewardlab.io import output_lock
     from rewardlab.rewards import calibrate as C
     from rewardlab.rewards.model import ModelReward
 
     C.check_calibrate_args(prompts, policy, data, samples, max_new_tokens)
     C.writable_manifest(model)
-    ref_prompts, responses, source = [], [], {}
-    if data is not None:  # cheap and checked row by row: before any model is loaded
-        ref_prompts, responses, source["data"] = C.rows_reference(data, split)
-    if policy is not None:
-        p, r, source["policy"] = C.policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p,
-                                                    seed, batch_size, max_prompts, device, dtype, split)
-        ref_prompts, responses = ref_prompts + p, responses + r
-    reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
-    record = C.normalization_record(C.score_reference(reward, ref_prompts, responses), source, str(model))
-    old = C.write_normalization(model, record)
-    was = f" (was {C.describe(old)})" if isinstance(old, dict) and "n" in old else ""
-    typer.echo(f"{model}: normalization {C.describe(record)}{was} -> {model}/rewardlab.json")
+    with output_lock(model, "DIR"):  # one writer of DIR/rewardlab.json (and none while a run writes DIR)
+        ref_prompts, responses, source = [], [], {}
+        if data is not None:  # cheap and checked row by row: before any model is loaded
+            ref_prompts, responses, source["data"] = C.rows_reference(data, split)
+        if policy is not None:
+            p, r, source["policy"] = C.policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p,
+                                                        seed, batch_size, max_prompts, device, dtype, split)
+            ref_prompts, responses = ref_prompts + p, responses + r
+        reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
+        record = C.normalization_record(C.score_reference(reward, ref_prompts, responses), source, str(model))
+        old = C.write_normalization(model, record)
+        was = f" (was {C.describe(old)})" if isinstance(old, dict) and "n" in old else ""
+        typer.echo(f"{model}: normalization {C.describe(record)}{was} -> {model}/rewardlab.json")
 
 
 def _items(rows) -> tuple[list, list, list]:
@@ -215,12 +221,13 @@ def inspect(
 
     from rewardlab.data.load import load_rows
     from rewardlab.errors import UserError
-    from rewardlab.io import check_output_file, write_jsonl_atomic
+    from rewardlab.io import check_not_an_input, check_output_file, spec_paths, write_jsonl_atomic
     from rewardlab.rewards.multiobjective import rotation_rankings
     from rewardlab.rewards.registry import load_reward
 
     if output is not None:
         check_output_file(output, "--output")
+        check_not_an_input(output, {"FILE": file, "REWARD": spec_paths(reward)})
     rows = load_rows(file, split=split)
     r = load_reward(reward, device=device, dtype=dtype)
     prompts, responses, ids = _items(rows)
@@ -286,10 +293,13 @@ def judge(
 
     from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
-    from rewardlab.io import write_json_atomic
+    from rewardlab.io import check_not_an_input, check_output_file, spec_paths, write_json_atomic
     from rewardlab.rewards.judge import JudgeReward
     from rewardlab.rewards.registry import load_reward
 
+    if output is not None:  # before the judge runs: a bad path must not cost its hours
+        check_output_file(output, "--output")
+        check_not_an_input(output, {"--data": data, "SPEC": spec_paths(spec)})
     pairs = load_pairs(data, split=split)[:max_pairs]
     r = load_reward(spec)
     if not isinstance(r, JudgeReward):
@@ -316,30 +326,24 @@ def mixture_train(
     max_length: int = typer.Option(256), balance: float = typer.Option(0.1, help="Weight of the balance term."),
     seed: int = typer.Option(0),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
+    overwrite: bool = typer.Option(False, help="Replace an existing, non-empty OUTPUT (once the new model is "
+                                   "trained)."),
 ) -> None:
-    """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py)."""
+    """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py).
+    OUTPUT is checked before any work; the new checkpoint replaces it whole (no mix of old and new files)."""
     from rewardlab.data.load import load_pairs
-    from rewardlab.models.reward_model import RewardModel
-    from rewardlab.rewards.personalized import MixtureConfig, MixtureRewardModel, save_mixture, train_mixture
+    from rewardlab.io import check_new_output_dir, check_not_an_input, output_lock, replacing_dir
+    from rewardlab.rewards.personalized import MixtureConfig, fit_mixture, save_mixture
 
-    pairs = load_pairs(data, split=split)
-    if base == "tiny":
-        from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
-        from rewardlab.rewards.judge import as_text
-
-        texts = [as_text(x) for p in pairs for x in (p.prompt, p.chosen, p.rejected)]
-        tokenizer = train_tiny_tokenizer(texts)
-        rm = tiny_reward_model(tokenizer, num_outputs=k, seed=seed)
-    else:
-        from rewardlab.models.backbone import default_pooling, load_backbone
-
-        backbone, tokenizer = load_backbone(base)
-        rm = RewardModel(backbone, num_outputs=k, pooling=default_pooling(backbone.config))
-    cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, balance=balance,
-                        seed=seed)
-    model = MixtureRewardModel(rm)
-    history = train_mixture(model, tokenizer, pairs, cfg)
-    save_mixture(model, tokenizer, output, cfg, manifest={"history": history})
+    check_new_output_dir(output, overwrite)
+    check_not_an_input(output, {"--data": data, "--base": base}, contains=overwrite)
+    with output_lock(output):
+        pairs = load_pairs(data, split=split)
+        cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+                            balance=balance, seed=seed)
+        model, tokenizer, history = fit_mixture(pairs, base, cfg)
+        with replacing_dir(output) as tmp:
+            save_mixture(model, tokenizer, tmp, cfg, manifest={"history": history})
     typer.echo(f"loss per epoch {', '.join(f'{h:.4f}' for h in history)}; saved mixture RM to {output} "
                f"(spec micro:{output})")
 

@@ -6,6 +6,8 @@ Layout next to ``OUT``:
   written in chunks of ``chunk_rows`` (rows ``[k·C, (k+1)·C)``), each chunk with one write + flush + fsync.
 - ``OUT.partial.json`` — what the partial was written for: the input file's sha256, the reward (spec and the size
   and mtime of its files), device, dtype, batch size, chunk size and row count. It is written before the partial.
+- ``OUT.lock`` — held by the run writing them (:func:`rewardlab.io.output_lock`): a second ``score`` into ``OUT``
+  exits 2 at once instead of appending its chunks to ours; removed when the run ends.
 
 On start, a partial whose sidecar matches is resumed: it is cut back to its last complete chunk (a chunk half-written
 when the process died is dropped) and scoring continues with the next chunk. Chunk boundaries do not depend on

@@ -187,6 +187,26 @@ def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[Preferen
     return history
 
 
+def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig
+                ) -> tuple[MixtureRewardModel, Any, list[float]]:
+    """A mixture RM on ``base`` ('tiny': a tiny model whose tokenizer is trained on the pairs' text, else a local HF
+    model directory / .gguf file) trained on ``pairs``; returns (model, tokenizer, loss per epoch)."""
+    if base == "tiny":
+        from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
+        from rewardlab.rewards.judge import as_text
+
+        texts = [as_text(x) for p in pairs for x in (p.prompt, p.chosen, p.rejected)]
+        tokenizer = train_tiny_tokenizer(texts)
+        rm = tiny_reward_model(tokenizer, num_outputs=cfg.k, seed=cfg.seed)
+    else:
+        from rewardlab.models.backbone import default_pooling, load_backbone
+
+        backbone, tokenizer = load_backbone(base)
+        rm = RewardModel(backbone, num_outputs=cfg.k, pooling=default_pooling(backbone.config))
+    model = MixtureRewardModel(rm)
+    return model, tokenizer, train_mixture(model, tokenizer, pairs, cfg)
+
+
 def save_mixture(model: MixtureRewardModel, tokenizer, out_dir: str | os.PathLike, config: MixtureConfig | None = None,
                  manifest: dict[str, Any] | None = None) -> Path:
     """A rewardlab checkpoint (heads = K outputs) + ``router.safetensors``, written atomically."""

@@ -88,10 +88,11 @@ def train(
                                                 help="PRM: train on each solution's last step only (TRL option)."),
 ) -> None:
     """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts; the
-    output directory is checked before any work (a previous run there needs --resume or --overwrite)."""
+    output directory is checked before any work (a previous run there needs --resume or --overwrite; it must not be
+    an input) and locked: a second run into it exits 2 instead of interleaving its metrics with ours."""
     from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
-    from rewardlab.io import check_output_dir
+    from rewardlab.io import check_not_an_input, check_output_dir, output_lock
     from rewardlab.train.config import TrainConfig
     from rewardlab.train.rundir import check_run_output
 
@@ -117,11 +118,13 @@ def train(
         if config is not None or resume:
             raise UserError("--config/--resume are not supported for --objective armo (it trains in seconds)")
         check_output_dir(output)
-        summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=base or "tiny",
-                             output=output, verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
-                             eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
-                             epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
-                             max_length=max_length or 512)
+        check_not_an_input(output, {"--data": data, "--eval": eval_data, "--rated": rated, "--base": base})
+        with output_lock(output):
+            summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=base or "tiny",
+                                 output=output, verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
+                                 eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
+                                 epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
+                                 max_length=max_length or 512)
         typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
                    f"{summary['metrics']['train_accuracy']:.4f}")
         if "eval_accuracy" in summary["metrics"]:
@@ -155,43 +158,47 @@ def train(
     if output is None and config is None:
         raise UserError("--output is required (or set 'output' in --config)")
     out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)  # before reading any data
-    if objective == "prm":
-        from rewardlab.train.prm import train_prm_command
+    check_not_an_input(out, {"--data": data, "--eval": eval_data, "--config": config, "--base": cfg.base,
+                             "--reference": getattr(cfg, "reference", None), "--chat-template": cfg.chat_template},
+                       contains=overwrite)  # --overwrite deletes the run directory's contents
+    with output_lock(out):  # one writer: a second run would interleave its rows in metrics.jsonl
+        if objective == "prm":
+            from rewardlab.train.prm import train_prm_command
 
-        train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
-                          skip_invalid=skip_invalid, eval_split=eval_split)
-        return
-    if objective == "dpo" and resume:
-        raise UserError("--resume is not supported for --objective dpo")
-    import shutil
-    import tempfile
-
-    tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
-    try:
-        pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
-        eval_pairs = StreamedPairs(eval_data, eval_split) if eval_data else None
-        if objective == "dpo":
-            from rewardlab.train.dpo import train_dpo
-
-            m = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))["metrics"]
-            if (tmp / "skipped.txt").exists():
-                shutil.move(tmp / "skipped.txt", out / "skipped.txt")
-            if "eval_accuracy" in m:
-                typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
-            typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
+            train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
+                              skip_invalid=skip_invalid, eval_split=eval_split)
             return
-        from rewardlab.train.trainer import train_reward_model
+        if objective == "dpo" and resume:
+            raise UserError("--resume is not supported for --objective dpo")
+        import shutil
+        import tempfile
 
-        summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume, overwrite=overwrite,
-                                     skipped_report=tmp / "skipped.txt", origin=str(data))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
-        return
-    m = summary["metrics"]
-    if "eval_accuracy" in m:
-        typer.echo(f"eval accuracy {m['eval_accuracy']:.4f}")
-    typer.echo(f"saved reward model to {cfg.output}")
+        tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
+        try:
+            pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
+            eval_pairs = StreamedPairs(eval_data, eval_split) if eval_data else None
+            if objective == "dpo":
+                from rewardlab.train.dpo import train_dpo
+
+                m = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))["metrics"]
+                if (tmp / "skipped.txt").exists():
+                    shutil.move(tmp / "skipped.txt", out / "skipped.txt")
+                if "eval_accuracy" in m:
+                    typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
+                typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
+                return
+            from rewardlab.train.trainer import train_reward_model
+
+            summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume, overwrite=overwrite,
+                                         skipped_report=tmp / "skipped.txt", origin=str(data))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
+            return
+        m = summary["metrics"]
+        if "eval_accuracy" in m:
+            typer.echo(f"eval accuracy {m['eval_accuracy']:.4f}")
+        typer.echo(f"saved reward model to {cfg.output}")
 
 
 def register(app: typer.Typer) -> None:
