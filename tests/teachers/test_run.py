@@ -166,3 +166,16 @@ def test_command_refuses_before_work(specs, cli):
     code, _, err = cli(*base, "--reward", "python:tw_rewards:anti", "-m", "1")
     assert code == 2 and "--num-samples must be >= 2" in err
     assert not (specs / "o2").exists()
+    code, _, err = cli(*base[:-2], "-o", specs / "rm", "--reward", str(specs / "rm"))
+    assert code == 2 and "is the same directory as the input --reward" in err
+
+
+def test_a_second_writer_is_refused(specs, cli, monkeypatch):
+    from rewardlab.io import output_lock
+
+    monkeypatch.syspath_prepend(str(specs))
+    with output_lock(specs / "locked"):
+        code, _, err = cli("teachers", "--policy", specs / "policy", "--prompts", specs / "prompts.jsonl",
+                           "--reward", "python:tw_rewards:anti", "-o", specs / "locked")
+    assert code == 2 and "another rewardlab process" in err
+

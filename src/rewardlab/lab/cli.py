@@ -30,3 +30,26 @@ def register(app: typer.Typer) -> None:
         with output_lock(output):  # one writer: a second lab run would mix its results and figures with ours
             run_lab(output, preset=preset, only=only or None, seeds=seeds, label_noise=label_noise,
                     seed_offset=seed_offset)
+
+    @app.command("study")
+    def study(
+        output: Path = typer.Option(..., "--output", "-o", help="Directory for study.json, the trained proxies and "
+                                    "teachers/ (teachers.json, report.html)."),
+        preset: str = typer.Option("quick", "--preset", help="quick (SmolLM2-135M, ≈ 40 min on 2 CPU cores), full "
+                                   "(GPU) or test (a tiny random policy, seconds)."),
+    ) -> None:
+        """Teacher verdicts on a real pretrained LM: does RV or accuracy predict the realized gold gain?"""
+        from rewardlab.errors import UserError
+        from rewardlab.io import check_output_dir, output_lock
+        from rewardlab.lab.teacher_study import PRESETS, run_study
+
+        if preset not in PRESETS:
+            raise UserError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        check_output_dir(output)
+        with output_lock(output):
+            result = run_study(output, preset, log=lambda s: typer.echo(s, err=True))
+        for line in result["findings"]:
+            typer.echo(line)
+        typer.echo(f"verdict: {result['verdict']}")
+        typer.echo(f"wrote {output / 'study.json'} and {output / 'teachers' / 'report.html'} "
+                   f"({result['wall_time_s']:.0f} s)")

@@ -38,6 +38,9 @@ def teachers_command(
     probe_optimizer: str = typer.Option("sgd", "--probe-optimizer", help="sgd (the gradient's size shows, as in "
                                         "Razin et al.) | adamw (what most trainers use)."),
     probe_prompts_per_step: int = typer.Option(8, "--probe-prompts-per-step"),
+    probe_eval_prompts: int = typer.Option(16, "--probe-eval-prompts", help="Prompts the probe's gold tracking "
+                                           "samples (the first N of --prompts)."),
+    probe_eval_samples: int = typer.Option(4, "--probe-eval-samples", help="Samples per evaluation prompt."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help=DEVICE),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE + " Applies to the rewards; the policy runs in fp32."),
@@ -59,7 +62,8 @@ def teachers_command(
                                 seed=seed, max_prompt_length=max_prompt_length),
         probe=ProbeConfig(steps=probe_steps, seeds=probe_seeds, seed=seed, algo=probe_algo, lr=probe_lr,
                           optimizer=probe_optimizer, prompts_per_step=probe_prompts_per_step,
-                          max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4))
+                          max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4,
+                          eval_prompts=probe_eval_prompts, eval_samples=probe_eval_samples))
     doc = run_teachers(policy, reward, prompts, output, gold=gold, data=data, split=split, cfg=cfg,
                        max_prompts=max_prompts, device=device, dtype=dtype,
                        chat_template=read_chat_template(chat_template), log=lambda s: typer.echo(s, err=True))

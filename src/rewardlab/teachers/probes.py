@@ -55,7 +55,7 @@ class ProbeConfig:
     optimizer: str = "sgd"  # sgd | adamw (module docstring)
     prompts_per_step: int = 8
     max_new_tokens: int = 32
-    eval_prompts: int = 32
+    eval_prompts: int = 16
     eval_samples: int = 4
     evaluations: int = 2  # gold-tracking points along the probe, besides step 0
 

@@ -124,13 +124,16 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
 
     from rewardlab.data.load import load_prompts, load_rows
     from rewardlab.errors import UserError
-    from rewardlab.io import check_output_dir
+    from rewardlab.io import check_not_an_input, check_output_dir, output_lock, spec_paths
     from rewardlab.models.device import resolve_device
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.registry import load_reward
 
     cfg = cfg or TeachersConfig()
     out = check_output_dir(output)
+    check_not_an_input(output, {"--policy": policy, "--prompts": prompts_path, "--data": data,
+                                "--reward": [p for spec in rewards for p in spec_paths(spec)],
+                                "--gold": spec_paths(gold)})
     if not rewards:
         raise UserError("rewardlab teachers: give at least one --reward SPEC")
     if len(set(rewards)) != len(rewards):
@@ -141,32 +144,34 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
                         f"prompt), got {cfg.sampling.num_samples}")
     if cfg.probe.steps < 0 or cfg.probe.seeds < 1:
         raise UserError("--probe-steps must be >= 0 and --probe-seeds >= 1")
-    pairs = None
-    if data is not None:
-        rows = load_rows(data, split=split)
-        if rows and not all(isinstance(r, PreferencePair) for r in rows):
-            raise UserError(f"{rows[0].source}: --data for teachers takes preference pairs (prompt, chosen, "
-                            "rejected); score k-way rows with `rewardlab eval`")
-        pairs = rows
-    prompts = load_prompts(prompts_path)[:max_prompts] if max_prompts else load_prompts(prompts_path)
-    if not prompts:
-        raise UserError(f"{prompts_path}: no prompts")
-    dev = resolve_device(device)
-    torch.manual_seed(cfg.sampling.seed)
-    model, tokenizer = load_policy(policy, prompts, dev, cfg.sampling.seed)
-    cap = prompt_length_cap(model, cfg.sampling.max_new_tokens, cfg.sampling.max_prompt_length)
-    cfg.sampling.max_prompt_length = cap
-    if truncated := count_truncated(tokenizer, prompts, cap):
-        log(f"{prompts_path}: {truncated} of {len(prompts)} prompts are longer than {cap} tokens and keep their "
-            f"last {cap} (--max-prompt-length)")
-    loaded = {spec: load_reward(spec, device=str(dev), dtype=dtype, chat_template=chat_template) for spec in rewards}
-    gold_reward = load_reward(gold, device=str(dev), dtype=dtype) if gold else None
-    if gold_reward is None:
-        log("no --gold: on-policy accuracy, best-of-n and RL probes need one; direction is checked "
-            + ("off-policy on --data" if pairs else "nowhere"))
-    doc = measure(model, tokenizer, loaded, prompts, gold_reward, pairs, cfg, log)
-    doc["inputs"] = {"policy": policy, "rewards": list(rewards), "prompts": str(prompts_path), "gold": gold,
-                     "data": None if data is None else str(data), "split": split, "device": str(dev),
-                     "truncated_prompts": truncated}
-    doc["files"] = {k: str(v) for k, v in write_outputs(Path(out), doc).items()}
-    return doc
+    with output_lock(out):  # one writer from here on: a second run would mix its report with ours
+        pairs = None
+        if data is not None:
+            rows = load_rows(data, split=split)
+            if rows and not all(isinstance(r, PreferencePair) for r in rows):
+                raise UserError(f"{rows[0].source}: --data for teachers takes preference pairs (prompt, chosen, "
+                                "rejected); score k-way rows with `rewardlab eval`")
+            pairs = rows
+        prompts = load_prompts(prompts_path)[:max_prompts] if max_prompts else load_prompts(prompts_path)
+        if not prompts:
+            raise UserError(f"{prompts_path}: no prompts")
+        dev = resolve_device(device)
+        torch.manual_seed(cfg.sampling.seed)
+        model, tokenizer = load_policy(policy, prompts, dev, cfg.sampling.seed)
+        cap = prompt_length_cap(model, cfg.sampling.max_new_tokens, cfg.sampling.max_prompt_length)
+        cfg.sampling.max_prompt_length = cap
+        if truncated := count_truncated(tokenizer, prompts, cap):
+            log(f"{prompts_path}: {truncated} of {len(prompts)} prompts are longer than {cap} tokens and keep their "
+                f"last {cap} (--max-prompt-length)")
+        loaded = {spec: load_reward(spec, device=str(dev), dtype=dtype, chat_template=chat_template)
+                  for spec in rewards}
+        gold_reward = load_reward(gold, device=str(dev), dtype=dtype) if gold else None
+        if gold_reward is None:
+            log("no --gold: on-policy accuracy, best-of-n and RL probes need one; direction is checked "
+                + ("off-policy on --data" if pairs else "nowhere"))
+        doc = measure(model, tokenizer, loaded, prompts, gold_reward, pairs, cfg, log)
+        doc["inputs"] = {"policy": policy, "rewards": list(rewards), "prompts": str(prompts_path), "gold": gold,
+                         "data": None if data is None else str(data), "split": split, "device": str(dev),
+                         "truncated_prompts": truncated}
+        doc["files"] = {k: str(v) for k, v in write_outputs(Path(out), doc).items()}
+        return doc
