@@ -73,13 +73,15 @@ def test_rewardlab_eval_end_to_end(world):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src='reliability.png'" not in html
     assert "percentile bootstrap CI" in html and "On-policy acc.: " in html  # the CIs and the paired tests
-    s = json.loads((out / "metrics.json").read_text())["models"]["rm"]["summary"]
+    rm, gold = str(world / "rm"), str(world / "gold")  # named by the spec as typed
+    s = json.loads((out / "metrics.json").read_text())["models"][rm]["summary"]
     lo, hi = s["accuracy_ci"]
     assert f"accuracy={s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]" in res.output and lo <= s["accuracy"] <= hi
 
     doc = json.loads((out / "metrics.json").read_text())
-    assert list(doc["models"]) == ["rm", "gold"]
-    m = doc["models"]["rm"]
+    assert list(doc["models"]) == [rm, gold]
+    assert f"{gold}: accuracy=" in res.output  # the terminal shows every compared model
+    m = doc["models"][rm]
     rows = [json.loads(line) for line in (world / "pairs.jsonl").read_text().splitlines()]
     c = _scores_one_by_one(world / "rm", [r["prompt"] for r in rows], [r["chosen"] for r in rows])
     r = _scores_one_by_one(world / "rm", [r["prompt"] for r in rows], [r["rejected"] for r in rows])
@@ -108,7 +110,7 @@ def test_rewardlab_eval_end_to_end(world):
     assert t["reward_variance_per_prompt"] == pytest.approx(M.per_prompt_reward_variance(rr, ro.group), abs=1e-4)
     assert t["on_policy_accuracy"] == pytest.approx(M.on_policy_accuracy(rr, gg, ro.group))
     # the gold compared with itself: perfect on-policy accuracy, same RV as the gold's RV above
-    g = doc["models"]["gold"]["teacher"]
+    g = doc["models"][gold]["teacher"]
     assert g["on_policy_accuracy"] == 1.0
     assert g["reward_variance"] == pytest.approx(t["gold_reward_variance"])
 

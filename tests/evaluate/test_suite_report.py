@@ -102,12 +102,12 @@ def test_cli_sections_yaml_and_compare_dir(tmp_path):
         assert second.exit_code == 0, second.output
     finally:
         sys.path.remove(str(tmp_path))
-    m1 = json.loads((tmp_path / "r1" / "metrics.json").read_text())["models"]["length"]
+    m1 = json.loads((tmp_path / "r1" / "metrics.json").read_text())["models"]["python:lenmod:length"]
     subs = m1["pairs"]["subsets"]
     assert m1["pairs"]["sections"]["sections"]["Both"] == pytest.approx(
         (3 * subs["s0"]["accuracy"] + subs["s1"]["accuracy"]) / 4)
     doc2 = json.loads((tmp_path / "r2" / "metrics.json").read_text())
-    assert list(doc2["models"]) == ["length", "length (r1)"]
+    assert list(doc2["models"]) == ["python:lenmod:length", f"{tmp_path / 'r1'} (python:lenmod:length)"]
 
 
 def test_evaluate_ensemble_reward_uses_members_and_its_aggregation():

@@ -142,12 +142,11 @@ def eval_command(
                 old = doc["models"][doc["main"]]
                 if old.get("data") != (str(data) if data else None):
                     typer.echo(f"warning: {prev} was computed on data {old.get('data')}, not {data}", err=True)
-                results.append(EvalResult(_unique(f"{doc['main']} ({Path(spec).name})", taken), old))
+                results.append(EvalResult(_unique(f"{spec} ({doc['main']})", taken), old))
                 continue
             r = load_reward(spec, device=str(dev), dtype=dtype, chat_template=read_chat_template(chat_template),
                             attn_implementation=attn_implementation)
-            default = Path(spec).name if Path(spec).is_dir() else (spec if len(spec) <= 40 else spec[:37] + "...")
-            name = _unique(getattr(r, "name", None) or default, taken)
+            name = _unique(spec, taken)  # every reward is named by the spec as typed (variants of one dir differ)
             try:
                 res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
             except ChatTemplateError as e:
@@ -161,11 +160,15 @@ def eval_command(
                 "seed": seed, "compare": ", ".join(compare) or None, "device": str(dev),
                 "dtype": str(torch_dtype).removeprefix("torch."), **truncation}
         paths = write_report(output, results, meta)
-        s = results[0].metrics["summary"]
-        ci = {k: s.get(f"{k}_ci") for k in s}
-        shown = ", ".join(f"{k}={v:.3f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if ci[k] and None not in ci[k] else "")
-                          for k, v in s.items() if isinstance(v, float))
-        typer.echo(f"{results[0].name}: {shown}")
+        for res in results:  # every compared model, not only the first
+            s = res.metrics["summary"]
+            ci = {k: s.get(f"{k}_ci") for k in s}
+            shown = ", ".join(f"{k}={v:.3f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if ci[k] and None not in ci[k]
+                                                else "") for k, v in s.items() if isinstance(v, float))
+            typer.echo(f"{res.name}: {shown}")
+        if rollout is not None and len(results) > 1:
+            typer.echo("for a verdict on which is the better teacher for this policy (direction first, checked by "
+                       "gold-tracked probes): rewardlab teachers")
         typer.echo(f"wrote {paths['report.html']} and {len(paths) - 1} other files")
 
 
