@@ -70,6 +70,8 @@ def eval_command(
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
                                               "evaluated reward models (MODEL and --compare), not to --gold."),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance."""
     import json
@@ -100,7 +102,7 @@ def eval_command(
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         sec_map, weights = _load_sections(str(sections) if sections else None)
-        rows = load_rows(data, split=split) if data is not None else None
+        rows = load_rows(data, split=split, skip_invalid=skip_invalid) if data is not None else None
         if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow)
                                                                                   for r in rows):
             kind = "rated (response + attributes)" if getattr(rows[0], "attributes", None) else "response"

@@ -92,13 +92,14 @@ def write_normalization(model_dir: str | os.PathLike, record: dict[str, Any]) ->
     return old
 
 
-def rows_reference(path: Path, split: str | None = None) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
+def rows_reference(path: Path, split: str | None = None, skip_invalid: bool = False
+                   ) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
     """(prompts, responses, source) from the responses of every row of a data file (rows checked: FILE:LINE)."""
     from rewardlab.data.load import load_rows
     from rewardlab.data.records import row_items
     from rewardlab.rewards.partial import file_fingerprint
 
-    rows = load_rows(path, split=split)
+    rows = load_rows(path, split=split, skip_invalid=skip_invalid)
     prompts, responses = [], []
     for row in rows:
         for _, response in row_items(row):

@@ -37,6 +37,8 @@ def score(
     num_gpus_per_replica: float = typer.Option(0.0, help="--engine ray: GPUs per actor (fractions share one)."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict directory (default: train, or its "
                                      "only split)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
@@ -73,7 +75,7 @@ def score(
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         template = read_chat_template(chat_template)
-        rows = load_rows(file, split=split)
+        rows = load_rows(file, split=split, skip_invalid=skip_invalid)
         settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt),
                     "batch_size": batch_size, **({"split": split} if split is not None else {}),
                     "chat_template": template, "attn_implementation": attn_implementation,
@@ -165,6 +167,8 @@ def calibrate(
     device: str = typer.Option("auto", help=DEVICE),
     dtype: str = typer.Option("auto", help=DTYPE),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Store the reward's mean and std on a reference set as "normalization" in DIR/rewardlab.json (used by
     `serve --normalize`, /v1/score normalize and ensemble specs)."""
@@ -177,7 +181,7 @@ def calibrate(
     with output_lock(model, "DIR"):  # one writer of DIR/rewardlab.json (and none while a run writes DIR)
         ref_prompts, responses, source = [], [], {}
         if data is not None:  # cheap and checked row by row: before any model is loaded
-            ref_prompts, responses, source["data"] = C.rows_reference(data, split)
+            ref_prompts, responses, source["data"] = C.rows_reference(data, split, skip_invalid)
         if policy is not None:
             p, r, source["policy"] = C.policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p,
                                                         seed, batch_size, max_prompts, device, dtype, split)
@@ -213,6 +217,8 @@ def inspect(
     device: str = typer.Option("auto", help=DEVICE),
     dtype: str = typer.Option("auto", help=DTYPE),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Per-attribute scores, decorrelated scores and gate weights (ArmoRM), and how DPA rankings rotate."""
     from rich.console import Console
@@ -228,7 +234,7 @@ def inspect(
     if output is not None:
         check_output_file(output, "--output")
         check_not_an_input(output, {"FILE": file, "REWARD": spec_paths(reward)})
-    rows = load_rows(file, split=split)
+    rows = load_rows(file, split=split, skip_invalid=skip_invalid)
     r = load_reward(reward, device=device, dtype=dtype)
     prompts, responses, ids = _items(rows)
     if hasattr(r, "inspect"):
@@ -287,6 +293,8 @@ def judge(
     output: Path | None = typer.Option(None, "--output", "-o", help="JSON with the numbers (written atomically)."),
     max_pairs: int | None = typer.Option(None, help="Use only the first N pairs."),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Run a generative judge on preference pairs: accuracy, swap-consistency, position bias, label mass."""
     import json
@@ -300,7 +308,7 @@ def judge(
     if output is not None:  # before the judge runs: a bad path must not cost its hours
         check_output_file(output, "--output")
         check_not_an_input(output, {"--data": data, "SPEC": spec_paths(spec)})
-    pairs = load_pairs(data, split=split)[:max_pairs]
+    pairs = load_pairs(data, split=split, skip_invalid=skip_invalid)[:max_pairs]
     r = load_reward(spec)
     if not isinstance(r, JudgeReward):
         raise UserError(f"{spec!r} is not a judge: spec (judge:MODEL[:pairwise|pointwise])")
@@ -328,6 +336,8 @@ def mixture_train(
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     overwrite: bool = typer.Option(False, help="Replace an existing, non-empty OUTPUT (once the new model is "
                                    "trained)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
 ) -> None:
     """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py).
     OUTPUT is checked before any work; the new checkpoint replaces it whole (no mix of old and new files)."""
@@ -338,7 +348,7 @@ def mixture_train(
     check_new_output_dir(output, overwrite)
     check_not_an_input(output, {"--data": data, "--base": base}, contains=overwrite)
     with output_lock(output):
-        pairs = load_pairs(data, split=split)
+        pairs = load_pairs(data, split=split, skip_invalid=skip_invalid)
         cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
                             balance=balance, seed=seed)
         model, tokenizer, history = fit_mixture(pairs, base, cfg)

@@ -42,6 +42,8 @@ def teachers_command(
                                            "samples (the first N of --prompts)."),
     probe_eval_samples: int = typer.Option(4, "--probe-eval-samples", help="Samples per evaluation prompt."),
     seed: int = typer.Option(0, "--seed"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
+                                      "instead of failing."),
     device: str = typer.Option("auto", "--device", help=DEVICE),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE + " Applies to the rewards; the policy runs in fp32."),
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
@@ -65,7 +67,7 @@ def teachers_command(
                           max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4,
                           eval_prompts=probe_eval_prompts, eval_samples=probe_eval_samples))
     doc = run_teachers(policy, reward, prompts, output, gold=gold, data=data, split=split, cfg=cfg,
-                       max_prompts=max_prompts, device=device, dtype=dtype,
+                       max_prompts=max_prompts, device=device, dtype=dtype, skip_invalid=skip_invalid,
                        chat_template=read_chat_template(chat_template), log=lambda s: typer.echo(s, err=True))
     _print_table(table_rows(doc))
     typer.echo(f"verdict: {doc['verdict']['verdict']}")

@@ -117,7 +117,8 @@ def load_policy(policy: str, prompts: Sequence[Prompt], device, seed: int = 0):
 def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, output: str | Path,
                  gold: str | None = None, data: str | Path | None = None, split: str | None = None,
                  cfg: TeachersConfig | None = None, max_prompts: int | None = None, device: str = "auto",
-                 dtype: str = "auto", chat_template: str | None = None, log: Log = lambda _: None
+                 dtype: str = "auto", chat_template: str | None = None, skip_invalid: bool = False,
+                 log: Log = lambda _: None
                  ) -> dict[str, Any]:
     """The whole `teachers` command (see the module docstring); returns the ``teachers.json`` document."""
     import torch
@@ -147,7 +148,7 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
     with output_lock(out):  # one writer from here on: a second run would mix its report with ours
         pairs = None
         if data is not None:
-            rows = load_rows(data, split=split)
+            rows = load_rows(data, split=split, skip_invalid=skip_invalid)
             if rows and not all(isinstance(r, PreferencePair) for r in rows):
                 raise UserError(f"{rows[0].source}: --data for teachers takes preference pairs (prompt, chosen, "
                                 "rejected); score k-way rows with `rewardlab eval`")
