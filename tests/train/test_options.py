@@ -73,13 +73,13 @@ def test_lr_default_depends_on_the_base_and_is_recorded(tmp_path):
     manifest = json.loads((out / "rewardlab.json").read_text())
     (out / "rewardlab.json").write_text(json.dumps({**manifest, "base": "/models/qwen"}))
     assert TrainConfig(base=str(out)).resolved_lr() == PRETRAINED_LR
-    with pytest.raises(UserError, match="lr must be > 0"):
+    with pytest.raises(UserError, match="config: lr: must be > 0"):
         TrainConfig.from_dict({"lr": 0})
 
 
 def test_device_option():
     assert make_accelerator(TrainConfig(device="cpu")).device.type == "cpu"
-    with pytest.raises(UserError, match="device must be auto, cpu or cuda"):
+    with pytest.raises(UserError, match="config: device: must be auto, cpu or cuda"):
         TrainConfig.from_dict({"device": "tpu"})
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):

@@ -117,9 +117,9 @@ def test_cli_trains_and_refuses_bad_input(tmp_path, cli):
     code, _, err = cli("train", "--objective", "prm", "--data", bad, "--output", tmp_path / "b")
     assert code == 2 and f"{bad}:1: field 'labels' missing" in err and not (tmp_path / "b").exists()
     code, _, err = cli("train", "--objective", "prm", "--data", data, "--output", tmp_path / "c", "--centering", "0.1")
-    assert code == 2 and "centering do not apply to --objective prm" in err
+    assert code == 2 and "--centering: does not apply to --objective prm (only to bt)" in err
     code, _, err = cli("train", "--data", data, "--output", tmp_path / "d", "--step-separator", ";")
-    assert code == 2 and "apply to --objective prm only" in err
+    assert code == 2 and "--step-separator: does not apply to --objective bt (only to prm)" in err
 
 
 def test_fine_tunes_an_imported_two_label_token_classifier(tmp_path, corpus):

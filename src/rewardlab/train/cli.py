@@ -35,12 +35,18 @@ class StreamedPairs:
             return iter_pairs(self.path, **self.kwargs)
 
 
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def train(
-    data: Path = typer.Option(..., "--data", help="Training preference pairs (JSONL / Parquet / datasets dir)."),
-    objective: str = typer.Option("bt", "--objective", help="bt: Bradley–Terry reward model; dpo: a DPO policy "
-                                  "(its implicit reward is a Reward: dpo:OUTPUT); armo: ArmoRM attribute heads + "
-                                  "gating on a frozen backbone (needs --rated); prm: a process reward model on "
-                                  "stepwise rows (TRL stepwise or ProcessBench)."),
+    data: Path | None = typer.Option(None, "--data", help="Training preference pairs (JSONL / Parquet / datasets "
+                                     "dir); required, here or as 'data' in --config."),
+    objective: str | None = typer.Option(None, "--objective", help="bt: Bradley–Terry reward model; dpo: a DPO "
+                                         "policy (its implicit reward is a Reward: dpo:OUTPUT); armo: ArmoRM "
+                                         "attribute heads + gating on a frozen backbone (needs --rated); prm: a "
+                                         "process reward model on stepwise rows (TRL stepwise or ProcessBench). "
+                                         "[default: bt]"),
     beta: float | None = typer.Option(None, "--beta", help="DPO β (default 0.1)."),
     reference: str | None = typer.Option(None, "--reference", help="DPO reference policy dir (default: the base)."),
     rated: Path | None = typer.Option(None, "--rated", help="ArmoRM: rated rows (prompt, response, attributes)."),
@@ -51,7 +57,11 @@ def train(
     base: str | None = typer.Option(None, help="'tiny', a local HF model dir (causal LM or encoder), a .gguf file, "
                                     "or a rewardlab checkpoint. [default: tiny]"),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (model + checkpoints + metrics)."),
-    config: Path | None = typer.Option(None, help="YAML file with any TrainConfig options; flags override it."),
+    config: Path | None = typer.Option(None, help="YAML file with any option of this command (every key: "
+                                       "--print-config); flags override it."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print every option of --objective with its "
+                                      "description and default (or its value from --config and flags) as YAML "
+                                      "for --config, and exit."),
     epochs: int | None = typer.Option(None), batch_size: int | None = typer.Option(None),
     grad_accum: int | None = typer.Option(None), lr: float | None = typer.Option(None),
     max_length: int | None = typer.Option(None), max_steps: int | None = typer.Option(None),
@@ -81,30 +91,45 @@ def train(
                                           "when --data and --eval are the same directory."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
-    skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted, listed in OUTPUT/skipped.txt)."),
+    skip_invalid: bool | None = typer.Option(None, "--skip-invalid/--no-skip-invalid", help="Skip invalid rows "
+                                             "(counted, listed in OUTPUT/skipped.txt). [default: no-skip-invalid]"),
     step_separator: str | None = typer.Option(None, help="PRM: text after each step, where it is scored (default "
                                               "'\\n' as TRL; escapes \\n, \\t decoded)."),
     last_step_only: bool | None = typer.Option(None, "--last-step-only/--all-steps",
                                                 help="PRM: train on each solution's last step only (TRL option)."),
 ) -> None:
-    """Train a reward model (BT), a DPO policy or an ArmoRM. Every row is validated before training starts; the
-    output directory is checked before any work (a previous run there needs --resume or --overwrite; it must not be
-    an input) and locked: a second run into it exits 2 instead of interleaving its metrics with ours."""
+    """Train a reward model (BT), a DPO policy or an ArmoRM. Every option (from --config and flags) and every row
+    is validated before training starts; the output directory is checked before any work (a previous run there
+    needs --resume or --overwrite; it must not be an input) and locked: a second run into it exits 2 instead of
+    interleaving its metrics with ours."""
     from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
     from rewardlab.io import check_not_an_input, check_output_dir, output_lock
-    from rewardlab.train.config import TrainConfig
+    from rewardlab.train.options import load_options, render_config
     from rewardlab.train.rundir import check_run_output
 
-    if objective not in ("bt", "dpo", "armo", "prm"):
-        raise UserError(f"--objective must be bt, dpo, armo or prm, got {objective!r}")
-    if objective != "dpo" and (beta is not None or reference is not None):
-        raise UserError("--beta/--reference apply to --objective dpo only")
-    if objective != "prm" and (step_separator is not None or last_step_only is not None):
-        raise UserError("--step-separator/--last-step-only apply to --objective prm only")
-    if objective != "armo" and (rated is not None or verbosity is not None or ridge is not None):
-        raise UserError("--rated/--verbosity/--ridge apply to --objective armo only")
-    same_dir = eval_data is not None and Path(data).is_dir() and Path(data).resolve() == Path(eval_data).resolve()
+    flags = dict(objective=objective, data=_str(data), eval=_str(eval_data), split=split, eval_split=eval_split,
+                 skip_invalid=skip_invalid, rated=_str(rated), verbosity=verbosity, ridge=ridge, beta=beta,
+                 reference=reference, step_separator=step_separator, last_step_only=last_step_only, base=base,
+                 output=_str(output), epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+                 max_length=max_length, max_steps=max_steps, overlong=overlong, centering=centering,
+                 label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling, num_outputs=num_outputs,
+                 lora_r=lora_r, seed=seed, save_every=save_every, mixed_precision=mixed_precision,
+                 disable_dropout=None if dropout is None else not dropout,
+                 gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,
+                 chat_template=_str(chat_template), attn_implementation=attn_implementation)
+    opts = load_options(config, flags)  # every key checked: nothing exists yet
+    if print_config:
+        typer.echo(render_config(opts.objective, opts.values(), flags=flags), nl=False)
+        return
+    run, cfg, objective = opts.run, opts.cfg, opts.objective
+    if run.data is None:
+        raise UserError("--data is required (or set 'data' in --config)")
+    if "output" not in opts.origin:
+        raise UserError("--output is required (or set 'output' in --config)")
+    data, eval_data = Path(run.data), Path(run.eval) if run.eval else None
+    split, eval_split = run.split, run.eval_split
+    same_dir = eval_data is not None and data.is_dir() and data.resolve() == eval_data.resolve()
     if same_dir and eval_split is None:
         typer.echo(f"warning: --eval {eval_data} is --data with the same split: the eval accuracy is measured on "
                    "training rows (choose a held-out split with --eval-split)", err=True)
@@ -113,50 +138,27 @@ def train(
         from rewardlab.data.load import load_rated
         from rewardlab.train.multiobjective import train_armo
 
-        if rated is None or output is None:
-            raise UserError("--objective armo needs --rated FILE and --output DIR")
-        if config is not None or resume:
-            raise UserError("--config/--resume are not supported for --objective armo (it trains in seconds)")
-        check_output_dir(output)
-        check_not_an_input(output, {"--data": data, "--eval": eval_data, "--rated": rated, "--base": base})
-        with output_lock(output):
-            summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=base or "tiny",
-                                 output=output, verbosity=verbosity, ridge=1.0 if ridge is None else ridge,
+        if cfg.rated is None:
+            raise UserError("--objective armo needs --rated FILE (or 'rated' in --config)")
+        if resume:
+            raise UserError("--resume is not supported for --objective armo (it trains in seconds)")
+        out, rated = Path(cfg.output), Path(cfg.rated)
+        check_output_dir(out)
+        check_not_an_input(out, {"--data": data, "--eval": eval_data, "--rated": rated, "--base": cfg.base,
+                                 "--config": config})
+        with output_lock(out):
+            summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=cfg.base,
+                                 output=out, verbosity=cfg.verbosity, ridge=cfg.ridge,
                                  eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
-                                 epochs=epochs or 50, lr=lr or 1e-2, seed=seed or 0,
-                                 max_length=max_length or 512)
+                                 epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, max_length=cfg.max_length)
         typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
                    f"{summary['metrics']['train_accuracy']:.4f}")
         if "eval_accuracy" in summary["metrics"]:
             typer.echo(f"eval accuracy {summary['metrics']['eval_accuracy']:.4f}")
-        typer.echo(f"saved ArmoRM to {output}")
+        typer.echo(f"saved ArmoRM to {out}")
         return
 
-    flags = dict(base=base, output=str(output) if output else None, epochs=epochs, batch_size=batch_size,
-                 grad_accum=grad_accum, lr=lr, max_length=max_length, max_steps=max_steps, overlong=overlong,
-                 centering=centering, label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling,
-                 num_outputs=num_outputs, lora_r=lora_r, seed=seed, save_every=save_every,
-                 mixed_precision=mixed_precision, disable_dropout=None if dropout is None else not dropout,
-                 gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,
-                 chat_template=str(chat_template) if chat_template else None,
-                 attn_implementation=attn_implementation)
-    cls = TrainConfig
-    if objective == "prm":  # process reward model on stepwise rows (train/prm.py)
-        from rewardlab.train.prm import PRMConfig
-
-        cls = PRMConfig
-        flags.update(step_separator=step_separator, last_step_only=last_step_only)
-    if objective == "dpo":
-        from rewardlab.train.dpo import DPOConfig
-
-        cls = DPOConfig
-        flags.update(beta=beta, reference=reference)
-    if config:
-        cfg = cls.from_yaml(config, **flags)
-    else:
-        cfg = cls.from_dict({k: v for k, v in flags.items() if v is not None}, origin="flags")
-    if output is None and config is None:
-        raise UserError("--output is required (or set 'output' in --config)")
+    skip_invalid = run.skip_invalid
     out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)  # before reading any data
     check_not_an_input(out, {"--data": data, "--eval": eval_data, "--config": config, "--base": cfg.base,
                              "--reference": getattr(cfg, "reference", None), "--chat-template": cfg.chat_template},

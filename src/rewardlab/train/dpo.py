@@ -37,7 +37,7 @@ from rewardlab.errors import UserError
 from rewardlab.models.backbone import disable_dropout, load_causal_lm
 from rewardlab.rewards.implicit import MANIFEST, policy_inputs, sequence_logps
 from rewardlab.train.batches import make_batches, steps_per_epoch
-from rewardlab.train.config import TrainConfig
+from rewardlab.train.config import Problem, TrainConfig, opt
 from rewardlab.train.encode import data_hash
 from rewardlab.train.losses import dpo_loss
 from rewardlab.train.rundir import check_run_output, clear_run
@@ -49,21 +49,22 @@ IGNORED = ("centering", "pooling", "num_outputs", "lora_r", "head", "drop_ties")
 
 @dataclass
 class DPOConfig(TrainConfig):
-    beta: float = 0.1
-    reference: str | None = None  # an HF causal-LM directory; default: a frozen copy of the base
-    lr: float = 1e-4
+    beta: float = opt(0.1, "dpo: β, the strength of the KL anchor to the reference")
+    reference: str | None = opt(None, "dpo: the reference policy, an HF causal-LM directory (null: a frozen copy of "
+                                "the base)")
+    lr: float = opt(1e-4, "learning rate")
     batch_size: int = 8
 
-    def validate(self, origin: str = "config") -> None:
-        super().validate(origin)
+    def problems(self) -> list[Problem]:
+        problems = super().problems()
         if self.save_every:
-            raise UserError(f"{origin}: save_every: a DPO run writes no checkpoints (it cannot --resume); drop it")
+            problems.append(("save_every", "a DPO run writes no checkpoints (it cannot --resume); drop it"))
         if self.beta <= 0:
-            raise UserError(f"{origin}: beta must be > 0")
+            problems.append(("beta", "must be > 0"))
         defaults = TrainConfig()
-        set_bt = [k for k in IGNORED if getattr(self, k) != getattr(defaults, k)]
-        if set_bt:
-            raise UserError(f"{origin}: option(s) {', '.join(set_bt)} apply to --objective bt only")
+        problems += [(k, "applies to --objective bt only") for k in IGNORED
+                     if getattr(self, k) != getattr(defaults, k)]
+        return problems
 
 
 def _texts(x: Any) -> list[str]:

@@ -46,7 +46,7 @@ from rewardlab.errors import UserError
 from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.prm import ProcessRewardModel
 from rewardlab.train.batches import EpochPlan, steps_per_epoch
-from rewardlab.train.config import TrainConfig
+from rewardlab.train.config import Problem, TrainConfig, opt
 from rewardlab.train.rundir import Checkpointer, check_resumable, check_run_output, clear_run, run_identity
 from rewardlab.train.trainer import _lr_lambda, enable_gradient_checkpointing, make_accelerator, precision_and_cpu
 
@@ -56,21 +56,23 @@ BT_ONLY = ("centering", "label_smoothing", "use_margin", "pooling", "num_outputs
 
 @dataclass
 class PRMConfig(TrainConfig):
-    step_separator: str = "\n"  # TRL PRMConfig.step_separator; the escapes \n and \t in it are decoded
-    last_step_only: bool = False  # TRL PRMConfig.train_on_last_step_only
+    step_separator: str = opt("\n", "prm: text after each step, where it is scored (TRL's step_separator; the escapes "
+                              "\\n and \\t are decoded)")
+    last_step_only: bool = opt(False, "prm: train on each solution's last step only (TRL's train_on_last_step_only)")
     max_length: int = 1024  # TRL PRMConfig.max_length
 
     def __post_init__(self) -> None:
-        self.step_separator = self.step_separator.replace("\\n", "\n").replace("\\t", "\t")
+        if isinstance(self.step_separator, str):
+            self.step_separator = self.step_separator.replace("\\n", "\n").replace("\\t", "\t")
 
-    def validate(self, origin: str = "config") -> None:
-        super().validate(origin)
+    def problems(self) -> list[Problem]:
+        problems = super().problems()
         if not self.step_separator:
-            raise UserError(f"{origin}: step_separator must be a non-empty string")
+            problems.append(("step_separator", "must be a non-empty string"))
         defaults = TrainConfig()
-        bt = [k for k in BT_ONLY if getattr(self, k) != getattr(defaults, k)]
-        if bt:
-            raise UserError(f"{origin}: option(s) {', '.join(bt)} do not apply to --objective prm")
+        problems += [(k, "does not apply to --objective prm") for k in BT_ONLY
+                     if getattr(self, k) != getattr(defaults, k)]
+        return problems
 
     @property
     def step_format(self) -> StepFormat:
