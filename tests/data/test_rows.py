@@ -20,7 +20,7 @@ def test_empty_and_blank_responses_are_accepted_and_counted(tmp_path, cli, capsy
                                                   {"prompt": "q", "chosen": " ", "rejected": ""}])
     pairs = load_pairs(plain)
     assert [(p.chosen, p.rejected) for p in pairs] == [("", "no"), ("yes", " "), ("yes", "no"), (" ", "")]
-    assert f"{plain}: 3 pairs have an empty response" in capsys.readouterr().err
+    assert f"{plain}:1, {plain}:2, {plain}:4: 3 pairs have an empty response" in capsys.readouterr().err
     conv = write_rows(tmp_path / "conv.jsonl", [{"prompt": [msg("user", "hi")], "chosen": [msg(A, "hello")],
                                                  "rejected": [msg(A, " ")]}])
     kway = write_rows(tmp_path / "kway.jsonl", [{"prompt": "q", "chosen": ["a"], "rejected": ["", "b"]}])
@@ -31,7 +31,7 @@ def test_empty_and_blank_responses_are_accepted_and_counted(tmp_path, cli, capsy
     code, out, _ = cli("data", "validate", plain, conv, kway, rated)
     assert code == 0
     for path, n, noun in ((plain, 3, "pairs"), (conv, 1, "pairs"), (kway, 1, "rows"), (rated, 1, "rows")):
-        assert f"{path}: {n} {noun} have an empty response" in out
+        assert f"{path}:1" in out and f": {n} {noun} have an empty response" in out
 
 
 def test_identical_empty_responses_are_the_one_error(tmp_path, cli):
@@ -84,7 +84,7 @@ def test_implicit_prompt_rows_get_the_shared_prompt_and_it_is_counted(tmp_path, 
     assert all(p.prompt + p.chosen == c and p.prompt + p.rejected == r for p, (c, r, _) in zip(pairs, HH))
     err = capsys.readouterr().err
     assert f"{path}: 7 pairs have no 'prompt' field" in err  # "abc"/"xyz" share nothing: no prompt extracted
-    assert f"{path}: 1 pairs have an empty response" in err
+    assert ": 1 pairs have an empty response" in err and f"{path}:" in err
     code, out, _ = cli("data", "validate", path)
     assert code == 0 and f"{path}: 7 pairs have no 'prompt' field" in out
 
@@ -182,3 +182,17 @@ def test_response_rows_score_but_do_not_pass_as_rated(tmp_path):
     assert [(r.prompt, r.response, r.attributes) for r in rows] == [("q", "a", {}), ("q", "", {})]
     with pytest.raises(UserError, match="expected rated .* found response rows"):
         load_rated(f)
+
+
+def test_empty_responses_past_the_first_three_are_counted(tmp_path, capsys):
+    rows = [{"prompt": "q", "chosen": "", "rejected": "no"}] * 5
+    path = write_rows(tmp_path / "many.jsonl", rows)
+    load_pairs(path)
+    assert f"{path}:1, {path}:2, {path}:3 (and 2 more): 5 pairs have an empty response" in capsys.readouterr().err
+
+
+def test_a_csv_file_is_refused_as_a_whole(tmp_path, cli):
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,chosen,rejected\na,b,c\nd,e,f\n")
+    code, _, err = cli("data", "validate", path)
+    assert code == 2 and err.count(str(path)) == 1 and "CSV/TSV is not a supported format" in err

@@ -91,6 +91,7 @@ class LoadReport(FileReport):
     """A preference file's :class:`FileReport` (``rows``: :data:`Row`), with what loading did to the data."""
 
     empty_responses: int = 0
+    empty_lines: list[int] = field(default_factory=list)  # the first few rows with an empty response
     extracted_prompts: int = 0
     unused_prompts: int = 0
     weighted: int = 0
@@ -100,7 +101,10 @@ class LoadReport(FileReport):
         noun = "pairs" if self.schema and self.schema.startswith("pair") else "rows"
         lines = super().summary()
         if self.empty_responses:
-            lines.append(f"{self.path}: {self.empty_responses} {noun} have an empty response")
+            where = ", ".join(f"{self.path}:{line}" for line in self.empty_lines)
+            more = self.empty_responses - len(self.empty_lines)
+            lines.append(f"{where}{f' (and {more} more)' if more else ''}: {self.empty_responses} {noun} have an "
+                         "empty response (kept as empty text)")
         extracted = self.extracted_prompts - self.unused_prompts
         if extracted:
             lines.append(f"{self.path}: {extracted} pairs have no 'prompt' field: their prompt is the "
@@ -151,7 +155,10 @@ def _scan(path: str | os.PathLike, max_line_bytes: int, split: str | None, repor
     Each row goes through :func:`~rewardlab.data.validate.parse_row`, the one place that validates.
     """
     for line, schema, record, value in scan_rows(path, max_line_bytes, split, report, notes, parse_row):
-        report.empty_responses += has_empty_response(record)
+        if has_empty_response(record):
+            report.empty_responses += 1
+            if len(report.empty_lines) < 3:
+                report.empty_lines.append(line)
         if isinstance(record, PreferencePair):
             report.extracted_prompts += schema == "pair-implicit" and record.prompt != ""
             report.unused_prompts += schema == "pair-implicit" and record.prompt != "" and prompt_column_unused(value)

@@ -96,6 +96,10 @@ def read_rows(path: Path, max_line_bytes: int, split: str | None = None,
     if path.name.endswith(".parquet"):
         yield from _parquet_rows(path)
         return
+    if path.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
+        raise UserError(f"{path}:1: CSV/TSV is not a supported format: convert it to JSON lines or Parquet (e.g. "
+                        f"pandas.read_csv(...).to_json('data.jsonl', orient='records', lines=True)), or load it "
+                        "with `datasets` and save_to_disk")
     open_bytes, name = _opener(path)
     if name.endswith(".json") and _starts_with_bracket(path, open_bytes):
         yield from _json_array_rows(path, open_bytes)
