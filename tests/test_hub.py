@@ -201,3 +201,23 @@ def test_missing_data_names_say_what_they_are(hub_cache, cli, tmp_path):
     assert code == 2 and "no dataset in the Hugging Face cache" in err and "--repo-type dataset" in err
     code, _, err = cli("data", "validate", "data/train.jsonl")  # a missing file is never looked up on the hub
     assert code == 2 and "data/train.jsonl: no such file or directory" in err
+
+
+def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(hub_cache, cli, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def no_network(*args, local_files_only=False, **kwargs):
+        if not local_files_only:
+            raise AssertionError("the hub was asked for a mistyped local path")
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "rm").mkdir(parents=True)
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "a", "chosen": " b", "rejected": " c"}) + "\n")
+    code, _, err = cli("score", "runs/rmm", data, "-o", tmp_path / "s.jsonl")
+    assert code == 2 and "runs/rmm: no such file or directory (runs/ exists" in err
+    assert "did you mean runs/rm?" in err

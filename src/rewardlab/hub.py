@@ -53,6 +53,13 @@ def hub_snapshot(ref: str, repo_type: str = "model") -> Path:
     except LocalEntryNotFoundError:
         pass
     where = f"no such local file or directory, and no {repo_type} in the Hugging Face cache ({constants.HF_HUB_CACHE})"
+    if (parent := Path(repo).parent).is_dir() and str(parent) != ".":  # runs/rmm: a mistyped path, not a hub id
+        import difflib
+
+        near = difflib.get_close_matches(Path(repo).name, [p.name for p in parent.iterdir()], n=3)
+        hint = f"; did you mean {', '.join(str(parent / n) for n in near)}?" if near else ""
+        raise UserError(f"{ref}: no such file or directory ({parent}/ exists, so this is read as a local path, not "
+                        f"a hub id; the HF cache has no {repo} either){hint}") from None
     if constants.HF_HUB_OFFLINE:
         command = f"hf download {repo}" + " --repo-type dataset" * (repo_type == "dataset")
         raise UserError(f"{ref}: {where}, and HF_HUB_OFFLINE is set: download it where the hub is reachable "
