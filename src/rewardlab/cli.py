@@ -38,6 +38,20 @@ def _register_all() -> None:
         module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from rewardlab import __version__
+
+        typer.echo(f"rewardlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                       callback=_print_version)) -> None:
+    """Train, evaluate, optimize against and serve reward models — and measure whether they are good teachers."""
+
+
 _register_all()
 
 

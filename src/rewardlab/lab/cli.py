@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Directory for report.html, results.json, PNGs."),
         preset: str = typer.Option("quick", "--preset", help="quick (< 5 min on 2 CPU cores) or full (GPU)."),
         only: list[str] = typer.Option(None, "--only", help="Run only this experiment (repeatable): "
-                                       "razin, gao, coste, par, two_groups, transformer."),
+                                       "razin, gao, coste, par, two_groups, transformer, stepwise."),
         seeds: int = typer.Option(None, "--seeds", help="Number of seeds (each seed = a new world)."),
         seed_offset: int = typer.Option(0, "--seed-offset", help="First seed (e.g. 5 reruns on worlds 5, 6, ...)."),
         label_noise: float = typer.Option(None, "--label-noise", help="Override the label-noise rate of every "

@@ -73,7 +73,7 @@ LOOP = [
 def _pg_options(k: int, kl_coef: float, kl_help: str) -> list[inspect.Parameter]:
     return [
         _p("steps", int, typer.Option(100, "--steps")),
-        _p("k", int, typer.Option(k, "--k", help="Samples per prompt (≥ 2).")),
+        _p("k", int, typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt (≥ 2).")),
         _p("kl_coef", float, typer.Option(kl_coef, "--kl-coef", help=kl_help)),
         _p("loss", str, typer.Option("reinforce", "--loss", help="reinforce | ppo")),
         _p("ppo_epochs", int, typer.Option(1, "--ppo-epochs")),
@@ -87,7 +87,7 @@ def _pg_options(k: int, kl_coef: float, kl_help: str) -> list[inspect.Parameter]
 def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[inspect.Parameter]:
     return [
         _p("steps", int, typer.Option(iterations, "--iterations", help="Iterations.")),
-        _p("k", int, typer.Option(8, "--k", help="Samples per prompt.")),
+        _p("k", int, typer.Option(8, "--num-samples", "-m", "--k", help="Samples per prompt.")),
         _p("minibatch_size", int, typer.Option(16, "--minibatch-size", help=minibatch_help)),
         _p("prompts_per_step", int, typer.Option(64, "--prompts-per-iteration")),
         _p("lr", float, typer.Option(lr, "--lr")),
@@ -221,7 +221,7 @@ def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[d
 COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]] = {
     "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator), "
             "against the bound KL ≤ log n − (n−1)/n, with the duplicate rate of the samples.",
-            [_p("n_max", int, typer.Option(64, "--n", help="Samples per prompt (N).")),
+            [_p("n_max", int, typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N).")),
              _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
             _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),
     "rloo": ("RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy.",

@@ -157,7 +157,7 @@ def calibrate(
                                       "set (e.g. the policy RL will start from)."),
     data: Path | None = typer.Option(None, "--data", help="Data file whose responses (chosen and rejected) are the "
                                      "reference set; with --policy both sets are pooled."),
-    samples: int = typer.Option(4, "-n", "--samples", help="Samples per prompt."),
+    samples: int = typer.Option(4, "--num-samples", "-m", "-n", "--samples", help="Samples per prompt."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
     max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
     temperature: float = typer.Option(1.0, "--temperature"),

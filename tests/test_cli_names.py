@@ -1,0 +1,30 @@
+"""One name per concept across commands: samples per prompt is --num-samples / -m everywhere (the old names stay as
+aliases), --version answers, lab --only names every experiment."""
+
+import pytest
+
+from rewardlab import __version__
+
+
+def test_version(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"rewardlab {__version__}"
+
+
+@pytest.mark.parametrize("command,alias", [("eval", None), ("teachers", None), ("calibrate", "--samples"),
+                                           ("optimize bon", "--n"), ("optimize rloo", "--k"),
+                                           ("optimize grpo", "--k"), ("optimize raft", "--k"),
+                                           ("optimize dpo", "--k")])
+def test_samples_per_prompt_has_one_name(cli, command, alias):
+    code, out, _ = cli(*command.split(), "--help")
+    assert code == 0 and "--num-samples" in out and "-m" in out
+    if alias:
+        assert alias in out  # the old name still works
+
+
+def test_lab_only_lists_every_experiment(cli):
+    from rewardlab.lab.runner import MODULES
+
+    _, out, _ = cli("lab", "--help")
+    flat = " ".join(out.split())
+    assert all(name in flat for name in MODULES)
