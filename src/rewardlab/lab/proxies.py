@@ -3,6 +3,13 @@ Bradley–Terry loss (:func:`rewardlab.train.losses.bt_loss`) on labelled pairs.
 
 A proxy is returned as its score table [P, C] over every (prompt, candidate) — in the tabular world a reward
 model *is* that table, so the optimizers, the metrics and BoN all read it directly.
+
+Every trained table is centred per prompt over its candidates (:func:`centre_per_prompt`). BT pairs share their
+prompt, so the loss does not identify a per-prompt constant: with hidden == 0 the weights on the prompt features
+get a gradient of pure float32 rounding noise (the chosen and rejected terms cancel up to rounding), which AdamW
+divides by its own RMS into full-size steps. Those offsets then depend on the CPU's summation order, not on the
+data, and so would anything not invariant to a per-prompt constant (global standardization, RV, ensemble variance
+across members). Centring removes exactly the unidentified part; every within-prompt difference is kept.
 """
 
 from __future__ import annotations
@@ -43,9 +50,16 @@ class ProxySpec:
     meta: dict = field(default_factory=dict, compare=False)
 
 
+def centre_per_prompt(scores: torch.Tensor) -> torch.Tensor:
+    """scores [..., P, C] minus each prompt's mean over its C candidates (uniform weights): the part of a BT-trained
+    table the data identify (see the module docstring)."""
+    return scores - scores.mean(-1, keepdim=True)
+
+
 def train_feature_rm(world: TabularWorld, pairs: Pairs, hidden: int, seed: int, steps: int = 300,
-                     lr: float = 0.03, weight_decay: float = 1e-3) -> torch.Tensor:
-    """Fit a :class:`FeatureRM` by full-batch AdamW on the mean BT loss; returns its scores [P, C] (float64)."""
+                     lr: float = 0.03, weight_decay: float = 1e-3, centre: bool = True) -> torch.Tensor:
+    """Fit a :class:`FeatureRM` by full-batch AdamW on the mean BT loss; returns its scores [P, C] (float64),
+    centred per prompt unless ``centre`` is False (the raw table, machine-dependent offsets included)."""
     torch.manual_seed(seed)
     inputs = world.inputs().float()
     model = FeatureRM(inputs.shape[-1], hidden)
@@ -57,7 +71,8 @@ def train_feature_rm(world: TabularWorld, pairs: Pairs, hidden: int, seed: int, 
         bt_loss(model(xc), model(xr)).mean().backward()
         opt.step()
     with torch.no_grad():
-        return model(inputs).double()
+        scores = model(inputs).double()
+    return centre_per_prompt(scores) if centre else scores
 
 
 def pairs_for(world: TabularWorld, spec: ProxySpec, generator: torch.Generator, noise: float | None = None) -> Pairs:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rewardlab.lab.common import Advance, ExperimentResult, _noop
-from rewardlab.lab.proxies import FeatureRM, ProxySpec, pairs_for
+from rewardlab.lab.proxies import FeatureRM, ProxySpec, centre_per_prompt, pairs_for
 from rewardlab.lab.tabular_rl import bon_curve, optimize
 from rewardlab.lab.verdicts import Claim, all_of, check_sign, fmt, mean
 from rewardlab.lab.world import Pairs, TabularWorld, WorldConfig, make_world, moments, standardize
@@ -69,7 +69,8 @@ def train_members(world: TabularWorld, spec: ProxySpec, pair_sets: list[Pairs], 
     same FeatureRM initialization, full-batch AdamW on the mean BT loss), with the MLPs' weights stacked and applied
     by batched matmuls (Linear → SiLU → Linear, as FeatureRM). The losses are summed over members, so each member's
     gradient and (elementwise) AdamW update are its own: equal to separate training up to float32 rounding (tested),
-    several times faster. Returns scores [len(pair_sets) · k, P, C], set-major."""
+    several times faster. Returns scores [len(pair_sets) · k, P, C], set-major, centred per prompt (as train_proxy's:
+    the batched loss concatenates chosen and rejected, so its prompt-feature gradient is rounding noise)."""
     inputs = world.inputs().float()
     n = len(pair_sets[0])
     layers, xc, xr = [], [], []
@@ -104,7 +105,7 @@ def train_members(world: TabularWorld, spec: ProxySpec, pair_sets: list[Pairs], 
         opt.step()
     with torch.no_grad():
         flat = inputs.reshape(1, -1, inputs.shape[-1]).expand(len(order), -1, -1)
-        return score(flat).reshape(len(order), *inputs.shape[:2]).double()
+        return centre_per_prompt(score(flat).reshape(len(order), *inputs.shape[:2]).double())
 
 
 def run_seed(cfg: CosteConfig, seed: int, advance: Advance = _noop) -> dict:
