@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rewardlab.lab.experiments import razin
+from rewardlab.lab.experiments import razin, razin_family
 from rewardlab.lab.figures import razin as razin_figures
 from rewardlab.lab.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from rewardlab.lab.world import WorldConfig
@@ -16,11 +16,13 @@ CFG = razin.RazinConfig()
 MIXED = [True, True, True, False, False]  # 3 seeds one way, 2 the other: the sign test cannot decide
 
 
-def _seed(rng, early_from="rv", late_from="on_acc", lowvar_gap=0.2, th=None, family_from="own") -> dict:
+def _seed(rng, early_from="rv", late_from="on_acc", lowvar_gap=0.2, th=None, family_from="own",
+          indep_from="rv") -> dict:
     """One synthetic seed. The trained proxies' gain at a budget is the named metric (under the trained policy)
     plus a little noise; the low-RV RM gains ``lowvar_gap`` less than the highest-RV proxy; the threshold RM gains
     r*'s gain + th[policy]; the focused family's gain follows RV under the trained policy ("own"), under the other
-    one ("other"), or the family's RV is the same under both policies ("same")."""
+    one ("other"), or the family's RV is the same under both policies ("same"). The independent family's early
+    gain is its metric ``indep_from`` plus a little noise (its late gain follows on-policy accuracy)."""
     th = th or {"pi0": -0.1, "B": 0.1}
     n = len(CFG.proxy_specs(0))
     names = [s.name for s in CFG.proxy_specs(0)] + list(razin.CONSTRUCTED) + [f for f, _, _ in CFG.family()]
@@ -52,6 +54,11 @@ def _seed(rng, early_from="rv", late_from="on_acc", lowvar_gap=0.2, th=None, fam
                 out["curves"][f"{pol}|{method}|{lr:g}"] = {"steps": [0, CFG.early, CFG.late],
                                                            "gain": np.stack([0 * e, e, la])}
     out["per_prompt_gain"][razin.primary_key(CFG)] = np.repeat(out["gain"][razin.primary_key(CFG)][:, None], 4, 1)
+    fam_cfg, k = CFG.independent, 12
+    met = {m: rng.uniform(0.2, 0.9, k) for m in razin_family.METRICS}
+    gains = {fam_cfg.early: met[indep_from] + 0.01 * rng.standard_normal(k),
+             fam_cfg.late: met["on_acc"] + 0.01 * rng.standard_normal(k)}
+    out["independent"] = razin_family.seed_record(0, np.zeros((k, 3)), met, gains)
     return out
 
 
@@ -65,16 +72,26 @@ def _mixed(key: str, yes, no) -> list[dict]:
 
 
 @pytest.mark.parametrize("seeds,expected", [
-    ([{"early_from": "rv"}] * SEEDS, REPRODUCED),
-    ([{"early_from": "on_acc"}] * SEEDS, NOT_REPRODUCED),
-    ([{"early_from": "off_acc"}] * SEEDS, NOT_REPRODUCED),   # off-policy accuracy counts as accuracy too
-    (_mixed("early_from", "rv", "on_acc"), INCONCLUSIVE),
+    ([{"indep_from": "rv"}] * SEEDS, REPRODUCED),
+    ([{"indep_from": "on_acc"}] * SEEDS, NOT_REPRODUCED),
+    ([{"indep_from": "off_acc"}] * SEEDS, NOT_REPRODUCED),   # off-policy accuracy counts as accuracy too
+    (_mixed("indep_from", "rv", "on_acc"), INCONCLUSIVE),
+    # decided on the independent family, not on the zoo: a zoo against RV does not change the verdict
+    ([{"indep_from": "rv", "early_from": "on_acc"}] * SEEDS, REPRODUCED),
 ])
-def test_early_claim_rv_beats_the_better_accuracy(seeds, expected):
+def test_early_claim_rv_beats_the_better_accuracy_on_the_independent_family(seeds, expected):
     c = _claims(seeds)["razin-rv-early"]
     assert c.verdict == expected
-    assert "max(ρ(gain, on-acc), ρ(gain, off-acc))" in c.rule and f"after {CFG.early} steps" in c.rule
-    assert len(c.values["gap"]) == SEEDS and c.diagnosis.startswith(f"at {CFG.early} steps")
+    fam = CFG.independent
+    assert "max(ρ(gain, on-acc), ρ(gain, off-acc))" in c.rule and f"for {fam.early} steps" in c.rule
+    assert len(c.values["gap"]) == SEEDS and c.diagnosis.startswith("family gap per seed")
+    assert f"Trained zoo: at {CFG.early} steps" in c.diagnosis and len(c.values["zoo_gap"]) == SEEDS
+
+
+def test_early_claim_reports_the_late_reversal_on_the_family():
+    c = _claims([{"indep_from": "rv"}] * SEEDS)["razin-rv-early"]
+    assert all(v < 0 for v in c.values["gap_late"])  # late gains follow accuracy in _seed
+    assert f"accuracy ahead in {SEEDS}/{SEEDS} seeds" in c.measured
 
 
 @pytest.mark.parametrize("seeds,expected", [
@@ -165,7 +182,8 @@ def test_table_bolds_per_row_by_the_ci():
 def test_tiny_run_measures_the_family_and_draws_the_figures(tmp_path):
     cfg = replace(CFG, world=replace(WorldConfig(), n_prompts=8, n_candidates=8), n_pairs=(50,),
                   on_policy_fractions=(0.0, 1.0), hidden_sizes=(0, 8), early=3, late=6, m_samples=4, eval_pairs=50,
-                  proxy_steps=20)
+                  proxy_steps=20, independent=razin_family.FamilyConfig(n_prompts=8, n_candidates=8, size=6, early=3,
+                                                                         late=6, m_samples=4, eval_pairs=50))
     res = razin.run(cfg, [0, 1])
     o = res.data["per_seed"][0]
     fam = o["family"]
@@ -178,6 +196,6 @@ def test_tiny_run_measures_the_family_and_draws_the_figures(tmp_path):
                            "razin-rv-policy-specific"}
     assert all(c.diagnosis for c in res.claims)
     figs = razin_figures.figures(res.data, tmp_path, claims)
-    assert len(figs) == 5 and all((tmp_path / png).exists() for png, _ in figs)
+    assert len(figs) == 6 and all((tmp_path / png).exists() for png, _ in figs)
     assert all("Here:" in cap for png, cap in figs if png != "razin_correlations.png"
                and png != "razin_per_prompt.png")
