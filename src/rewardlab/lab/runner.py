@@ -36,7 +36,9 @@ def _full_world() -> WorldConfig:
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset(seeds=5, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
+    # Tabular levels take seconds per seed: 20 seeds (the sign test decides at 15 of 20); the tiny-GPT-2 level
+    # ('transformer') takes ~10 s per seed on a loaded 2-core CPU, so it keeps fewer to stay under 5 minutes.
+    "quick": Preset(seeds=20, configs={"razin": razin.RazinConfig(), "gao": gao.GaoConfig(),
                                       "coste": coste.CosteConfig(), "par": par.PARConfig(),
                                       "two_groups": two_groups.TwoGroupsConfig(),
                                       "transformer": transformer.TransformerConfig(),
@@ -67,7 +69,9 @@ def _world_summary(configs: dict[str, Any]) -> str:
             f"softmax over the candidates with random logits (std {tab.policy_logit_std:g}) that avoid long answers; "
             f"preferences ~ σ((r*(a) − r*(b))/τ), τ={tab.label_temperature:g}, label noise {tab.label_noise:g} "
             "(Coste: 0.25 unless --label-noise is given). Proxies = linear or one-hidden-layer MLP RMs over the "
-            "features, trained with the BT loss. Each seed draws a new world.")
+            "features, trained with the BT loss and centred per prompt (the loss does not identify a per-prompt "
+            "constant). Gao uses 64 candidates per prompt; Razin's early claim is decided on an independent family "
+            "of RMs in a 200 × 50 world (experiments/razin_family.py). Each seed draws a new world.")
     if "transformer" in configs:
         lm = configs["transformer"].world
         parts.append(
