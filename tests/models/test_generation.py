@@ -190,3 +190,20 @@ def test_sample_fits_a_long_prompt_into_the_positions(tok):
     logps, mask = sequence_logprobs(small, ro.prompt_ids, ro.response_ids, tok.pad_token_id)
     assert mask.sum().item() == sum(map(len, ro.response_ids)) and torch.isfinite(logps).all()
     assert sample(small, tok, [LONG], 1, 8, seed=0, max_prompt_length=5).prompt_ids[0] == full[-5:]
+
+
+def test_nonnegative_kl_estimate_is_unbiased_and_never_negative():
+    from rewardlab.models.generation import sequence_kl, sequence_kl_nonneg
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(6, generator=g), 0)
+    q = torch.softmax(torch.randn(6, generator=g), 0)
+    # one token y ~ p: the expectation over all y (weights p) of each estimator is KL(p‖q) exactly
+    logp, logq = p.log()[:, None], q.log()[:, None]
+    mask = torch.ones(6, 1)
+    kl = (p * (p.log() - q.log())).sum()
+    k3, k1 = sequence_kl_nonneg(logp, logq, mask), sequence_kl(logp, logq, mask)
+    assert (p * k3).sum() == pytest.approx(kl.item(), abs=1e-6) and (p * k1).sum() == pytest.approx(kl.item(), abs=1e-6)
+    assert (k3 >= 0).all() and (k1 < 0).any()  # k1 is negative on some samples; k3 on none
+    padded = sequence_kl_nonneg(torch.tensor([[0.0, -1.0]]), torch.tensor([[-2.0, 5.0]]), torch.tensor([[1.0, 0.0]]))
+    assert padded.item() == pytest.approx(math.exp(-2.0) - 1 + 2.0)  # the masked token adds nothing

@@ -61,3 +61,11 @@ def test_bon_fit_recovers_parameters_from_a_noisy_curve_with_few_points():
     # round trip through the JSON dict the summaries store
     back = from_dict(fit.as_dict())
     assert (back.alpha, back.beta, back.r2) == (fit.alpha, fit.beta, fit.r2)
+
+
+def test_a_fit_with_alpha_below_zero_is_outside_gaos_form_not_a_peak():
+    d = np.linspace(0.2, 3.0, 12)
+    fit = fit_rl(d, d * (-0.5 - 0.3 * np.log(d)))  # gold falls from the start: α = −0.5 < 0, β = 0.3 > 0
+    assert fit.alpha == pytest.approx(-0.5) and fit.beta == pytest.approx(0.3)
+    assert not fit.in_form and fit.peak() is None and fit.as_dict()["in_form"] is False
+    assert "outside Gao's form (α ≤ 0: gold never rose; no peak)" in describe(fit)

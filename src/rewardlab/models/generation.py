@@ -276,6 +276,18 @@ def sequence_logprobs(model, prompt_ids: Sequence[Sequence[int]], response_ids: 
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
+def sequence_kl_nonneg(logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sequence KL estimate that is never negative: ``KL_i = Σ_t (ρ_t − 1 − log ρ_t)``, ρ_t = π_ref(y_t)/π(y_t)
+    ("k3", Schulman 2020, "Approximating KL divergence"); shape [b].
+
+    Each term is ≥ 0 (x − 1 ≥ log x). With y_t ~ π(·|y_<t), E[ρ_t] = 1, so each term's expectation is the
+    per-token KL(π ‖ π_ref) at that prefix and the sum is unbiased for the sequence KL (chain rule), like ``k1``,
+    without its negative single-sample values. For measurement (gold tracking); the samples must come from π at
+    the temperature the log-probs were taken at."""
+    log_ratio = (ref_logps - logps) * mask
+    return ((log_ratio.exp() - 1 - log_ratio) * mask).sum(-1)
+
+
 def sequence_kl(logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Sequence KL estimate ``KL_i = Σ_t (log π(y_t) − log π_ref(y_t))`` over response tokens; shape [b].
 

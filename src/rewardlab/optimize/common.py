@@ -50,7 +50,7 @@ from rewardlab.models.generation import (
     count_truncated,
     prompt_length_cap,
     sample,
-    sequence_kl,
+    sequence_kl_nonneg,
     sequence_logprobs,
 )
 from rewardlab.optimize.fits import describe, fit_gao, from_dict
@@ -146,7 +146,7 @@ class GoldTracker:
             t, bs = self.sampling["temperature"], self.sampling["batch_size"]
             logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, t, bs)
             ref_logps, _ = sequence_logprobs(ref, ro.prompt_ids, ro.response_ids, pad, t, bs)
-        kl = sequence_kl(logps, ref_logps, mask).mean().item()
+        kl = sequence_kl_nonneg(logps, ref_logps, mask).mean().item()  # k3: a measured KL is never < 0
         row = {"step": step, "proxy_mean": self.proxy.score(ro.prompts, ro.responses).float().mean().item(),
                "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)),
                "response_tokens": mask.sum(1).mean().item()}

@@ -50,17 +50,23 @@ class GaoFit:
         d = np.asarray(d, dtype=np.float64)
         return _design(self.form, d) @ np.array([self.alpha, self.beta])
 
+    @property
+    def in_form(self) -> bool:
+        """Whether the fit has Gao et al.'s shape: α > 0 (gold rises at first) and β > 0 (then falls)."""
+        return self.sufficient and self.alpha > 0 and self.beta > 0
+
     def peak(self) -> float | None:
-        """``d`` at which the fitted gold is largest (BoN: α/2β; RL: exp(α/β − 1)); None if it never turns or the
-        fit is insufficient."""
-        if not self.sufficient or not self.beta > 0:
+        """``d`` at which the fitted gold is largest (BoN: α/2β; RL: exp(α/β − 1)); None outside Gao's form (α ≤ 0:
+        gold never rose, so the RL form's maximum at tiny d is not a peak; β ≤ 0: it never turns) or when the fit is
+        insufficient."""
+        if not self.in_form:
             return None
         return self.alpha / (2 * self.beta) if self.form == "bon" else float(np.exp(self.alpha / self.beta - 1))
 
     def as_dict(self) -> dict:
         """The fields (non-finite floats as None: strict JSON) plus ``d_peak`` and ``sufficient``."""
         out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
-        return out | {"d_peak": self.peak(), "sufficient": self.sufficient}
+        return out | {"d_peak": self.peak(), "sufficient": self.sufficient, "in_form": self.in_form}
 
 
 def _design(form: str, d: np.ndarray) -> np.ndarray:
@@ -118,5 +124,6 @@ def describe(fit: GaoFit | Mapping[str, Any] | None) -> str:
         k = f.n_distinct if f.n_distinct is not None else f.n_points
         return f"Gao {f.form} fit: n/a ({k} points; {f.reason})"
     peak = f.peak()
-    where = f"peak at √KL={peak:.4g}" if peak is not None else "no peak (β ≤ 0)"
+    where = (f"peak at √KL={peak:.4g}" if peak is not None else
+             "outside Gao's form (α ≤ 0: gold never rose; no peak)" if not f.alpha > 0 else "no peak (β ≤ 0)")
     return f"Gao {f.form} fit: α={f.alpha:.4g} β={f.beta:.4g} R²={f.r2:.3f} {where} ({f.n_distinct} points)"
