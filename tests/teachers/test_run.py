@@ -137,19 +137,28 @@ def specs(tmp_path_factory, policy):
     lm.save_pretrained(d / "policy")
     tok.save_pretrained(d / "policy")
     (d / "tw_rewards.py").write_text(REWARDS)
+    (d / "mix.yaml").write_text("sum:\n  - {reward: 'rule:length:6', weight: 1.0}\n"
+                                "  - {reward: 'rule:regex:cat', weight: 0.5}\n")
     return d
 
 
 def test_command_takes_every_kind_of_reward_spec(specs, cli, monkeypatch):
+    from rewardlab.serve.server import ServerThread
+
     monkeypatch.syspath_prepend(str(specs))
+    server = ServerThread(FunctionReward(lambda p, r: len(r) / 3.0)).__enter__()  # a reward behind a live server
     kinds = [str(specs / "rm"), str(specs / "rm-hf"), "python:tw_rewards:anti", "rule:length:8",
-             f"ensemble:mean:{specs / 'rm'},python:tw_rewards:steep", f"dpo:{specs / 'policy'}:{specs / 'policy'}"]
+             f"ensemble:mean:{specs / 'rm'},python:tw_rewards:steep", f"dpo:{specs / 'policy'}:{specs / 'policy'}",
+             f"mix:{specs / 'mix.yaml'}", server.url]
     args = ["teachers", "--policy", specs / "policy", "--prompts", specs / "prompts.jsonl", "--data",
             specs / "pairs.jsonl", "--gold", "python:tw_rewards:gold", "-m", "4", "--max-new-tokens", "8",
             "--probe-steps", "1", "--probe-seeds", "1", "-o", specs / "out"]
     for k in kinds:
         args += ["--reward", k]
-    code, out, err = cli(*args)
+    try:
+        code, out, err = cli(*args)
+    finally:
+        server.__exit__(None, None, None)
     assert code == 0, err
     doc = json.loads((specs / "out" / "teachers.json").read_text())
     assert [r["reward"] for r in doc["verdict"]["ranking"]] != [] and set(doc["rewards"]) == set(kinds)
