@@ -3,7 +3,7 @@
 Every claim is decided from one number per seed (each seed is a new world), by the same two-sided evidence rule:
 
 * **reproduced** — the effect has the paper's sign in a sign test over seeds with one-sided p < 0.05 (exact
-  binomial, H₀: each sign equally likely; with 5 seeds this needs 5 of 5) AND the 95% percentile-bootstrap CI of
+  binomial, H₀: each sign equally likely; 5 of 5 seeds, 15 of 20) AND the 95% percentile-bootstrap CI of
   the mean over seeds excludes 0 on the paper's side;
 * **not reproduced** — the same evidence for the opposite sign (the data contradict the claim);
 * **inconclusive** — neither (the CI straddles 0, or the sign test has p ≥ 0.05): the run cannot tell.
