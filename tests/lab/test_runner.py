@@ -8,14 +8,16 @@ import pytest
 from typer.testing import CliRunner
 
 from rewardlab.lab import runner
-from rewardlab.lab.experiments import coste, gao, par, razin, stepwise, transformer
+from rewardlab.lab.experiments import coste, gao, par, razin, razin_family, stepwise, transformer
 from rewardlab.lab.lm_world import LMWorldConfig
 from rewardlab.lab.world import WorldConfig
 
 TINY_WORLD = replace(WorldConfig(), n_prompts=8, n_candidates=8)
 TINY = runner.Preset(seeds=2, configs={
     "razin": razin.RazinConfig(world=TINY_WORLD, n_pairs=(50,), on_policy_fractions=(0.0, 1.0), hidden_sizes=(0, 8),
-                               early=3, late=6, m_samples=4, eval_pairs=50, proxy_steps=20),
+                               early=3, late=6, m_samples=4, eval_pairs=50, proxy_steps=20,
+                               independent=razin_family.FamilyConfig(n_prompts=8, n_candidates=8, size=6, early=2,
+                                                                     late=4, profile=(1,), eval_pairs=50)),
     "gao": gao.GaoConfig(world=TINY_WORLD, n_pairs=(30, 60), bon_max_log2=4, rl_steps=20, rl_records=5,
                          proxy_steps=20),
     "coste": coste.CosteConfig(world=replace(TINY_WORLD, label_noise=0.25), members=2, n_pairs=60, bon_n=16,
@@ -27,6 +29,15 @@ TINY = runner.Preset(seeds=2, configs={
         eval_every=1),
     "stepwise": stepwise.StepwiseConfig(n_train=60, n_test=20, bon_n=4),
 }, seeds_for={"transformer": 1})
+
+
+def test_quick_preset_decides_the_tabular_claims_at_20_seeds_or_more():
+    """The sign test needs 15 of 20: every tabular level of the quick preset runs ≥ 20 seeds; the tiny-GPT-2 level
+    keeps 5 (5 of 5), the fewest at which a claim can be reproduced at all."""
+    quick = runner.PRESETS["quick"]
+    seeds = {n: quick.seeds_for.get(n, quick.seeds) for n in quick.configs}
+    assert all(k >= 20 for n, k in seeds.items() if n != "transformer"), seeds
+    assert seeds["transformer"] == 5
 
 
 @pytest.fixture
