@@ -53,7 +53,7 @@ class StudyPreset:
     probe_steps: int = 10
     early: int = 5
     seeds: int = 3
-    lr: float = 2e-4
+    lr: float = 1e-4                     # SGD on the 135M policy: ≈ 0.2 nats of KL in 6 steps on the gold
     prompts_per_step: int = 4
     eval_prompts: int = 8
     eval_samples: int = 2

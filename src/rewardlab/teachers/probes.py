@@ -23,6 +23,7 @@ size of the policy gradient, and AdamW divides each step by the gradient's RMS, 
 from __future__ import annotations
 
 import copy
+import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ def rl_probe(policy, tokenizer, reward: Reward, mean: float, std: float, prompts
     summary = train_rloo(student, tokenizer, StandardizedReward(reward, mean, std), prompts, args, gold=gold,
                          progress=False)
     del student
+    gc.collect()  # the loop's session and its gold tracker reference each other: free the two model copies now,
+    # not at some later full collection (a study of 18 probes on a 135M policy grew past 14 GB without this)
     hist = summary["evaluations"]
     return {"seed": seed, "evaluations": hist, "gold_gain": hist[-1]["gold_mean"] - hist[0]["gold_mean"],
             "proxy_gain": hist[-1]["proxy_mean"] - hist[0]["proxy_mean"], "kl": hist[-1]["kl"],
