@@ -188,3 +188,34 @@ def test_a_second_writer_is_refused(specs, cli, monkeypatch):
                            "--reward", "python:tw_rewards:anti", "-o", specs / "locked")
     assert code == 2 and "another rewardlab process" in err
 
+
+
+def test_a_probe_leaves_no_policy_copy_alive_without_the_garbage_collector(policy, monkeypatch):
+    """The optimize session must not hold its policy copies in a reference cycle: with automatic collection off,
+    both copies of the probe (the student and its frozen reference) are freed when the probe returns."""
+    import copy
+    import gc
+    import weakref
+
+    from rewardlab.teachers import probes
+
+    lm, tok, prompts = policy
+    made, real = [], copy.deepcopy
+
+    def spy(x, memo=None):
+        y = real(x, memo)
+        if memo is None and isinstance(y, torch.nn.Module):
+            made.append(weakref.ref(y))
+        return y
+
+    monkeypatch.setattr(copy, "deepcopy", spy)
+    monkeypatch.setattr(probes.gc, "collect", lambda: 0)  # only reference counting may free them
+    r = FunctionReward(gold)
+    gc.disable()
+    try:
+        out = probes.rl_probe(lm, tok, r, 0.0, 1.0, prompts[:3], r,
+                              ProbeConfig(steps=1, max_new_tokens=4, eval_prompts=2, eval_samples=1), seed=0)
+    finally:
+        gc.enable()
+    assert len(made) == 2 and out["evaluations"]  # the student and its frozen reference
+    assert [w() for w in made] == [None, None]

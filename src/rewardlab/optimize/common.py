@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -219,7 +220,8 @@ class Session:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.tracker = GoldTracker(self.prompts[: args.eval_prompts], reward, gold, args.eval_samples,
                                    args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
-                                   self.max_prompt_length, self.amp)
+                                   self.max_prompt_length,
+                                   functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
         self.rows: list[dict] = []
         self.start = 0
         self.t0 = time.perf_counter()
