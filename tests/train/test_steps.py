@@ -105,3 +105,21 @@ def test_pairs_seen_equals_epochs_times_pairs(tmp_path, grad_accum):
     metrics = train_reward_model(make_pairs(45), cfg, progress=False)["metrics"]
     assert metrics["pairs_seen"] == 3 * 45
     assert metrics["steps"] == 3 * -(-6 // grad_accum)  # 6 batches (5 x 8 + 5) an epoch
+
+
+def test_resume_logs_every_step_once(tmp_path):
+    """A run killed after logging steps past its last checkpoint logs them again on resume: metrics.jsonl must
+    not repeat them."""
+    import shutil
+
+    cfg = TrainConfig(output=str(tmp_path / "rm"), batch_size=8, epochs=1, max_steps=6, save_every=2,
+                      keep_checkpoints=3, **TINY)
+    pairs = make_pairs(60)
+    train_reward_model(pairs, cfg, progress=False)
+    log = tmp_path / "rm" / "metrics.jsonl"
+    first = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    last = sorted((tmp_path / "rm" / "checkpoints").glob("step-*[0-9]"))[-1]  # zero-padded: the step-6 checkpoint
+    shutil.rmtree(last)  # as if killed after logging steps 5 and 6, before the step-6 checkpoint was saved
+    train_reward_model(pairs, cfg, resume=True, progress=False)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == first and len(steps) == len(set(steps))

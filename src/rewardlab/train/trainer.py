@@ -175,6 +175,8 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
         pos = Checkpointer.restore(last, accelerator.unwrap_model(model), optimizer, scheduler)
         step, epoch, b, pairs_seen = pos["step"], pos["epoch"], pos["batch"], pos.get("pairs_seen", 0)
         accelerator.print(f"resumed from {last} (step {step} of {total_steps})")
+        if accelerator.is_main_process:
+            drop_rows_after(output / "metrics.jsonl", step)
 
     def position(epoch: int, batch: int) -> dict[str, Any]:
         return {"step": step, "epoch": epoch, "batch": batch, "pairs_seen": pairs_seen, "run": identity}
@@ -231,6 +233,18 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
         log.close()
     final.update({"steps": step, "train_pairs": len(train), "pairs_seen": pairs_seen, "world_size": world})
     return final
+
+
+def drop_rows_after(path: Path, step: int) -> None:
+    """Rows of ``metrics.jsonl`` logged after the checkpoint a run resumes from are logged again as the steps are
+    recomputed: drop them first, so every step appears once."""
+    if not path.exists():
+        return
+    from rewardlab.io import write_jsonl_atomic
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if any(r.get("step", 0) > step for r in rows):
+        write_jsonl_atomic(path, [r for r in rows if r.get("step", 0) <= step])
 
 
 def enable_gradient_checkpointing(backbone: torch.nn.Module, base: str) -> None:
