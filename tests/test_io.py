@@ -160,3 +160,28 @@ def test_new_output_dir_needs_overwrite_and_replacing_dir_swaps_it_whole(tmp_pat
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_no_temp_file_is_left(tmp_path, cli, monkeypatch):
+    import errno
+    import os
+
+    import rewardlab.io as io
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "a", "chosen": " bb", "rejected": " c"}\n')
+    (tmp_path / "lenmod_full.py").write_text("def length(p, r):\n    return float(len(r))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out" / "s.jsonl"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out))
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    code, _, err = cli("score", "python:lenmod_full:length", data, "-o", out)
+    assert code == 1 and err.startswith(f"{out}: no space left on the device while writing")
+    assert "Traceback" not in err and not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = cli("score", "python:lenmod_full:length", data, "-o", out)  # room again: it completes
+    assert code == 0 and out.read_text().count("\n") == 1

@@ -6,6 +6,7 @@ only typer at module level so that ``rewardlab --help`` answers fast. Heavy impo
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -55,14 +56,29 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 _register_all()
 
 
+STORAGE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "read-only file system"}
+
+
 def main() -> None:
-    """Console entry point: user errors (bad data, bad flags) print one line and exit 2, no traceback."""
+    """Console entry point: user errors (bad data, bad flags) print one line and exit 2, no traceback. A full or
+    read-only disk met while writing prints one line naming the path and exits 1: atomic writes have removed their
+    temp files and left the previous file in place, and resumable runs (train, score, optimize) continue with
+    --resume once there is room."""
     try:
         app()
     except UserError as e:
         for line in e.lines():
             print(line, file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        if e.errno not in STORAGE_ERRORS:
+            raise
+        where = e.filename or "an output file"
+        print(f"{where}: {STORAGE_ERRORS[e.errno]} while writing; nothing half-written was kept. Free space (or "
+              "choose another output) and rerun; train, score and optimize runs continue from their last "
+              "checkpoint or chunk with --resume", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
