@@ -28,3 +28,10 @@ def test_lab_only_lists_every_experiment(cli):
     _, out, _ = cli("lab", "--help")
     flat = " ".join(out.split())
     assert all(name in flat for name in MODULES)
+
+
+@pytest.mark.parametrize("loop", ["rloo", "grpo", "raft", "dpo"])
+def test_rl_loops_checkpoint_by_default(cli, loop):
+    code, out, _ = cli("optimize", loop, "--help")
+    flat = " ".join(out.split())
+    assert code == 0 and "a killed run continues with --resume" in flat and "[default: 10]" in flat

@@ -65,7 +65,8 @@ SHARED = [
 LOOP = [
     _p("eval_prompts", int, typer.Option(32, "--eval-prompts", help="The first N prompts are evaluated.")),
     _p("eval_samples", int, typer.Option(4, "--eval-samples", help="Samples per evaluation prompt.")),
-    _p("save_every", int, typer.Option(0, "--save-every", help="Steps between checkpoints (0: only at the end).")),
+    _p("save_every", int, typer.Option(10, "--save-every", help="Steps between checkpoints, so a killed run "
+                                       "continues with --resume (0: only at the end).")),
     _p("resume", bool, typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")),
 ]
 
