@@ -35,3 +35,19 @@ def test_rl_loops_checkpoint_by_default(cli, loop):
     code, out, _ = cli("optimize", loop, "--help")
     flat = " ".join(out.replace("│", " ").split())  # the help's table borders split the sentence
     assert code == 0 and "a killed run continues with --resume" in flat and "[default: 10]" in flat
+
+
+def test_no_internal_module_paths_in_help(cli):
+    import re
+
+    import typer.main
+
+    from rewardlab.cli import app
+
+    group = typer.main.get_command(app)
+    names = [[n] for n in group.commands if not hasattr(group.commands[n], "commands")]
+    names += [[g, n] for g, c in group.commands.items() if hasattr(c, "commands") for n in c.commands]
+    for name in names:
+        code, out, _ = cli(*name, "--help")
+        flat = " ".join(out.replace("│", " ").split())
+        assert code == 0 and not re.search(r"rewardlab\.(?!json)[a-z_]+", flat), name  # rewardlab.json is a file

@@ -32,7 +32,7 @@ def score(
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
     reference: Path | None = typer.Option(None, "--reference", help=REFERENCE_HELP),
     engine: str = typer.Option("local", help="local: this process; ray: Ray Data actors ($RAY_ADDRESS or a local "
-                               "cluster), OUT as JSONL or .parquet, no resume (rewardlab.rewards.ray_engine)."),
+                               "cluster), OUT as JSONL or .parquet, no resume."),
     num_replicas: int = typer.Option(1, help="--engine ray: actors, each holding the reward once."),
     num_gpus_per_replica: float = typer.Option(0.0, help="--engine ray: GPUs per actor (fractions share one)."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict directory (default: train, or its "

@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         model: str = typer.Argument(..., metavar="MODEL_DIR_OR_SPEC",
-                                    help="A checkpoint directory or a reward spec (see rewardlab.rewards.registry)."),
+                                    help="A checkpoint directory or a reward spec (DIR, hub id, python:MODULE:FN, "
+                                    "ensemble:..., mix:FILE.yaml, ...; the README's reward spec table)."),
         host: str = typer.Option("127.0.0.1", help="Bind address. A non-loopback address needs a token."),
         port: int = typer.Option(5000, help="Port (OpenRLHF's default is 5000)."),
         token_env: str = typer.Option("REWARDLAB_TOKEN", help="Environment variable holding the bearer token."),
