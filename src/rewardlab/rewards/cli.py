@@ -41,7 +41,7 @@ def score(
                                       "instead of failing."),
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
-    responses a score. Resumable: see :mod:`rewardlab.rewards.partial`."""
+    responses a score. Resumable: a killed run continues from its last complete chunk (--restart starts over)."""
     from rewardlab.data.load import load_rows
     from rewardlab.data.read import resolve_data_path
     from rewardlab.errors import UserError
