@@ -105,6 +105,7 @@ def _to_classifier(model: RewardModel, tokenizer, drop_bias: bool):
 def export_hf(path: str | os.PathLike, out: str | os.PathLike, drop_bias: bool = False) -> Path:
     """Write ``path`` (a rewardlab checkpoint or an imported RM) as a transformers classifier directory ``out``."""
     from rewardlab.io import check_output_dir
+    from rewardlab.models.card import write_export_card
 
     out = check_output_dir(out)
     if out.exists() and any(out.iterdir()):
@@ -117,6 +118,7 @@ def export_hf(path: str | os.PathLike, out: str | os.PathLike, drop_bias: bool =
     try:
         classifier.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        write_export_card(tmp, path, manifest)
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)

@@ -360,6 +360,7 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
     from accelerate import PartialState
 
     from rewardlab.io import write_json_atomic
+    from rewardlab.models.card import write_train_card
     from rewardlab.models.checkpoint import save_reward_model
 
     output = check_run_output(cfg.output, resume=resume, overwrite=overwrite)
@@ -413,4 +414,5 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
                                 "truncation": summary["truncation"], "pairs": pair_counts, "metrics": metrics,
                                 **({"normalization": norm} if norm else {})})
     write_json_atomic(output / "run.json", summary)
+    write_train_card(output, cfg.base, "Bradley–Terry", summary)  # README.md: what it is, metrics, how to load
     return summary
