@@ -93,6 +93,14 @@ def test_online_dpo_improves_reward(policy, tokenizer, corpus):
                          eval_prompts=16, eval_samples=4, prompts_per_step=32)
     s = train_online_dpo(policy, tokenizer, LETTERS, corpus[:64], args, gold=LETTERS, progress=False)
     assert gain(s) > 1.0, s["evaluations"]  # measured: 0.32 -> 3.0
+    assert s["warnings"] == []
+
+
+def test_online_dpo_says_when_its_loss_never_moves(policy, tokenizer, corpus):
+    args = OnlineDPOArgs(steps=1, k=4, lr=5e-7, epochs=1, minibatch_size=16, max_new_tokens=8, eval_prompts=4,
+                         eval_samples=1, prompts_per_step=8)  # the default lr on a tiny policy: nothing moves
+    s = train_online_dpo(policy, tokenizer, LETTERS, corpus[:16], args, progress=False)
+    assert len(s["warnings"]) == 1 and s["warnings"][0].startswith("the DPO loss stayed at ln 2 = 0.6931")
 
 
 def test_selection_helpers_by_hand():

@@ -197,6 +197,8 @@ def _report(summary: dict, output: Path) -> None:
                       f"{summary['max_prompt_length']} tokens")
     if summary.get("gao_fit"):
         console.print(describe(summary["gao_fit"]))
+    for warning in summary.get("warnings") or []:
+        console.print(f"warning: {warning}")
     console.print(f"wrote {output}/summary.json")
 
 

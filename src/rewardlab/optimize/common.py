@@ -223,6 +223,7 @@ class Session:
                                    self.max_prompt_length,
                                    functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
         self.rows: list[dict] = []
+        self.warnings: list[str] = []  # said at the end of the run and kept in summary.json
         self.start = 0
         self.t0 = time.perf_counter()
         for r in (reward, gold):
@@ -357,7 +358,7 @@ class Session:
         summary = {"algorithm": self.name, "args": asdict(self.args), "n_prompts": len(self.prompts),
                    "max_prompt_length": self.max_prompt_length, "truncated_prompts": self.truncated_prompts,
                    "dtype": str(self.dtype).removeprefix("torch."), "evaluations": hist, "gao_fit": fit,
-                   "wall_time_s": round(time.perf_counter() - self.t0, 2)}
+                   "wall_time_s": round(time.perf_counter() - self.t0, 2), "warnings": self.warnings}
         if self.gold is not None and hist:
             best = max(hist, key=lambda h: h["gold_mean"])
             summary["gold_peak"] = {"step": best["step"], "gold_mean": best["gold_mean"], "sqrt_kl": best["sqrt_kl"]}

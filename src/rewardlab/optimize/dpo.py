@@ -15,6 +15,7 @@ RLHFlow's Online-RLHF scripts (``--ref_model $initial_model``) and OpenRLHF's it
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,4 +109,9 @@ def train_online_dpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt
                      "reward_gap": (r[[c for c, _ in pairs]] - r[[j for _, j in pairs]]).mean().item(),
                      "dpo_loss": sum(losses) / len(losses), "implicit_acc": sum(accs) / len(accs)})
         s.maybe_checkpoint(step + 1)
+    losses = [r["dpo_loss"] for r in s.rows if "dpo_loss" in r]
+    if losses and max(abs(x - math.log(2)) for x in losses) < 1e-3:  # −log σ(0): the log-ratios never moved
+        s.warnings.append(f"the DPO loss stayed at ln 2 = {math.log(2):.4f} in every iteration: the policy did not "
+                          f"move from its reference at --lr {args.lr:g} (5e-7 suits 7B models; small policies "
+                          "need about 1e-5 to 1e-3)")
     return s.finish()
