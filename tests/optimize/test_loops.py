@@ -209,3 +209,11 @@ def test_session_precision_keeps_fp32_master_weights(tokenizer, corpus, dtype, t
     assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters(), strict=True))
     assert Session(tiny_causal_lm(tokenizer), tokenizer, LETTERS, corpus[:8], LoopArgs(), progress=False).dtype \
         == torch.float32  # auto on CPU
+
+
+def test_a_piped_run_prints_plain_progress_lines(policy, tokenizer, corpus, capsys):
+    """stderr is not a terminal under pytest: no live bar, but a line at the first and last step (and every 30 s)."""
+    args = RLOOArgs(steps=3, k=2, lr=1e-3, eval_every=0, **SHORT)
+    train_rloo(policy, tokenizer, LETTERS, corpus[:16], args, progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rloo: step")]
+    assert [line.split()[2] for line in lines] == ["1/3", "3/3"] and "loss=" in lines[-1]

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -119,6 +120,9 @@ def minibatches(n: int, size: int, seed: int) -> list[list[int]]:
         return [list(range(n))]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return [order[i : i + size] for i in range(0, n, size)]
+
+
+PLAIN_EVERY_S = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
 class GoldTracker:
@@ -238,11 +242,22 @@ class Session:
         elif self.out is not None:
             (self.out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         self._bar = None
-        if progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._plain = progress and not sys.stderr.isatty()  # piped: a plain line now and then, not a live bar
+        self._last_line = -math.inf
+        if progress and not self._plain:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self._bar = Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
+            # step, elapsed and ETA first: at 80 columns the metrics are what gets cut, not the progress
+            self._bar = Progress(TextColumn(f"[bold]{name}"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
+                                 transient=True)
             self._task = self._bar.add_task("", total=args.steps, completed=self.start)
             self._bar.start()
 
@@ -291,9 +306,16 @@ class Session:
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-        if self._bar is not None and kind == "train":
-            shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))[:80]
-            self._bar.update(self._task, completed=step + 1, description=shown)
+        if kind != "train":
+            return
+        shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step + 1, description=shown[:40])
+        now = time.perf_counter()
+        if self._plain and (now - self._last_line >= PLAIN_EVERY_S or step + 1 in (self.start + 1, self.args.steps)):
+            self._last_line = now
+            print(f"{self.name}: step {step + 1}/{self.args.steps} {shown} ({now - self.t0:.0f} s)", file=sys.stderr,
+                  flush=True)
 
     def evaluate(self, step: int) -> dict[str, float]:
         row = self.tracker.evaluate(self.policy, self.ref, self.tokenizer, step)
