@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
     def study(
         output: Path = typer.Option(..., "--output", "-o", help="Directory for study.json, the trained proxies and "
                                     "teachers/ (teachers.json, report.html)."),
-        preset: str = typer.Option("quick", "--preset", help="quick (SmolLM2-135M, ≈ 40 min on 2 CPU cores), full "
-                                   "(GPU) or test (a tiny random policy, seconds)."),
+        preset: str = typer.Option("quick", "--preset", help="quick (SmolLM2-135M: 2 seeds × 6 RL steps), standard "
+                                   "(3 × 10), full (GPU) or test (a tiny random policy, seconds)."),
     ) -> None:
         """Teacher verdicts on a real pretrained LM: does RV or accuracy predict the realized gold gain?"""
         from rewardlab.errors import UserError
