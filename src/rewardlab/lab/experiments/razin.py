@@ -349,6 +349,6 @@ def summarize(cfg: RazinConfig, per_seed: list[dict]) -> ExperimentResult:
     data = {"names": names, "n_trained": per_seed[0]["n_trained"], "family": fam, "reference_proxy": i_refs,
             "primary": primary, "early": cfg.early, "late": cfg.late, "lrs": list(cfg.lrs), "corr_rows": rows,
             "per_seed": per_seed, "lowvar_fraction": cfg.lowvar_fraction, "threshold_gap": th,
-            "specific": spec}
+            "specific": spec, "family_budgets": [cfg.independent.early, cfg.independent.late]}
     return ExperimentResult("razin", "Razin et al. 2025 — what makes a reward model a good teacher", claims, data,
                             lines)

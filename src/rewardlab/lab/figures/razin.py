@@ -56,8 +56,8 @@ def figures(data: dict, out: Path, claims: dict[str, Claim]) -> list[tuple[str, 
     # 1b. The independent family (razin-rv-early): gain vs each metric, early and late, every seed.
     fam = [o["independent"] for o in per_seed if "independent" in o]
     if fam:
-        budgets = list(fam[0]["gain"])
-        fig, axes = plt.subplots(len(budgets), 3, figsize=(15, 4 * len(budgets)), sharey="row", squeeze=False)
+        budgets = [str(b) for b in data.get("family_budgets", [])] or list(fam[0]["gain"])
+        fig, axes = plt.subplots(len(budgets), 3, figsize=(15, 4.3 * len(budgets)), sharey="row", squeeze=False)
         for row, b in enumerate(budgets):
             for ax, m in zip(axes[row], LABELS):
                 for s, o in enumerate(fam):
@@ -66,6 +66,7 @@ def figures(data: dict, out: Path, claims: dict[str, Claim]) -> list[tuple[str, 
                 ax.set_title(f"mean Spearman ρ over seeds {rho:+.2f}", fontsize=9)
                 ax.set_xlabel(LABELS[m])
             axes[row][0].set_ylabel(f"gold gain after {b} steps")
+        fig.subplots_adjust(hspace=0.3)
         figs.append((save(fig, out, "razin_family.png"),
                      f"The independent family ({len(fam[0]['metrics']['rv'])} RMs per seed whose noise, steepness "
                      "where π writes and per-prompt offsets are drawn independently; one colour per seed): gold gain "
