@@ -110,3 +110,17 @@ def test_judge_and_mixture_train_commands(specs):
            "--epochs", "1", "--batch-size", "6", "--max-length", "64")
     r = load_reward(f"micro:{tmp / 'trained'}")
     assert isinstance(r, MixtureReward) and r.model.k == 2 and r.score(["a"], ["b"]).shape == (1,)
+
+
+def test_teachers_ranks_judges_and_mixtures(specs, tmp_path):
+    """`rewardlab teachers` takes judge: (pairwise and pointwise) and micro: specs like any other reward."""
+    tmp, s = specs
+    out = tmp_path / "teachers"
+    args = ["teachers", "--policy", str(tmp / "judge_lm"), "--prompts", str(tmp / "prompts.jsonl"), "--data",
+            str(tmp / "pairs.jsonl"), "-m", "2", "--max-new-tokens", "4", "--probe-steps", "0", "-o", str(out)]
+    for spec in s.values():
+        args += ["--reward", spec]
+    invoke(*args)
+    doc = json.loads((out / "teachers.json").read_text())
+    assert {r["reward"] for r in doc["verdict"]["ranking"]} == set(s.values())
+    assert all(doc["rewards"][spec]["metrics"]["accuracy"] is not None for spec in s.values())
