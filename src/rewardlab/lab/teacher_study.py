@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.metrics import spearman
 from rewardlab.lab import constraints
 
 CONSTRUCTED = ("flat", "verbose", "noisy")
@@ -133,20 +132,21 @@ def train_proxies(out: Path, preset: StudyPreset, pairs: list[PreferencePair], l
 
 
 def budget_table(doc: dict[str, Any], names: dict[str, str], step: int) -> dict[str, Any]:
-    """Gains at ``step`` (mean over seeds, gold at step − gold at 0) and their Spearman with each metric."""
-    rows, pred = {}, {r["reward"]: r["rank"] for r in doc["verdict"]["predicted_ranking"]}
+    """Gains at ``step`` (mean over seeds, gold at step − gold at 0) and their Spearman with each metric
+    (:func:`rewardlab.teachers.verdict.agreement`; its off-policy ``accuracy`` is the held-out accuracy here)."""
+    from rewardlab.teachers.verdict import Candidate, agreement
+
+    rows, cands, pred = {}, [], {r["reward"]: r["rank"] for r in doc["verdict"]["predicted_ranking"]}
     for name, spec in names.items():
         e = doc["rewards"][spec]
         gains = [next(h["gold_mean"] for h in run["evaluations"] if h["step"] == step)
                  - run["evaluations"][0]["gold_mean"] for run in e["rl_probe"]]
-        m = e["metrics"]
+        m = {key: e["metrics"][key] for key in ("reward_variance", "on_policy_accuracy", "accuracy")}
+        cands.append(Candidate(spec, m, gains=np.array(gains)))
         rows[name] = {"gain": float(np.mean(gains)), "gains": gains, "reward_variance": m["reward_variance"],
                       "on_policy_accuracy": m["on_policy_accuracy"], "heldout_accuracy": m["accuracy"],
                       "predicted_rank": pred[spec]}
-    gain = [r["gain"] for r in rows.values()]
-    corr = {key: spearman([r[key] for r in rows.values()], gain)
-            for key in ("reward_variance", "on_policy_accuracy", "heldout_accuracy")}
-    corr["verdict_order"] = spearman([-r["predicted_rank"] for r in rows.values()], gain)
+    corr = {"heldout_accuracy" if k == "accuracy" else k: v for k, v in agreement(cands, pred).items()}
     return {"step": step, "proxies": rows, "spearman": corr}
 
 
@@ -174,17 +174,18 @@ def run_study(output: str | Path, preset: str | StudyPreset = "quick", log=print
     from rewardlab.evaluate.suite import json_ready
     from rewardlab.evaluate.teacher import SamplingConfig, sample_rollout
     from rewardlab.io import write_json_atomic
+    from rewardlab.models.backbone import load_policy
     from rewardlab.rewards.base import FunctionReward
     from rewardlab.rewards.registry import load_reward
     from rewardlab.teachers.probes import ProbeConfig
-    from rewardlab.teachers.run import TeachersConfig, load_policy, measure, write_outputs
+    from rewardlab.teachers.run import TeachersConfig, measure, write_outputs
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(output)
     t0 = time.perf_counter()
     texts = constraints.make_prompts(p.train_prompts + p.probe_prompts, p.seed)
     torch.manual_seed(p.seed)
-    policy, tok = load_policy(p.policy, texts, "cpu" if not torch.cuda.is_available() else "cuda", p.seed)
+    policy, tok = load_policy(p.policy, texts, "cpu" if not torch.cuda.is_available() else "cuda", seed=p.seed)
     prompts = chat_prompts(tok, texts)
     train, probe = prompts[: p.train_prompts], prompts[p.train_prompts:]
     ro = sample_rollout(policy, tok, train, SamplingConfig(num_samples=p.samples_per_prompt,
@@ -197,7 +198,7 @@ def run_study(output: str | Path, preset: str | StudyPreset = "quick", log=print
     held_pairs = label_pairs(train, *pick(held_idx), seed=p.seed + 1)
     log(f"π₀ data: {len(ro)} answers to {len(train)} prompts → {len(fit_pairs)} training and {len(held_pairs)} "
         f"held-out gold-labelled pairs ({time.perf_counter() - t0:.0f} s)")
-    names = {name: spec for name, spec in train_proxies(out, p, fit_pairs, log).items()}
+    names = train_proxies(out, p, fit_pairs, log)
     rewards = {spec: load_reward(spec, device=str(next(policy.parameters()).device)) for spec in names.values()}
     for name in CONSTRUCTED:
         spec = f"python:rewardlab.lab.constraints:{name}"

@@ -115,3 +115,15 @@ def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", 
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32, **kwargs)
     return model.to(device).eval(), _tokenizer(p)
+
+
+def load_policy(path: str, prompts, device: str | torch.device = "cpu", dtype=None, seed: int = 0):
+    """``(model, tokenizer)`` of a policy: :func:`load_causal_lm`, or for ``tiny`` a random tiny GPT-2 (``seed``)
+    with a byte-level BPE tokenizer trained on ``prompts`` (texts, or conversations whose contents are used)."""
+    if path != "tiny":
+        return load_causal_lm(path, device=device, dtype=dtype)
+    from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
+
+    texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompts]
+    tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
+    return tiny_causal_lm(tokenizer, seed=seed).to(device, dtype or torch.float32), tokenizer

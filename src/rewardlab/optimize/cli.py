@@ -115,6 +115,7 @@ def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, An
 
     from rewardlab.data.load import load_prompts
     from rewardlab.errors import UserError
+    from rewardlab.models.backbone import load_policy
     from rewardlab.models.device import resolve_device, resolve_dtype
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.ensemble import METHODS, EnsembleReward
@@ -133,16 +134,7 @@ def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, An
     torch.manual_seed(kw["seed"])
     prompts = load_prompts(kw["prompts"], split=kw["split"])[: kw["max_prompts"]]
     policy_dtype = torch.float32 if train else dtype
-    if kw["policy"] == "tiny":
-        from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
-
-        texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompts]
-        tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
-        model = tiny_causal_lm(tokenizer, seed=kw["seed"]).to(device, policy_dtype)
-    else:
-        from rewardlab.models.backbone import load_causal_lm
-
-        model, tokenizer = load_causal_lm(kw["policy"], device=device, dtype=policy_dtype)
+    model, tokenizer = load_policy(kw["policy"], prompts, device, policy_dtype, seed=kw["seed"])
     cap = kw["max_prompt_length"] = prompt_length_cap(model, kw["max_new_tokens"], kw["max_prompt_length"])
     truncated = count_truncated(tokenizer, prompts, cap)
     if truncated:

@@ -100,20 +100,6 @@ def write_outputs(out: Path, doc: dict[str, Any]) -> dict[str, Path]:
     return {"teachers.json": out / "teachers.json", **write_report(out, doc)}
 
 
-def load_policy(policy: str, prompts: Sequence[Prompt], device, seed: int = 0):
-    """``(model, tokenizer)``: an HF causal LM directory (or hub id), or ``tiny`` (a random tiny GPT-2 with a
-    tokenizer trained on the prompts, as ``optimize --policy tiny``)."""
-    if policy == "tiny":
-        from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
-
-        texts = [p if isinstance(p, str) else " ".join(m["content"] for m in p) for p in prompts]
-        tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
-        return tiny_causal_lm(tokenizer, seed=seed).to(device), tokenizer
-    from rewardlab.models.backbone import load_causal_lm
-
-    return load_causal_lm(policy, device=device)
-
-
 def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, output: str | Path,
                  gold: str | None = None, data: str | Path | None = None, split: str | None = None,
                  cfg: TeachersConfig | None = None, max_prompts: int | None = None, device: str = "auto",
@@ -126,6 +112,7 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
     from rewardlab.data.load import load_prompts, load_rows
     from rewardlab.errors import UserError
     from rewardlab.io import check_not_an_input, check_output_dir, output_lock, spec_paths
+    from rewardlab.models.backbone import load_policy
     from rewardlab.models.device import resolve_device
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.registry import load_reward
@@ -158,7 +145,7 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
             raise UserError(f"{prompts_path}: no prompts")
         dev = resolve_device(device)
         torch.manual_seed(cfg.sampling.seed)
-        model, tokenizer = load_policy(policy, prompts, dev, cfg.sampling.seed)
+        model, tokenizer = load_policy(policy, prompts, dev, seed=cfg.sampling.seed)
         cap = prompt_length_cap(model, cfg.sampling.max_new_tokens, cfg.sampling.max_prompt_length)
         cfg.sampling.max_prompt_length = cap
         if truncated := count_truncated(tokenizer, prompts, cap):
