@@ -209,7 +209,7 @@ def test_a_probe_leaves_no_policy_copy_alive_without_the_garbage_collector(polic
         return y
 
     monkeypatch.setattr(copy, "deepcopy", spy)
-    monkeypatch.setattr(probes.gc, "collect", lambda: 0)  # only reference counting may free them
+    monkeypatch.setattr(gc, "collect", lambda: 0)  # only reference counting may free them
     r = FunctionReward(gold)
     gc.disable()
     try:

@@ -130,6 +130,11 @@ def order(candidates: Sequence[Candidate], by_gain: bool) -> list[tuple[Candidat
     return [(c, tier(c)) for c in sorted(candidates, key=sort_key)]
 
 
+def _separated(ci: tuple[float, float] | None) -> bool:
+    """Whether a paired CI of (previous − next) lies above 0 (None: no paired data, so not separated)."""
+    return ci is not None and ci[0] > 0
+
+
 def rank_groups(ranked: Sequence[tuple[Candidate, str]], by_gain: bool) -> list[list[int]]:
     """Indices into ``ranked`` grouped into shared ranks (step 3). A new group starts at a new tier, or when the
     paired CI against the previous candidate excludes 0."""
@@ -137,8 +142,7 @@ def rank_groups(ranked: Sequence[tuple[Candidate, str]], by_gain: bool) -> list[
     for i, (c, t) in enumerate(ranked):
         if groups:
             p, pt = ranked[groups[-1][-1]]
-            ci = difference_ci(p, c, by_gain) if t == pt and t != MISALIGNED else None
-            if t == pt and t != MISALIGNED and (ci is None or not ci[0] > 0):
+            if t == pt and t != MISALIGNED and not _separated(difference_ci(p, c, by_gain)):
                 groups[-1].append(i)
                 continue
         groups.append([i])
