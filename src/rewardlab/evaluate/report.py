@@ -199,7 +199,7 @@ def _winner(results: Sequence[EvalResult], key: str) -> tuple[int | None, str | 
     if key == "reward_variance":  # variance helps only a reward that points the right way on the policy
         aligned = [(v, i) for v, i in vals if _aligned(results[i].metrics["summary"]) is not False]
         if len(aligned) < len(vals):
-            dropped = ", ".join(html.escape(results[i].name) for _, i in vals if (_, i) not in aligned)
+            dropped = ", ".join(html.escape(results[i].name) for v, i in vals if (v, i) not in aligned)
             winner, note = _winner_among(results, aligned, key) if len(aligned) >= 2 else (None, None)
             why = (f"{dropped}: on-policy accuracy not above 0.5 (CI), so its variance is fast optimization in the "
                    "wrong direction; not a candidate for bold")
