@@ -13,16 +13,21 @@ from rewardlab.rewards.personalized import MixtureReward, MixtureRewardModel, sa
 from rewardlab.rewards.registry import load_reward
 
 
+def save_tiny_mixture(tokenizer, out, k: int = 2, seed: int = 6) -> None:
+    """An untrained MiCRo checkpoint (k heads, a random router so the weights depend on the prompt) at ``out``."""
+    model = MixtureRewardModel(tiny_reward_model(tokenizer, num_outputs=k, seed=seed))
+    with torch.no_grad():
+        model.router.weight.normal_()
+    save_mixture(model, tokenizer, out)
+
+
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory, tokenizer, corpus):
     tmp = tmp_path_factory.mktemp("e2e")
     lm = tiny_causal_lm(tokenizer, seed=5)
     lm.save_pretrained(tmp / "judge_lm")
     tokenizer.save_pretrained(tmp / "judge_lm")
-    model = MixtureRewardModel(tiny_reward_model(tokenizer, num_outputs=2, seed=6))
-    with torch.no_grad():
-        model.router.weight.normal_()
-    save_mixture(model, tokenizer, tmp / "micro")
+    save_tiny_mixture(tokenizer, tmp / "micro")
     pairs = tmp / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"{corpus[i]} {i}", "chosen": corpus[i + 20],
                                          "rejected": corpus[i + 40], "subset": "alice" if i % 2 else "bob"}) + "\n"

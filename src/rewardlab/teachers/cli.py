@@ -14,8 +14,9 @@ from rewardlab.models.device import DTYPE_HELP as DTYPE
 def teachers_command(
     policy: str = typer.Option(..., "--policy", help="HF causal LM directory or hub id, or 'tiny' (a random tiny "
                                "GPT-2)."),
-    reward: list[str] = typer.Option(..., "--reward", help="A reward spec (checkpoint, HF/hub RM, python:, "
-                                     "ensemble:, http://...); repeat for each reward to rank."),
+    reward: list[str] = typer.Option(..., "--reward", help="A reward spec (checkpoint, HF/hub RM or PEFT adapter "
+                                     "dir, python:, rule:, mix:, ensemble:, dpo:, armo:, dpa:, judge:, micro:, prm:, "
+                                     "http://...); repeat for each reward to rank."),
     prompts: Path = typer.Option(..., "--prompts", help="Prompts for the policy (any row file with prompts)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for teachers.json, report.html, "
                                 "teachers.png."),

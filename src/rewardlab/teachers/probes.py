@@ -18,6 +18,16 @@ speaks in the units RV is measured in), tracking gold, proxy and KL(π‖π₀) 
 (:class:`rewardlab.optimize.common.GoldTracker`). The default optimizer is plain SGD: Razin et al.'s mechanism is the
 size of the policy gradient, and AdamW divides each step by the gradient's RMS, which hides it
 (``optimizer="adamw"`` is what most trainers use; the probe then measures that setting).
+
+Batch-dependent rewards (:func:`rewardlab.rewards.base.is_batch_invariant` False, e.g. a pairwise judge
+``against="others"``, whose score of a response is its mean win probability against the other responses to the same
+prompt *in the same call*) are scored one unit per call (:func:`score_units`): on the shared sample one prompt's m
+samples (the group the judge is meant to compare, whatever the chunking or a prompt repeated in ``--prompts``), on
+``--data`` one pair (so the chosen response scores P(chosen ≻ rejected) and the accuracy is the judge's own pairwise
+accuracy, as ``rewardlab judge`` computes it, even where several pairs share a prompt). The RL probe scores each step's
+samples in one call, as ``rewardlab optimize`` does, and the judge groups them by prompt itself. Its proxy gain in
+the probe is 0 by construction (a group's mean win rate is ½ whatever the policy), so the probe's reward-hacking flag
+cannot fire for it; its gold gain, best-of-n and the direction metrics are unaffected.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from rewardlab.evaluate.suite import CI_LEVEL, pair_metrics, replicates, score_w
 from rewardlab.evaluate.teacher import teacher_metrics_from_scores
 from rewardlab.optimize.bon import bon_estimate, bon_kl
 from rewardlab.optimize.rloo import RLOOArgs, train_rloo
-from rewardlab.rewards.base import Reward
+from rewardlab.rewards.base import Reward, is_batch_invariant
 from rewardlab.rewards.shaping import calibrate
 
 
@@ -73,12 +83,28 @@ class StandardizedReward:
         return (torch.from_numpy(s).float() - self.mean) / self.std
 
 
+def score_units(reward: Reward, prompts: Sequence[Prompt], responses: Sequence[Response], units: Sequence[int],
+                description: str) -> np.ndarray:
+    """Scalar scores ``[n]`` (:func:`~rewardlab.evaluate.suite.score_with_members`). A batch-invariant reward is
+    scored in one pass; any other is called once per unit (the items sharing a value of ``units``), so what it
+    compares is exactly one unit (module docstring)."""
+    if is_batch_invariant(reward):
+        return score_with_members(reward, prompts, responses, description=description)[0]
+    u = np.asarray(units)
+    out = np.empty(len(prompts), dtype=np.float64)
+    for unit in dict.fromkeys(u.tolist()):
+        idx = np.flatnonzero(u == unit)
+        out[idx] = score_with_members(reward, [prompts[i] for i in idx], [responses[i] for i in idx],
+                                      description=description)[0]
+    return out
+
+
 def score_shared(reward: Reward, rollout, name: str) -> np.ndarray:
     """The reward's scalar scores ``[n]`` of the shared sample (ensembles aggregated by their own rule; a reward that
-    standardizes its members measures their statistics on this sample first, as the optimize loops do)."""
+    standardizes its members measures their statistics on this sample first, as the optimize loops do; a
+    batch-dependent one is scored one prompt's samples per call)."""
     calibrate(reward, rollout.prompts, rollout.responses)
-    s, _ = score_with_members(reward, rollout.prompts, rollout.responses, description=f"scoring {name}")
-    return s
+    return score_units(reward, rollout.prompts, rollout.responses, rollout.group, f"scoring {name}")
 
 
 def _ci(rep: np.ndarray | None) -> list[float] | None:

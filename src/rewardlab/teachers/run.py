@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.records import PreferencePair, Prompt
-from rewardlab.evaluate.suite import json_ready, score_with_members
+from rewardlab.evaluate.suite import json_ready
 from rewardlab.evaluate.teacher import SamplingConfig, sample_rollout
 from rewardlab.io import write_json_atomic
 from rewardlab.rewards.base import Reward
-from rewardlab.teachers.probes import ProbeConfig, bon_probe, rl_probe, score_shared, shared_metrics
+from rewardlab.teachers.probes import ProbeConfig, bon_probe, rl_probe, score_shared, score_units, shared_metrics
 from rewardlab.teachers.verdict import Candidate, decide
 
 Log = Callable[[str], None]
@@ -48,6 +48,7 @@ def measure(policy, tokenizer, rewards: dict[str, Reward], prompts: Sequence[Pro
     gold_s = score_shared(gold, rollout, "gold") if gold is not None else None
     pair_items = ([p.prompt for p in pairs for _ in (0, 1)], [x for p in pairs for x in (p.chosen, p.rejected)]) \
         if pairs else None
+    pair_units = np.repeat(np.arange(len(pairs or ())), 2)  # a batch-dependent reward compares one pair per call
     results: dict[str, dict[str, Any]] = {}
     candidates: list[Candidate] = []
     direction = _direction(gold is not None, bool(pairs))
@@ -55,7 +56,7 @@ def measure(policy, tokenizer, rewards: dict[str, Reward], prompts: Sequence[Pro
         s = score_shared(reward, rollout, spec)
         ps = None
         if pair_items is not None:
-            both, _ = score_with_members(reward, *pair_items, description=f"scoring {spec} on --data")
+            both = score_units(reward, *pair_items, pair_units, description=f"scoring {spec} on --data")
             ps = (both[0::2], both[1::2])
         metrics, reps = shared_metrics(s, rollout.group, gold_s, ps, pairs)
         entry: dict[str, Any] = {"metrics": metrics}
