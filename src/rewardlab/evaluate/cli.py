@@ -11,9 +11,7 @@ from pathlib import Path
 
 import typer
 
-from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, read_chat_template
-from rewardlab.models.device import DEVICE_HELP as DEVICE
-from rewardlab.models.device import DTYPE_HELP as DTYPE
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option, read_chat_template
 
 
 def _load_sections(path: str | None) -> tuple[dict | None, dict | None]:
@@ -65,8 +63,8 @@ def eval_command(
     sections: Path | None = typer.Option(None, "--sections", help="YAML section map (default: RB1)."),
     val_fraction: float = typer.Option(0.5, "--val-fraction", help="Pairs used to fit the temperature."),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help=DEVICE),
-    dtype: str = typer.Option("auto", "--dtype", help=DTYPE),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
                                               "evaluated reward models (MODEL and --compare), not to --gold."),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from rewardlab.models.device import DEVICE_HELP, DTYPE_HELP
+from rewardlab.models.device import device_option, dtype_option
 
 
 def eval_prm(
@@ -29,8 +29,8 @@ def eval_prm(
     max_length: int | None = typer.Option(None, help="Token budget (default: the model's)."),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict directory."),
     skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted) instead of failing."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    dtype: str = typer.Option("auto", help=DTYPE_HELP),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
 ) -> None:
     """Evaluate a PRM on step-labelled data: every row is validated before the model is loaded, and the outputs
     (-o, --report) are checked before anything is read."""

@@ -10,7 +10,7 @@ torch is imported only inside the functions, so CLI modules can import the help 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rewardlab.errors import UserError
 
@@ -19,8 +19,23 @@ if TYPE_CHECKING:
 
 DTYPE_NAMES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
                "fp16": "float16", "float16": "float16"}
-DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps."
-DTYPE_HELP = "auto (bf16 on GPUs that support it, else fp32), bf16, fp16 or fp32."
+DEVICE_HELP = "auto (CUDA when present, else MPS, else CPU), cpu, cuda, cuda:N or mps."
+DTYPE_HELP = "auto (bf16 on a CUDA GPU that supports it, fp16 on an older one, else fp32), bf16, fp16 or fp32."
+
+
+def device_option(note: str = "") -> Any:
+    """The ``--device`` option of every command that runs a model: one name, one default, one help (``note``
+    adds what the command does with it). typer is imported here, not at module level: the library never needs it."""
+    import typer
+
+    return typer.Option("auto", "--device", help=DEVICE_HELP + (" " + note if note else ""))
+
+
+def dtype_option(note: str = "") -> Any:
+    """The ``--dtype`` option of every command that runs a model (see :func:`device_option`)."""
+    import typer
+
+    return typer.Option("auto", "--dtype", help=DTYPE_HELP + (" " + note if note else ""))
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:

@@ -9,9 +9,7 @@ from pathlib import Path
 import typer
 
 from rewardlab.data.cli import SPLIT_HELP
-from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP
-from rewardlab.models.device import DEVICE_HELP as DEVICE
-from rewardlab.models.device import DTYPE_HELP as DTYPE
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option
 
 REFERENCE_HELP = ("Ensemble specs: standardize every member on this data file's responses (default: each member's "
                   "manifest normalization, from `rewardlab calibrate`).")
@@ -26,8 +24,8 @@ def score(
     chunk_rows: int = typer.Option(1024, help="Rows scored and written to OUTPUT.partial at a time."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue OUTPUT.partial when it was written for "
                                 "the same input, reward and settings (default), or start over."),
-    device: str = typer.Option("auto", help=DEVICE),
-    dtype: str = typer.Option("auto", help=DTYPE),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
     reference: Path | None = typer.Option(None, "--reference", help=REFERENCE_HELP),
@@ -164,8 +162,8 @@ def calibrate(
     top_p: float = typer.Option(1.0, "--top-p"),
     seed: int = typer.Option(0, "--seed"),
     batch_size: int = typer.Option(32, help="Sequences per generation / scoring batch."),
-    device: str = typer.Option("auto", help=DEVICE),
-    dtype: str = typer.Option("auto", help=DTYPE),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
@@ -214,8 +212,8 @@ def inspect(
                                       "rotates over θ ∈ [−90°, 90°] (within each prompt's responses)."),
     angles: int = typer.Option(7, "--angles", help="Number of angles for --rotate."),
     show: int = typer.Option(8, "--show", help="Items (and prompts for --rotate) printed."),
-    device: str = typer.Option("auto", help=DEVICE),
-    dtype: str = typer.Option("auto", help=DTYPE),
+    device: str = device_option(),
+    dtype: str = dtype_option(),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
@@ -295,6 +293,8 @@ def judge(
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
+    device: str = device_option("Where a local judge model runs (an openai/ judge runs remotely)."),
+    dtype: str = dtype_option("The local judge model's weights."),
 ) -> None:
     """Run a generative judge on preference pairs: accuracy, swap-consistency, position bias, label mass."""
     import json
@@ -309,7 +309,7 @@ def judge(
         check_output_file(output, "--output")
         check_not_an_input(output, {"--data": data, "SPEC": spec_paths(spec)})
     pairs = load_pairs(data, split=split, skip_invalid=skip_invalid)[:max_pairs]
-    r = load_reward(spec)
+    r = load_reward(spec, device=device, dtype=dtype)
     if not isinstance(r, JudgeReward):
         raise UserError(f"{spec!r} is not a judge: spec (judge:MODEL[:pairwise|pointwise])")
     prompts = [p.prompt for p in pairs]

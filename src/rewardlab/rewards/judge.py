@@ -382,8 +382,9 @@ def _read_refs(path: str) -> dict[str, Response]:
     return refs
 
 
-def judge_from_spec(spec: str, device: str | None = None) -> JudgeReward:
-    """Build a :class:`JudgeReward` from a ``judge:`` spec (see :data:`SPEC_HELP`)."""
+def judge_from_spec(spec: str, device: str | None = None, dtype: str | None = None) -> JudgeReward:
+    """Build a :class:`JudgeReward` from a ``judge:`` spec (see :data:`SPEC_HELP`); a local judge model loads on
+    ``device`` in ``dtype`` (:mod:`rewardlab.models.device`: ``None`` = ``auto``)."""
     import os
     from pathlib import Path
 
@@ -437,7 +438,11 @@ def judge_from_spec(spec: str, device: str | None = None) -> JudgeReward:
             target = str(packaged_model("smollm2"))
         if not Path(target).exists():
             raise UserError(f"reward spec {spec!r}: {target} does not exist; expected {SPEC_HELP}")
-        backend = HFJudgeBackend.from_pretrained(target, device=device, batch_size=batch)
+        from rewardlab.models.device import resolve_device, resolve_dtype
+
+        dev = resolve_device(device)
+        backend = HFJudgeBackend.from_pretrained(target, device=str(dev), dtype=resolve_dtype(dtype, dev),
+                                                 batch_size=batch)
     refs = _read_refs(opts["ref"]) if "ref" in opts else None
     try:
         return JudgeReward(backend, config, references=refs, name=spec)

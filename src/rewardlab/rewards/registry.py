@@ -41,9 +41,9 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
                 attn_implementation: str | None = None) -> Reward:
     """Build the Reward that ``spec`` names (see the module docstring for the forms).
 
-    ``device``/``dtype`` follow :mod:`rewardlab.models.device` (``None`` = ``auto``). ``dtype``, ``chat_template``
-    (template text overriding the model's) and ``attn_implementation`` apply to reward-model directories; the other
-    families keep their own settings."""
+    ``device``/``dtype`` follow :mod:`rewardlab.models.device` (``None`` = ``auto``). ``dtype`` applies to
+    reward-model directories, PRMs and local judges; ``chat_template`` (template text overriding the model's) and
+    ``attn_implementation`` to reward-model directories; the other families keep their own settings."""
     from rewardlab.models.device import resolve_device
 
     device = str(resolve_device(device))
@@ -77,7 +77,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
     if spec.startswith("judge:"):
         from rewardlab.rewards.judge import judge_from_spec
 
-        return judge_from_spec(spec, device=device)
+        return judge_from_spec(spec, device=device, dtype=dtype)
     if spec.startswith("micro:"):
         from rewardlab.rewards.personalized import mixture_reward_from_spec
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, DEVICE_HELP, DTYPE_HELP, read_chat_template
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option, read_chat_template
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         token_env: str = typer.Option("REWARDLAB_TOKEN", help="Environment variable holding the bearer token."),
         token_file: str = typer.Option(None, help="File holding the bearer token (first line); wins over the env."),
         name: str = typer.Option(None, help="Model name reported by /v1/models and responses (default: dir name)."),
-        device: str = typer.Option("auto", help=DEVICE_HELP),
-        dtype: str = typer.Option("auto", help=DTYPE_HELP),
+        device: str = device_option(),
+        dtype: str = dtype_option(),
         chat_template: str = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP),
         attn_implementation: str = typer.Option(None, "--attn-implementation", help=ATTN_HELP),
         max_batch_tokens: int = typer.Option(16384, help="Token budget of one dynamic batch."),

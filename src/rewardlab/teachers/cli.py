@@ -6,9 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rewardlab.models.device import CHAT_TEMPLATE_HELP, read_chat_template
-from rewardlab.models.device import DEVICE_HELP as DEVICE
-from rewardlab.models.device import DTYPE_HELP as DTYPE
+from rewardlab.models.device import CHAT_TEMPLATE_HELP, device_option, dtype_option, read_chat_template
 
 
 def teachers_command(
@@ -45,8 +43,8 @@ def teachers_command(
     seed: int = typer.Option(0, "--seed"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
-    device: str = typer.Option("auto", "--device", help=DEVICE),
-    dtype: str = typer.Option("auto", "--dtype", help=DTYPE + " Applies to the rewards; the policy runs in fp32."),
+    device: str = device_option(),
+    dtype: str = dtype_option("Applies to the rewards; the policy runs in fp32."),
     chat_template: Path | None = typer.Option(None, "--chat-template", help=CHAT_TEMPLATE_HELP + " Applies to the "
                                               "ranked reward models, not to --gold."),
 ) -> None:
