@@ -17,7 +17,7 @@ Shapes: ``b`` = number of sequences, ``T`` = longest response in the batch (resp
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -208,12 +208,13 @@ def _sample_batch(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: 
 
 def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_new_tokens: int,
            temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 64,
-           max_prompt_length: int | None = None) -> Rollout:
+           max_prompt_length: int | None = None, on_batch: Callable[[int], None] | None = None) -> Rollout:
     """Draw ``num_samples`` responses for each prompt; response ``i`` belongs to prompt ``i // num_samples``.
 
     ``temperature <= 0`` means greedy. Sampling uses a private generator seeded with ``seed``: the same call
     gives the same rollout. The model is put in eval mode for the call and restored afterwards.
     ``max_prompt_length`` None: what fits the model with the generation (:func:`prompt_length_cap`).
+    ``on_batch(n)`` is called after each generation batch with its number of sequences (progress).
     """
     device = next(model.parameters()).device
     max_prompt_length = prompt_length_cap(model, max_new_tokens, max_prompt_length)
@@ -230,6 +231,8 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_ne
             chunk = flat[s : s + batch_size]
             ids, mask = pad_batch([p_ids[g] for g in chunk], pad_id, side="left", device=device)
             responses_ids += _sample_batch(model, ids, mask, max_new_tokens, temperature, top_p, eos_id, gen)
+            if on_batch is not None:
+                on_batch(len(chunk))
     finally:
         model.train(was_training)
     texts = [tokenizer.decode(r, skip_special_tokens=True) for r in responses_ids]

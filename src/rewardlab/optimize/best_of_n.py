@@ -31,6 +31,7 @@ from rewardlab.models.generation import count_truncated, prompt_length_cap, samp
 from rewardlab.optimize.bon import bon_estimate, bon_kl, duplicate_rate
 from rewardlab.optimize.common import plot_overoptimization, step_seed
 from rewardlab.optimize.fits import fit_bon
+from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
 
@@ -94,25 +95,47 @@ def bon_curve(proxy: torch.Tensor, gold: torch.Tensor | None, ns: Sequence[int],
 
 
 def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], args: BoNArgs | None = None,
-                  gold: Reward | None = None, output_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                  gold: Reward | None = None, output_dir: str | os.PathLike | None = None,
+                  progress: bool = True) -> dict[str, Any]:
     """Sample N per prompt, score proxy (and gold), write ``bon_table.csv`` and ``summary.json``, then
     ``gold_vs_kl.png`` (with the fit ``gold(d) = d(α − βd)``); returns the summary. The results are on disk before
-    plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.report.PlotError` naming them."""
+    plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.report.PlotError` naming them.
+    ``progress``: a bar over the generation batches and the scoring passes (:mod:`rewardlab.optimize.progress`)."""
     args = args or BoNArgs()
     t0 = time.perf_counter()
     N = args.n_max
     ns = sorted(set(args.ns)) if args.ns else default_ns(N)
     cap = prompt_length_cap(policy, args.max_new_tokens, args.max_prompt_length)
-    for r in (reward, gold):
-        if r is not None and callable(getattr(r, "calibrate", None)):
-            ref = sample(policy, tokenizer, prompts, args.calibration_samples, args.max_new_tokens,
-                         args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size, cap)
+    calibrated = [r for r in (reward, gold) if r is not None and callable(getattr(r, "calibrate", None))]
+    batches = math.ceil(len(prompts) * N / args.batch_size)
+    cal_batches = math.ceil(len(prompts) * args.calibration_samples / args.batch_size)
+    bar = RunProgress("best-of-n", len(calibrated) * cal_batches + batches + 1 + (gold is not None),
+                      enabled=progress, unit="batch", t0=t0)
+    done = 0
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        bar.update(done, what)
+
+    try:
+        for r in calibrated:
+            ref = sample(policy, tokenizer, prompts, args.calibration_samples, args.max_new_tokens, args.temperature,
+                         args.top_p, step_seed(args.seed, 0, 3), args.batch_size, cap, lambda _: tick("calibrating"))
             calibrate(r, ref.prompts, ref.responses)
-    ro = sample(policy, tokenizer, prompts, N, args.max_new_tokens, args.temperature, args.top_p, args.seed,
-                args.batch_size, cap)
-    with torch.no_grad():
-        proxy = reward.score(ro.prompts, ro.responses).float().view(len(prompts), N)
-        gold_s = gold.score(ro.prompts, ro.responses).float().view(len(prompts), N) if gold is not None else None
+        ro = sample(policy, tokenizer, prompts, N, args.max_new_tokens, args.temperature, args.top_p, args.seed,
+                    args.batch_size, cap, lambda _: tick(f"sampling {N} per prompt"))
+        with torch.no_grad():
+            bar.update(done, "scoring (proxy)")  # the live bar names the running pass
+            proxy = reward.score(ro.prompts, ro.responses).float().view(len(prompts), N)
+            tick("scored (proxy)")
+            gold_s = None
+            if gold is not None:
+                bar.update(done, "scoring (gold)")
+                gold_s = gold.score(ro.prompts, ro.responses).float().view(len(prompts), N)
+                tick("scored (gold)")
+    finally:
+        bar.close()
     groups = [[_text(x) for x in ro.responses[i * N:(i + 1) * N]] for i in range(len(prompts))]
     rows = bon_curve(proxy, gold_s, ns, groups)
     dup_N = [duplicate_rate(g, [N])[0] for g in groups]

@@ -20,8 +20,7 @@ from typing import Any
 
 import typer
 
-from rewardlab.models.device import DEVICE_HELP as DEVICE
-from rewardlab.models.device import DTYPE_HELP as DTYPE
+from rewardlab.models.device import device_option, dtype_option
 
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
                            "tracking a gold reward to show overoptimization.", no_args_is_help=True)
@@ -59,38 +58,55 @@ SHARED = [
     _p("top_p", float, typer.Option(1.0, "--top-p")),
     _p("seed", int, typer.Option(0, "--seed")),
     _p("batch_size", int, typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")),
-    _p("device", str, typer.Option("auto", "--device", help=DEVICE)),
-    _p("dtype", str, typer.Option("auto", "--dtype", help=DTYPE + " Training keeps fp32 master weights.")),
+    _p("device", str, device_option()),
+    _p("dtype", str, dtype_option("Training keeps fp32 master weights (autocast).")),
 ]
+EVAL_PROMPTS, EVAL_SAMPLES = 32, 4
 LOOP = [
-    _p("eval_prompts", int, typer.Option(32, "--eval-prompts", help="The first N prompts are evaluated.")),
-    _p("eval_samples", int, typer.Option(4, "--eval-samples", help="Samples per evaluation prompt.")),
+    _p("eval_prompts", int, typer.Option(EVAL_PROMPTS, "--eval-prompts", help="The first N prompts are evaluated.")),
+    _p("eval_samples", int, typer.Option(EVAL_SAMPLES, "--eval-samples", help="Samples per evaluation prompt.")),
     _p("save_every", int, typer.Option(10, "--save-every", help="Steps between checkpoints, so a killed run "
                                        "continues with --resume (0: only at the end).")),
     _p("resume", bool, typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")),
 ]
 
 
+def _cost(steps: int, prompts: int, k: int, eval_every: int, unit: str) -> str:
+    """What the default run samples, for the help of --steps / --iterations: a run's cost is its sampling (each
+    response is generated and scored), and the defaults are sized for a real policy, not for a first try."""
+    evaluations = len(range(0, steps, eval_every)) + 1  # Session.maybe_evaluate, plus the final one
+    total = steps * prompts * k + evaluations * EVAL_PROMPTS * EVAL_SAMPLES
+    return (f"Each {unit} samples and scores --prompts-per-{unit} × --num-samples responses ({prompts} × {k} = "
+            f"{prompts * k} by default), each of the {evaluations} evaluations --eval-prompts × --eval-samples "
+            f"({EVAL_PROMPTS * EVAL_SAMPLES}): the defaults generate about {total:,} responses of up to "
+            f"--max-new-tokens tokens; with a real policy, try a few {unit}s first.")
+
+
 def _pg_options(k: int, kl_coef: float, kl_help: str) -> list[inspect.Parameter]:
+    steps, prompts, every = 100, 8, 10
     return [
-        _p("steps", int, typer.Option(100, "--steps")),
+        _p("steps", int, typer.Option(steps, "--steps", help="Optimizer steps. " + _cost(steps, prompts, k, every,
+                                                                                           "step"))),
         _p("k", int, typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt (≥ 2).")),
         _p("kl_coef", float, typer.Option(kl_coef, "--kl-coef", help=kl_help)),
         _p("loss", str, typer.Option("reinforce", "--loss", help="reinforce | ppo")),
         _p("ppo_epochs", int, typer.Option(1, "--ppo-epochs")),
         _p("minibatch_size", int, typer.Option(0, "--minibatch-size", help="0: the whole batch.")),
-        _p("prompts_per_step", int, typer.Option(8, "--prompts-per-step")),
+        _p("prompts_per_step", int, typer.Option(prompts, "--prompts-per-step")),
         _p("lr", float, typer.Option(1e-5, "--lr")),
-        _p("eval_every", int | None, typer.Option(None, "--eval-every", help="Steps between evaluations.")),
+        _p("eval_every", int, typer.Option(every, "--eval-every", help="Steps between evaluations (0: only the first "
+                                           "and the last).")),
     ]
 
 
 def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[inspect.Parameter]:
+    prompts, k = 64, 8
     return [
-        _p("steps", int, typer.Option(iterations, "--iterations", help="Iterations.")),
-        _p("k", int, typer.Option(8, "--num-samples", "-m", "--k", help="Samples per prompt.")),
+        _p("steps", int, typer.Option(iterations, "--iterations", help="Iterations (each one evaluated). "
+                                      + _cost(iterations, prompts, k, 1, "iteration"))),
+        _p("k", int, typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt.")),
         _p("minibatch_size", int, typer.Option(16, "--minibatch-size", help=minibatch_help)),
-        _p("prompts_per_step", int, typer.Option(64, "--prompts-per-iteration")),
+        _p("prompts_per_step", int, typer.Option(prompts, "--prompts-per-iteration")),
         _p("lr", float, typer.Option(lr, "--lr")),
     ]
 
@@ -216,7 +232,10 @@ def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[d
 COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]] = {
     "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator), "
             "against the bound KL ≤ log n − (n−1)/n, with the duplicate rate of the samples.",
-            [_p("n_max", int, typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N).")),
+            [_p("n_max", int, typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N): every "
+                                           "prompt (all of --prompts unless --max-prompts) is sampled N times and "
+                                           "each sample scored by --reward and --gold, so the default costs 64 "
+                                           "generations per prompt.")),
              _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
             _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),
     "rloo": ("RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy.",

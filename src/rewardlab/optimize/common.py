@@ -32,7 +32,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -56,6 +55,7 @@ from rewardlab.models.generation import (
     sequence_logprobs,
 )
 from rewardlab.optimize.fits import describe, fit_gao, from_dict
+from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
 from rewardlab.train.state import load_state, save_state
@@ -120,9 +120,6 @@ def minibatches(n: int, size: int, seed: int) -> list[list[int]]:
         return [list(range(n))]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return [order[i : i + size] for i in range(0, n, size)]
-
-
-PLAIN_EVERY_S = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
 class GoldTracker:
@@ -241,25 +238,7 @@ class Session:
             self._load_checkpoint()
         elif self.out is not None:
             (self.out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
-        self._bar = None
-        self._plain = progress and not sys.stderr.isatty()  # piped: a plain line now and then, not a live bar
-        self._last_line = -math.inf
-        if progress and not self._plain:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            # step, elapsed and ETA first: at 80 columns the metrics are what gets cut, not the progress
-            self._bar = Progress(TextColumn(f"[bold]{name}"), BarColumn(bar_width=16), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
-                                 transient=True)
-            self._task = self._bar.add_task("", total=args.steps, completed=self.start)
-            self._bar.start()
+        self.progress = RunProgress(name, args.steps, start=self.start, enabled=progress, t0=self.t0)
 
     # -- precision ---------------------------------------------------------------------------------------------
     def amp(self) -> AbstractContextManager:
@@ -309,13 +288,7 @@ class Session:
         if kind != "train":
             return
         shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))
-        if self._bar is not None:
-            self._bar.update(self._task, completed=step + 1, description=shown[:40])
-        now = time.perf_counter()
-        if self._plain and (now - self._last_line >= PLAIN_EVERY_S or step + 1 in (self.start + 1, self.args.steps)):
-            self._last_line = now
-            print(f"{self.name}: step {step + 1}/{self.args.steps} {shown} ({now - self.t0:.0f} s)", file=sys.stderr,
-                  flush=True)
+        self.progress.update(step + 1, shown)
 
     def evaluate(self, step: int) -> dict[str, float]:
         row = self.tracker.evaluate(self.policy, self.ref, self.tokenizer, step)
@@ -370,8 +343,7 @@ class Session:
     def finish(self) -> dict[str, Any]:
         """Final evaluation, Gao fit, final policy and ``summary.json``, then the plot (a plotting failure raises
         :class:`~rewardlab.evaluate.report.PlotError` after the results are on disk); returns the summary."""
-        if self._bar is not None:
-            self._bar.stop()
+        self.progress.close()
         if not any(h["step"] == self.args.steps for h in self.tracker.history):
             self.evaluate(self.args.steps)
         hist = sorted(self.tracker.history, key=lambda h: h["step"])
