@@ -338,6 +338,8 @@ def mixture_train(
                                    "trained)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
+    device: str = device_option(),
+    dtype: str = dtype_option("Training keeps fp32 master weights (autocast)."),
 ) -> None:
     """Train a MiCRo-style mixture of K Bradley–Terry heads with a context router (rewards/personalized.py).
     OUTPUT is checked before any work; the new checkpoint replaces it whole (no mix of old and new files)."""
@@ -351,7 +353,7 @@ def mixture_train(
         pairs = load_pairs(data, split=split, skip_invalid=skip_invalid)
         cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
                             balance=balance, seed=seed)
-        model, tokenizer, history = fit_mixture(pairs, base, cfg)
+        model, tokenizer, history = fit_mixture(pairs, base, cfg, device=device, dtype=dtype)
         with replacing_dir(output) as tmp:
             save_mixture(model, tokenizer, tmp, cfg, manifest={"history": history})
     typer.echo(f"loss per epoch {', '.join(f'{h:.4f}' for h in history)}; saved mixture RM to {output} "

@@ -147,9 +147,14 @@ class MixtureConfig:
 
 
 def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[PreferencePair],
-                  config: MixtureConfig | None = None, progress: bool = True) -> list[float]:
+                  config: MixtureConfig | None = None, progress: bool = True,
+                  dtype: str | torch.dtype | None = None) -> list[float]:
     """Fit heads, router and backbone on pairs by AdamW on ``mean(mixture_bt_loss) + balance·balance_penalty``.
-    Returns the mean loss per epoch. Annotator identities are not used (they are latent)."""
+    Returns the mean loss per epoch. Annotator identities are not used (they are latent). The model trains where it
+    is; ``dtype`` (:func:`rewardlab.models.device.resolve_dtype`, None = auto) is the autocast precision of the
+    forward passes: the weights and AdamW stay fp32, and fp16 losses are scaled."""
+    from rewardlab.models.device import resolve_dtype
+
     cfg = config or MixtureConfig(k=model.k)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -158,7 +163,9 @@ def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[Preferen
     rejected = enc.items([p.prompt for p in pairs], [p.rejected for p in pairs])
     ctx = enc.contexts([p.prompt for p in pairs])
     device = next(model.parameters()).device
+    dtype = resolve_dtype(dtype, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     model.train()
     history = []
     from rewardlab.rewards.judge import progress_bar
@@ -173,13 +180,15 @@ def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[Preferen
                 idx = order[s : s + cfg.batch_size]
                 ids, mask = pad_batch([chosen[i] for i in idx] + [rejected[i] for i in idx], enc.pad_id)
                 cids, cmask = pad_batch([ctx[i] for i in idx], enc.pad_id)
-                r = model.heads(ids.to(device), mask.to(device))
-                logits = model.route(cids.to(device), cmask.to(device))
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                    r = model.heads(ids.to(device), mask.to(device)).float()
+                    logits = model.route(cids.to(device), cmask.to(device)).float()
                 delta = r[: len(idx)] - r[len(idx) :]
                 loss = mixture_bt_loss(delta, logits).mean() + cfg.balance * balance_penalty(logits)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
                 total += loss.item() * len(idx)
                 advance(1)
             history.append(total / max(1, len(pairs)))
@@ -187,10 +196,13 @@ def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[Preferen
     return history
 
 
-def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig
-                ) -> tuple[MixtureRewardModel, Any, list[float]]:
+def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig, device: str | None = None,
+                dtype: str | None = None) -> tuple[MixtureRewardModel, Any, list[float]]:
     """A mixture RM on ``base`` ('tiny': a tiny model whose tokenizer is trained on the pairs' text, else a local HF
-    model directory / .gguf file) trained on ``pairs``; returns (model, tokenizer, loss per epoch)."""
+    model directory / .gguf file) trained on ``pairs`` on ``device`` in ``dtype`` (:mod:`rewardlab.models.device`;
+    None = auto; see :func:`train_mixture`); returns (model, tokenizer, loss per epoch)."""
+    from rewardlab.models.device import resolve_device
+
     if base == "tiny":
         from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
         from rewardlab.rewards.judge import as_text
@@ -203,8 +215,8 @@ def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig
 
         backbone, tokenizer = load_backbone(base)
         rm = RewardModel(backbone, num_outputs=cfg.k, pooling=default_pooling(backbone.config))
-    model = MixtureRewardModel(rm)
-    return model, tokenizer, train_mixture(model, tokenizer, pairs, cfg)
+    model = MixtureRewardModel(rm).to(resolve_device(device))
+    return model, tokenizer, train_mixture(model, tokenizer, pairs, cfg, dtype=dtype)
 
 
 def save_mixture(model: MixtureRewardModel, tokenizer, out_dir: str | os.PathLike, config: MixtureConfig | None = None,

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import typer
 
+from rewardlab.train import flag_defaults
+from rewardlab.train.flag_defaults import DTYPE_HELP, shown
+
 
 class StreamedPairs:
     """The pairs of a data file, validated once (``iter_pairs``) and then streamed on every iteration without being
@@ -45,43 +48,64 @@ def train(
     objective: str | None = typer.Option(None, "--objective", help="bt: Bradley–Terry reward model; dpo: a DPO "
                                          "policy (its implicit reward is a Reward: dpo:OUTPUT); armo: ArmoRM "
                                          "attribute heads + gating on a frozen backbone (needs --rated); prm: a "
-                                         "process reward model on stepwise rows (TRL stepwise or ProcessBench). "
-                                         "[default: bt]"),
-    beta: float | None = typer.Option(None, "--beta", help="DPO β (default 0.1)."),
+                                         "process reward model on stepwise rows (TRL stepwise or ProcessBench).",
+                                         show_default=shown("objective")),
+    beta: float | None = typer.Option(None, "--beta", help="DPO β.", show_default=shown("beta")),
     reference: str | None = typer.Option(None, "--reference", help="DPO reference policy dir (default: the base)."),
     rated: Path | None = typer.Option(None, "--rated", help="ArmoRM: rated rows (prompt, response, attributes)."),
     verbosity: str | None = typer.Option(None, "--verbosity", help="ArmoRM: attribute to decorrelate the others "
                                          "from (e.g. verbosity)."),
-    ridge: float | None = typer.Option(None, "--ridge", help="ArmoRM: ridge penalty λ of the regression heads."),
+    ridge: float | None = typer.Option(None, "--ridge", help="ArmoRM: ridge penalty λ of the regression heads.",
+                                       show_default=shown("ridge")),
     eval_data: Path | None = typer.Option(None, "--eval", help="Held-out pairs for per-epoch accuracy."),
     base: str | None = typer.Option(None, help="'tiny', a local HF model dir (causal LM or encoder), a .gguf file, "
-                                    "or a rewardlab checkpoint. [default: tiny]"),
+                                    "or a rewardlab checkpoint.", show_default=shown("base")),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (model + checkpoints + metrics)."),
     config: Path | None = typer.Option(None, help="YAML file with any option of this command (every key: "
                                        "--print-config); flags override it."),
     print_config: bool = typer.Option(False, "--print-config", help="Print every option of --objective with its "
                                       "description and default (or its value from --config and flags) as YAML "
                                       "for --config, and exit."),
-    epochs: int | None = typer.Option(None), batch_size: int | None = typer.Option(None),
-    grad_accum: int | None = typer.Option(None), lr: float | None = typer.Option(None),
-    max_length: int | None = typer.Option(None), max_steps: int | None = typer.Option(None),
-    overlong: str | None = typer.Option(None, help="'truncate' (default) or 'drop' responses longer than the budget."),
-    centering: float | None = typer.Option(None, help="Reward-centering coefficient η (e.g. 0.01)."),
-    label_smoothing: float | None = typer.Option(None, help="Label smoothing ε for noisy preferences."),
-    use_margin: bool | None = typer.Option(None, "--margin/--no-margin", help="Use rows' 'margin' in the loss."),
+    epochs: int | None = typer.Option(None, show_default=shown("epochs")),
+    batch_size: int | None = typer.Option(None, show_default=shown("batch_size")),
+    grad_accum: int | None = typer.Option(None, show_default=shown("grad_accum")),
+    lr: float | None = typer.Option(None, show_default=shown("lr")),
+    max_length: int | None = typer.Option(None, show_default=shown("max_length")),
+    max_steps: int | None = typer.Option(None, help="> 0: exactly this many optimizer steps, overriding --epochs.",
+                                         show_default=shown("max_steps")),
+    overlong: str | None = typer.Option(None, help="'truncate' or 'drop' responses longer than the budget.",
+                                        show_default=shown("overlong")),
+    centering: float | None = typer.Option(None, help="Reward-centering coefficient η (e.g. 0.01).",
+                                           show_default=shown("centering")),
+    label_smoothing: float | None = typer.Option(None, help="Label smoothing ε for noisy preferences.",
+                                                 show_default=shown("label_smoothing")),
+    use_margin: bool | None = typer.Option(None, "--margin/--no-margin", help="Use rows' 'margin' in the loss.",
+                                           show_default=shown("use_margin", "margin", "no-margin")),
     pooling: str | None = typer.Option(None, help="last | cls | mean (default by backbone type)."),
-    num_outputs: int | None = typer.Option(None, help="k > 1: k BT heads sharing the backbone (cheap ensemble)."),
-    lora_r: int | None = typer.Option(None, help="LoRA rank (0 = full fine-tuning)."),
-    seed: int | None = typer.Option(None), save_every: int | None = typer.Option(None),
+    num_outputs: int | None = typer.Option(None, help="k > 1: k BT heads sharing the backbone (cheap ensemble).",
+                                           show_default=shown("num_outputs")),
+    lora_r: int | None = typer.Option(None, help="LoRA rank (0 = full fine-tuning).", show_default=shown("lora_r")),
+    seed: int | None = typer.Option(None, show_default=shown("seed")),
+    save_every: int | None = typer.Option(None, help="Optimizer steps between checkpoints (0: at the end of each "
+                                          "epoch only).", show_default=shown("save_every")),
     dropout: bool | None = typer.Option(None, "--dropout/--no-dropout", help="Keep the backbone's dropout "
-                                        "(default: disabled, as in TRL)."),
-    mixed_precision: str | None = typer.Option(None, help="auto | no | bf16 | fp16"),
+                                        "(TRL disables it).",
+                                        show_default=shown("disable_dropout", "no-dropout", "dropout")),
+    mixed_precision: str | None = typer.Option(None, help="auto | no | bf16 | fp16 (see --dtype).",
+                                               show_default=shown("mixed_precision")),
+    dtype: str | None = typer.Option(None, "--dtype", help=DTYPE_HELP, show_default=shown("mixed_precision")),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
                                                        help="Recompute activations in backward: less memory, "
-                                                       "~1/3 more compute."),
+                                                       "~1/3 more compute.",
+                                                       show_default=shown("gradient_checkpointing",
+                                                                          "gradient-checkpointing",
+                                                                          "no-gradient-checkpointing")),
     drop_ties: bool | None = typer.Option(None, "--drop-ties/--keep-ties", help="Drop pairs whose chosen and "
-                                          "rejected are identical after truncation (counted; default: drop)."),
-    device: str | None = typer.Option(None, help="auto (accelerate's choice: a GPU when present) | cpu | cuda."),
+                                          "rejected are identical after truncation (counted).",
+                                          show_default=shown("drop_ties", "drop-ties", "keep-ties")),
+    device: str | None = typer.Option(None, help="auto (CUDA when present, else MPS, else CPU), cpu or cuda: "
+                                      "accelerate places the run (pick GPUs with CUDA_VISIBLE_DEVICES; several "
+                                      "with accelerate launch).", show_default=shown("device")),
     chat_template: Path | None = typer.Option(None, "--chat-template", help="Jinja chat template file used instead "
                                               "of the tokenizer's (recorded in rewardlab.json)."),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help="transformers attention: "
@@ -92,11 +116,13 @@ def train(
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output directory."),
     overwrite: bool = typer.Option(False, help="Delete a previous run in the output directory and start afresh."),
     skip_invalid: bool | None = typer.Option(None, "--skip-invalid/--no-skip-invalid", help="Skip invalid rows "
-                                             "(counted, listed in OUTPUT/skipped.txt). [default: no-skip-invalid]"),
-    step_separator: str | None = typer.Option(None, help="PRM: text after each step, where it is scored (default "
-                                              "'\\n' as TRL; escapes \\n, \\t decoded)."),
+                                             "(counted, listed in OUTPUT/skipped.txt).",
+                                             show_default=shown("skip_invalid", "skip-invalid", "no-skip-invalid")),
+    step_separator: str | None = typer.Option(None, help="PRM: text after each step, where it is scored (as TRL; "
+                                              "escapes \\n, \\t decoded).", show_default=shown("step_separator")),
     last_step_only: bool | None = typer.Option(None, "--last-step-only/--all-steps",
-                                                help="PRM: train on each solution's last step only (TRL option)."),
+                                                help="PRM: train on each solution's last step only (TRL option).",
+                                                show_default=shown("last_step_only", "last-step-only", "all-steps")),
 ) -> None:
     """Train a reward model (BT), a DPO policy or an ArmoRM. Every option (from --config and flags) and every row
     is validated before training starts; the output directory is checked before any work (a previous run there
@@ -114,11 +140,17 @@ def train(
                  output=_str(output), epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                  max_length=max_length, max_steps=max_steps, overlong=overlong, centering=centering,
                  label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling, num_outputs=num_outputs,
-                 lora_r=lora_r, seed=seed, save_every=save_every, mixed_precision=mixed_precision,
+                 lora_r=lora_r, seed=seed, save_every=save_every,
+                 mixed_precision=flag_defaults.mixed_precision(mixed_precision, dtype),
                  disable_dropout=None if dropout is None else not dropout,
                  gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,
                  chat_template=_str(chat_template), attn_implementation=attn_implementation)
-    opts = load_options(config, flags)  # every key checked: nothing exists yet
+    try:
+        opts = load_options(config, flags)  # every key checked: nothing exists yet
+    except UserError as e:  # --dtype sets mixed_precision: name the flag that was typed
+        if dtype is None or mixed_precision is not None:
+            raise
+        raise UserError(*[line.replace("--mixed-precision:", "--dtype:") for line in e.problems]) from None
     if print_config:
         typer.echo(render_config(opts.objective, opts.values(), flags=flags), nl=False)
         return
