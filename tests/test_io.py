@@ -185,3 +185,35 @@ def test_a_full_disk_is_one_line_naming_the_path_and_no_temp_file_is_left(tmp_pa
     monkeypatch.syspath_prepend(str(tmp_path))
     code, _, err = cli("score", "python:lenmod_full:length", data, "-o", out)  # room again: it completes
     assert code == 0 and out.read_text().count("\n") == 1
+
+
+def test_a_full_disk_during_a_train_checkpoint_leaves_no_half_checkpoint_and_the_run_resumes(tmp_path, cli,
+                                                                                          pair_rows, monkeypatch):
+    """safetensors reports a full disk as SafetensorError("... (os error 28)"): the command line makes it the one
+    line naming the file, the half-written checkpoint is removed, and --resume goes on from the previous one."""
+    import json
+
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows[:32]))
+    out = tmp_path / "rm"
+    real = safetensors.torch.save_file
+
+    def full_at_step_4(tensors, filename, metadata=None):
+        if "step-00000004" in str(filename):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_at_step_4)
+    args = ["train", "--data", data, "--base", "tiny", "--output", out, "--batch-size", 4, "--max-steps", 6,
+            "--save-every", 2, "--max-length", 32]
+    code, _, err = cli(*args)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{out / 'checkpoints' / '.tmp-step-00000004'}/") and "no space left on the device" in err
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "tokenizer"]
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    code, out_text, err = cli(*args, "--resume")
+    assert code == 0, err
+    assert "resumed from" in out_text + err and (out / "model.safetensors").exists()

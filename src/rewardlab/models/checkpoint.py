@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from rewardlab.errors import UserError
+from rewardlab.io import save_safetensors
 from rewardlab.models.reward_model import RewardModel
 
 MANIFEST = "rewardlab.json"
@@ -49,7 +50,7 @@ def save_reward_model(model: RewardModel, tokenizer, out_dir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".saving."))
     try:
-        save_file(_state_dict_for_saving(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        save_safetensors(_state_dict_for_saving(model), tmp / WEIGHTS, metadata={"format": "pt"})
         model.backbone.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         from rewardlab.data.tokenize import Rendering

@@ -222,14 +222,13 @@ def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig, 
 def save_mixture(model: MixtureRewardModel, tokenizer, out_dir: str | os.PathLike, config: MixtureConfig | None = None,
                  manifest: dict[str, Any] | None = None) -> Path:
     """A rewardlab checkpoint (heads = K outputs) + ``router.safetensors``, written atomically."""
-    from safetensors.torch import save_file
-
+    from rewardlab.io import save_safetensors
     from rewardlab.models.checkpoint import save_reward_model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{ROUTER_FILE}.tmp"
-    save_file({k: v.detach().contiguous().clone() for k, v in model.router.state_dict().items()}, str(tmp))
+    save_safetensors({k: v.detach().contiguous().clone() for k, v in model.router.state_dict().items()}, tmp)
     os.replace(tmp, out / ROUTER_FILE)
     info = {"personalized": {"k": model.k, "router": ROUTER_FILE, "kind": "micro"}}
     if config is not None:

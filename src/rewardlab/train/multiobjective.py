@@ -92,9 +92,7 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
                epochs: int = 50, lr: float = 1e-2, seed: int = 0, max_length: int = 512, gate_hidden: int = 64,
                gate_layers: int = 2) -> dict[str, Any]:
     """Fit and save an ArmoRM to ``output``; returns a summary (attributes, λ's, β, accuracies)."""
-    from safetensors.torch import save_file
-
-    from rewardlab.io import write_json_atomic
+    from rewardlab.io import save_safetensors, write_json_atomic
     from rewardlab.models.checkpoint import save_reward_model
     from rewardlab.models.reward_model import RewardModel
 
@@ -126,7 +124,7 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
     state = {f"gate.{k}": t.detach().contiguous() for k, t in gate.state_dict().items()}
     if lam is not None:
         state["decorrelation"] = lam
-    save_file(state, str(out / (GATE_FILE + ".tmp")))
+    save_safetensors(state, out / (GATE_FILE + ".tmp"))
     os.replace(out / (GATE_FILE + ".tmp"), out / GATE_FILE)
     model = RewardModel(backbone, num_outputs=len(names), pooling=pooling)
     with torch.no_grad():

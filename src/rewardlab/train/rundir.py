@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from rewardlab.errors import UserError
-from rewardlab.io import check_output_dir
+from rewardlab.io import check_output_dir, save_safetensors
 from rewardlab.train.state import load_state, rng_state, save_state, set_rng_state
 
 RUN_MARKERS = ("metrics.jsonl", "checkpoints", "run.json", "rewardlab.json", "rewardlab_dpo.json",
@@ -111,11 +111,15 @@ class Checkpointer:
         tmp = self.dir / f".tmp-step-{step:08d}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        save_state(tmp, "optimizer", optimizer.state_dict())
-        save_state(tmp, "rng", rng_state())
-        (tmp / "trainer_state.json").write_text(json.dumps({**position, "scheduler": scheduler.state_dict()}))
+        try:
+            save_safetensors({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
+                             tmp / "model.safetensors")
+            save_state(tmp, "optimizer", optimizer.state_dict())
+            save_state(tmp, "rng", rng_state())
+            (tmp / "trainer_state.json").write_text(json.dumps({**position, "scheduler": scheduler.state_dict()}))
+        except BaseException:  # a full disk, a kill: no half checkpoint left; the previous one stays the latest
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in sorted(self.dir.glob("step-*[0-9]"))[: -self.keep]:

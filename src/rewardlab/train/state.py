@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from rewardlab.io import save_safetensors
 
 
 def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -41,7 +43,7 @@ def save_state(path: Path, name: str, state: Any) -> None:
     """Save any nest of dicts/lists/tensors/JSON scalars as ``name.safetensors`` + ``name.json``."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "s", tensors)
-    save_file(tensors, str(path / f"{name}.safetensors"))
+    save_safetensors(tensors, path / f"{name}.safetensors")
     (path / f"{name}.json").write_text(json.dumps(skeleton))
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair
 from rewardlab.errors import UserError
+from rewardlab.io import save_safetensors
 from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.train.batches import EpochPlan, make_batches, steps_per_epoch
@@ -132,11 +132,12 @@ def precision_and_cpu(cfg: TrainConfig) -> tuple[str, bool]:
     return mp, use_cpu(cfg)
 
 
-def make_accelerator(cfg: TrainConfig):
+def make_accelerator(cfg: TrainConfig, log_with: list | None = None):
+    """The run's Accelerator; ``log_with``: its trackers (:func:`rewardlab.tracking.make_trackers`)."""
     from accelerate import Accelerator
 
     mp, cpu = precision_and_cpu(cfg)
-    return Accelerator(mixed_precision=mp, cpu=cpu)
+    return Accelerator(mixed_precision=mp, cpu=cpu, log_with=log_with or None)
 
 
 def use_cpu(cfg: TrainConfig) -> bool:
@@ -151,7 +152,13 @@ def use_cpu(cfg: TrainConfig) -> bool:
 def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainConfig, eval_data: EncodedPairs | None,
                output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``model`` in place with the BT loss. Returns the final metrics. See the module docstring."""
-    accelerator = make_accelerator(cfg)
+    from rewardlab.tracking import hparams, make_trackers, scalars
+
+    ckpt = Checkpointer(output, cfg.keep_checkpoints)
+    last = ckpt.latest() if resume else None  # the steps after it are logged again: tensorboard hides the old ones
+    purge = int(last.name.removeprefix("step-")) + 1 if last else None
+    accelerator = make_accelerator(cfg, make_trackers(cfg.report_to, output, "bt", purge))
+    accelerator.init_trackers("rewardlab", hparams(cfg.to_dict()))
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     per_epoch = steps_per_epoch(len(train), cfg.batch_size, cfg.grad_accum, world)
@@ -167,10 +174,9 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
         optimizer, _lr_lambda(total_steps, int(cfg.warmup_ratio * total_steps)))
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    ckpt = Checkpointer(output, cfg.keep_checkpoints)
     identity = run_identity(cfg, train.data_hash, world)
     step, epoch, b, pairs_seen = 0, 0, 0, 0
-    if resume and (last := ckpt.latest()) is not None:
+    if last is not None:
         check_resumable(last, identity)
         pos = Checkpointer.restore(last, accelerator.unwrap_model(model), optimizer, scheduler)
         step, epoch, b, pairs_seen = pos["step"], pos["epoch"], pos["batch"], pos.get("pairs_seen", 0)
@@ -208,9 +214,11 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
                 bar.update(task, completed=step, info=f"loss {loss:.3f} acc {acc:.2f}")
                 if log and (step % cfg.log_every == 0 or step == total_steps):
                     rate = session_pairs / max(1e-9, time.perf_counter() - t0)
-                    log.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "accuracy": acc,
-                                          "lr": scheduler.get_last_lr()[0], "pairs_per_s": rate}) + "\n")
+                    row = {"step": step, "epoch": epoch, "loss": loss, "accuracy": acc,
+                           "lr": scheduler.get_last_lr()[0], "pairs_per_s": rate}
+                    log.write(json.dumps(row) + "\n")
                     log.flush()
+                    accelerator.log(scalars(row), step=step)
                 if cfg.save_every and step % cfg.save_every == 0 and accelerator.is_main_process:
                     ckpt.save(step, accelerator.unwrap_model(model), optimizer, scheduler, position(epoch, b))
             done = b >= len(micro)  # the epoch is complete (else max_steps stopped it part-way)
@@ -220,6 +228,7 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
                              **evaluate_pairs(accelerator.unwrap_model(model), eval_data, pad_id, device)}
                     log.write(json.dumps(final) + "\n")
                     log.flush()
+                    accelerator.log(scalars(final), step=step)
                     bar.console.print(f"epoch {epoch}: eval accuracy {final['eval_accuracy']:.3f}")
                 ckpt.save(step, accelerator.unwrap_model(model), optimizer, scheduler,
                           position(epoch + 1, 0) if done else position(epoch, b))
@@ -231,6 +240,8 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
                  **evaluate_pairs(accelerator.unwrap_model(model), eval_data, pad_id, device)}
     if log:
         log.close()
+    for tracker in accelerator.trackers:  # not end_training(): it also ends the process group
+        tracker.finish()
     final.update({"steps": step, "train_pairs": len(train), "pairs_seen": pairs_seen, "world_size": world})
     return final
 
@@ -341,7 +352,7 @@ def export_lora(model: RewardModel, output: Path) -> RewardModel:
     adapter = output / "adapter"
     model.backbone.save_pretrained(adapter, safe_serialization=True)
     head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
-    save_file(head, str(adapter / "head.safetensors"))
+    save_safetensors(head, adapter / "head.safetensors")
     model.backbone = model.backbone.merge_and_unload()
     return model
 
