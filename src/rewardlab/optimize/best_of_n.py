@@ -34,6 +34,7 @@ from rewardlab.optimize.fits import fit_bon
 from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
+from rewardlab.tracking import RunTracker
 
 
 @dataclass
@@ -47,6 +48,7 @@ class BoNArgs:
     seed: int = 0
     batch_size: int = 64
     calibration_samples: int = 2
+    report_to: str = "none"  # also log the table (step = n) to: tensorboard | wandb | none | a comma list
 
 
 def default_ns(N: int) -> list[int]:
@@ -102,6 +104,7 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
     plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.report.PlotError` naming them.
     ``progress``: a bar over the generation batches and the scoring passes (:mod:`rewardlab.optimize.progress`)."""
     args = args or BoNArgs()
+    tracking = RunTracker(args.report_to, output_dir, "bon", asdict(args))  # refuses a missing package now
     t0 = time.perf_counter()
     N = args.n_max
     ns = sorted(set(args.ns)) if args.ns else default_ns(N)
@@ -159,6 +162,9 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
         writer.writerows(rows)
         write_text_atomic(out / "bon_table.csv", buf.getvalue())
         write_json_atomic(out / "summary.json", summary)
+        for row in rows:
+            tracking.log({"kind": "bon", **row}, step=row["n"])
+        tracking.close()
         with plotting(out / "gold_vs_kl.png", out / "summary.json"):
             plot_overoptimization([r["sqrt_kl"] for r in rows], [r["proxy"] for r in rows],
                                   [r["gold"] for r in rows] if gold_s is not None else None, fit,

@@ -60,6 +60,9 @@ SHARED = [
     _p("batch_size", int, typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")),
     _p("device", str, device_option()),
     _p("dtype", str, dtype_option("Training keeps fp32 master weights (autocast).")),
+    _p("report_to", str, typer.Option("none", "--report-to", help="Also log the metrics.jsonl numbers (bon: its "
+                                      "table, step = n) to tensorboard (OUTPUT/runs/) and/or wandb: tensorboard | "
+                                      "wandb | none, or a comma list (TRL's report_to).")),
 ]
 EVAL_PROMPTS, EVAL_SAMPLES = 32, 4
 LOOP = [
@@ -115,7 +118,9 @@ def _check_output(kw: dict[str, Any]) -> None:
     """The run directory, before any work: usable as a directory, and neither an input nor holding the input
     policy in its ``policy/`` (replaced at the end of a run)."""
     from rewardlab.io import check_not_an_input, check_output_dir, spec_paths
+    from rewardlab.tracking import parse_report_to
 
+    parse_report_to(kw["report_to"])  # an unknown tracker or a missing package: exit 2 now
     out = check_output_dir(kw["output"])
     check_not_an_input(out, {"--policy": kw["policy"], "--reward": [p for r in kw["reward"] for p in spec_paths(r)],
                              "--prompts": kw["prompts"], "--gold": spec_paths(kw["gold"])})

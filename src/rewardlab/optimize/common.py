@@ -58,6 +58,7 @@ from rewardlab.optimize.fits import describe, fit_gao, from_dict
 from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
+from rewardlab.tracking import RunTracker
 from rewardlab.train.state import load_state, save_state
 
 
@@ -82,6 +83,7 @@ class LoopArgs:
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     resume: bool = False
     dtype: str = "auto"  # forward-pass precision (master weights stay fp32): auto | bf16 | fp16 | fp32
+    report_to: str = "none"  # also log metrics.jsonl to: tensorboard | wandb | none | a comma list (rewardlab.tracking)
 
 
 def frozen_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
@@ -223,6 +225,7 @@ class Session:
                                    args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
                                    self.max_prompt_length,
                                    functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
+        self.tracking = RunTracker(args.report_to, self.out, name, asdict(args))  # refuses a missing package now
         self.rows: list[dict] = []
         self.warnings: list[str] = []  # said at the end of the run and kept in summary.json
         self.start = 0
@@ -238,6 +241,10 @@ class Session:
             self._load_checkpoint()
         elif self.out is not None:
             (self.out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
+        self.tracking.purge_step = self.start  # tensorboard hides what an earlier run logged from here on
+        for row in self.rows:  # a resumed run's kept rows from its start (the evaluation there) are not logged again
+            if row["step"] >= self.start:
+                self.tracking.log(row)
         self.progress = RunProgress(name, args.steps, start=self.start, enabled=progress, t0=self.t0)
 
     # -- precision ---------------------------------------------------------------------------------------------
@@ -285,6 +292,7 @@ class Session:
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
+        self.tracking.log(row)
         if kind != "train":
             return
         shown = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if isinstance(v, float))
@@ -370,4 +378,5 @@ class Session:
                     plot_overoptimization([h["sqrt_kl"] for h in hist], [h["proxy_mean"] for h in hist],
                                           [h["gold_mean"] for h in hist] if self.gold is not None else None, fit,
                                           self.out / "gold_vs_kl.png", f"{self.name}: proxy and gold vs √KL")
+        self.tracking.close()
         return summary

@@ -88,6 +88,9 @@ def train(
     seed: int | None = typer.Option(None, show_default=shown("seed")),
     save_every: int | None = typer.Option(None, help="Optimizer steps between checkpoints (0: at the end of each "
                                           "epoch only).", show_default=shown("save_every")),
+    report_to: str | None = typer.Option(None, "--report-to", help="Also log the metrics.jsonl numbers to "
+                                         "tensorboard (OUTPUT/runs/) and/or wandb: tensorboard | wandb | none, or a "
+                                         "comma list (TRL's report_to).", show_default="none"),
     dropout: bool | None = typer.Option(None, "--dropout/--no-dropout", help="Keep the backbone's dropout "
                                         "(TRL disables it).",
                                         show_default=shown("disable_dropout", "no-dropout", "dropout")),
@@ -140,7 +143,7 @@ def train(
                  output=_str(output), epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
                  max_length=max_length, max_steps=max_steps, overlong=overlong, centering=centering,
                  label_smoothing=label_smoothing, use_margin=use_margin, pooling=pooling, num_outputs=num_outputs,
-                 lora_r=lora_r, seed=seed, save_every=save_every,
+                 lora_r=lora_r, seed=seed, save_every=save_every, report_to=report_to,
                  mixed_precision=flag_defaults.mixed_precision(mixed_precision, dtype),
                  disable_dropout=None if dropout is None else not dropout,
                  gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,

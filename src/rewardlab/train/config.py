@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import UserError
+from rewardlab.tracking import report_to_problem
 
 TINY_LR, PRETRAINED_LR = 1e-3, 2e-5
 Problem = tuple[str, str]  # (key, message)
@@ -90,6 +91,8 @@ class TrainConfig:
     save_every: int = opt(0, "optimizer steps between checkpoints (0: at the end of each epoch only)")
     keep_checkpoints: int = opt(2, "checkpoints kept (the newest; >= 1)")
     log_every: int = opt(10, "optimizer steps between rows of metrics.jsonl")
+    report_to: str | list[str] = opt("none", "also log the metrics.jsonl numbers to tensorboard (OUTPUT/runs/) and/or "
+                                     "wandb: tensorboard | wandb | none, a comma list or a YAML list")
     eval_normalization: bool = opt(True, "store the eval split's reward mean/std as the manifest's normalization")
     tiny_layers: int = opt(2, "'tiny' base: transformer layers")
     tiny_embd: int = opt(64, "'tiny' base: hidden size (even)")
@@ -149,7 +152,8 @@ class TrainConfig:
             ("tiny_embd", self.tiny_embd >= 2 and self.tiny_embd % 2 == 0, "must be even and >= 2"),
             ("tiny_vocab", self.tiny_vocab >= 1, "must be >= 1"),
         ]
-        return [(key, message) for key, ok, message in checks if not ok]
+        problems = [(key, message) for key, ok, message in checks if not ok]
+        return problems + [("report_to", p) for p in [report_to_problem(self.report_to)] if p]
 
     def validate(self, origin: str = "config") -> None:
         problems = self.problems()
@@ -236,8 +240,10 @@ def describe_type(hint: Any) -> str:
     """``int | None`` → 'an integer or null' (the words of a type error)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
-        return " or ".join(describe_type(a) for a in args) + " or null"
+        return " or ".join(describe_type(a) for a in args) + (" or null" if type(None) in typing.get_args(hint) else "")
     origin = typing.get_origin(hint) or hint
+    if origin is list:
+        return "a list of strings" if args == [str] else "a list"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a mapping"}.get(origin, getattr(origin, "__name__", str(origin)))
 

@@ -159,8 +159,10 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
 
     from rewardlab.io import write_json_atomic
     from rewardlab.models.device import resolve_device
+    from rewardlab.tracking import RunTracker
 
     out = check_run_output(cfg.output, resume=False, overwrite=overwrite)
+    tracker = RunTracker(cfg.report_to, out, "dpo", cfg.to_dict())  # a missing package fails here, before any work
     pairs = list(pairs)
     eval_pairs = list(eval_pairs) if eval_pairs is not None else None
     device = resolve_device(cfg.device)
@@ -244,6 +246,7 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
                 if step % cfg.log_every == 0 or step == total:
                     log.write(json.dumps(row) + "\n")
                     log.flush()
+                    tracker.log(row)
                 bar.update(task, completed=step, info=f"loss {row['loss']:.3f} acc {row['reward_accuracy']:.2f}")
             if evald is not None:
                 policy.eval()
@@ -253,9 +256,11 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
                 policy.train()
                 log.write(json.dumps({"step": step, "epoch": epoch, **final}) + "\n")
                 log.flush()
+                tracker.log({"step": step, "epoch": epoch, **final})
                 bar.console.print(f"epoch {epoch}: eval implicit-reward accuracy {final['eval_accuracy']:.3f}")
             epoch += 1
     log.close()
+    tracker.close()
     policy.eval()
     metrics = {**final, "steps": step, "train_pairs": len(pairs), "pairs_seen": pairs_seen}
     policy.save_pretrained(out, safe_serialization=True)

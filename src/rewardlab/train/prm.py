@@ -236,7 +236,13 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
     if skipped_report is not None and Path(skipped_report).exists():
         shutil.move(skipped_report, output / "skipped.txt")
 
-    accelerator = make_accelerator(cfg)
+    from rewardlab.tracking import hparams, make_trackers, scalars
+
+    ckpt = Checkpointer(output, cfg.keep_checkpoints)
+    last = ckpt.latest() if resume else None  # the steps after it are logged again: tensorboard hides the old ones
+    purge = int(last.name.removeprefix("step-")) + 1 if last else None
+    accelerator = make_accelerator(cfg, make_trackers(cfg.report_to, output, "prm", purge))
+    accelerator.init_trackers("rewardlab", hparams(cfg.to_dict()))
     if accelerator.num_processes > 1:
         raise UserError("--objective prm trains in one process (no `accelerate launch` data parallelism yet)")
     device = accelerator.device
@@ -249,10 +255,9 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(cfg.warmup_ratio * total)))
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    ckpt = Checkpointer(output, cfg.keep_checkpoints)
     identity = run_identity(cfg, train.data_hash, 1)
     step, epoch, b, seen = 0, 0, 0, 0
-    if resume and (last := ckpt.latest()) is not None:
+    if last is not None:
         check_resumable(last, identity)
         pos = Checkpointer.restore(last, raw, optimizer, scheduler)
         step, epoch, b, seen = pos["step"], pos["epoch"], pos["batch"], pos.get("solutions_seen", 0)
@@ -295,10 +300,12 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
                 acc = hits / max(1, n)
                 bar.update(task, completed=step, info=f"loss {loss_sum:.3f} step-acc {acc:.2f}")
                 if step % cfg.log_every == 0 or step == total:
-                    log.write(json.dumps({"step": step, "epoch": epoch, "loss": loss_sum, "step_accuracy": acc,
-                                          "lr": scheduler.get_last_lr()[0],
-                                          "solutions_per_s": seen / max(1e-9, time.perf_counter() - t0)}) + "\n")
+                    row = {"step": step, "epoch": epoch, "loss": loss_sum, "step_accuracy": acc,
+                           "lr": scheduler.get_last_lr()[0],
+                           "solutions_per_s": seen / max(1e-9, time.perf_counter() - t0)}
+                    log.write(json.dumps(row) + "\n")
                     log.flush()
+                    accelerator.log(scalars(row), step=step)
                 if cfg.save_every and step % cfg.save_every == 0:
                     ckpt.save(step, raw, optimizer, scheduler, position(epoch, b))
             done = b >= len(micro)
@@ -306,11 +313,14 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
                 final = {"epoch": epoch, "step": step, **evaluate_steps(raw, evald, pad_id, device)}
                 log.write(json.dumps(final) + "\n")
                 log.flush()
+                accelerator.log(scalars(final), step=step)
                 bar.console.print(f"epoch {epoch}: eval step accuracy {final['eval_step_accuracy']:.3f}")
             ckpt.save(step, raw, optimizer, scheduler, position(epoch + 1, 0) if done else position(epoch, b))
             if done:
                 epoch, b = epoch + 1, 0
     log.close()
+    for tracker in accelerator.trackers:  # not end_training(): it also ends the process group
+        tracker.finish()
     if not final and evald is not None and len(evald):
         final = {"epoch": epoch, "step": step, **evaluate_steps(raw, evald, pad_id, device)}
     final.update({"steps": step, "train_solutions": len(train), "solutions_seen": seen})
