@@ -70,9 +70,9 @@ def plot_bon(summary: dict[str, Any], path: Path) -> bytes | None:
     bon = {n: r["best_of_n"] for n, r in summary["files"].items() if r.get("best_of_n", {}).get("groups")}
     if not bon:
         return None
-    from rewardlab.evaluate.report import _plt, _save
+    from rewardlab.evaluate.report import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(bon) + 2), 3.6))
     width = 0.8 / len(AGGREGATIONS)
     for j, m in enumerate(AGGREGATIONS):
@@ -85,7 +85,7 @@ def plot_bon(summary: dict[str, Any], path: Path) -> bytes | None:
     ax.set_ylabel("best-of-n accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, ncol=len(AGGREGATIONS))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _file_section(name: str, r: dict[str, Any]) -> str:

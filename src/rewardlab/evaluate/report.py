@@ -45,7 +45,8 @@ COLUMNS = [
 ]
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed) with the reports' font sizes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,10 +56,11 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> bytes:
+def save_figure(fig, path: Path) -> bytes:
+    """Write ``fig`` to ``path`` as PNG atomically, close it, and return the bytes (reports inline them)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     data = buf.getvalue()
     from rewardlab.io import write_bytes_atomic
 
@@ -71,7 +73,7 @@ def plot_reliability(results: Sequence[EvalResult], path: Path) -> bytes | None:
     models = [(r.name, r.metrics["pairs"]["calibration"]["reliability"]) for r in results if "pairs" in r.metrics]
     if not models:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(6.4, 6.4), height_ratios=[3, 1], sharex=True)
     ax.plot([0.5, 1.0], [0.5, 1.0], "--", color="grey", label="perfect calibration")
     width = 0.5 / len(models[0][1]["count"]) / (len(models) + 1)
@@ -91,7 +93,7 @@ def plot_reliability(results: Sequence[EvalResult], path: Path) -> bytes | None:
     axc.set_xlabel("confidence max(p, 1 − p)")
     axc.set_ylabel("pairs")
     axc.set_xlim(0.48, 1.02)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_histograms(result: EvalResult, path: Path) -> bytes | None:
@@ -99,7 +101,7 @@ def plot_histograms(result: EvalResult, path: Path) -> bytes | None:
     a = result.arrays
     if "chosen" not in a:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     both = np.r_[a["chosen"], a["rejected"]]
     bins = np.linspace(both.min(), both.max() + 1e-9, 31)
@@ -110,14 +112,14 @@ def plot_histograms(result: EvalResult, path: Path) -> bytes | None:
     ax.set_title(f"Rewards of chosen vs rejected — {result.name}")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reward_vs_length(result: EvalResult, path: Path) -> bytes | None:
     a = result.arrays
     if "chosen_len" not in a:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.scatter(a["chosen_len"], a["chosen"], s=12, alpha=0.6, label="chosen", color="tab:green")
     ax.scatter(a["rejected_len"], a["rejected"], s=12, alpha=0.6, label="rejected", color="tab:red")
@@ -128,7 +130,7 @@ def plot_reward_vs_length(result: EvalResult, path: Path) -> bytes | None:
     ax.set_ylabel("reward")
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _subset_scores(r: EvalResult) -> dict[str, float]:
@@ -146,7 +148,7 @@ def plot_subsets(results: Sequence[EvalResult], path: Path) -> bytes | None:
     names = sorted({s for _, sc in scores for s in sc}, reverse=True)
     if not names:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, max(3.0, 0.28 * len(names) * len(scores) + 1.6)))
     height = 0.8 / len(scores)
     y = np.arange(len(names))
@@ -160,7 +162,7 @@ def plot_subsets(results: Sequence[EvalResult], path: Path) -> bytes | None:
     ax.set_title("Per-subset " + ("RB2 score (Ties: weighted formula)" if kway else "accuracy"))
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(scores)))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rv_per_prompt(results: Sequence[EvalResult], path: Path) -> bytes | None:
@@ -169,7 +171,7 @@ def plot_rv_per_prompt(results: Sequence[EvalResult], path: Path) -> bytes | Non
             for r in results if "teacher" in r.metrics]
     if not data:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(data) + 2), 4.2))
     vals = [d[np.isfinite(d)] for _, d in data]
     ax.boxplot(vals, showfliers=False)
@@ -182,7 +184,7 @@ def plot_rv_per_prompt(results: Sequence[EvalResult], path: Path) -> bytes | Non
     ax.set_xlabel("reward model (black bar = RV, the mean over prompts)")
     ax.set_title("Reward variance per prompt under the policy")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt(v: Any) -> str:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluate.report import CSS, _plt, _save, plotting
+from rewardlab.evaluate.report import CSS, plotting, pyplot, save_figure
 from rewardlab.io import write_text_atomic
 
 COLUMNS = [("accuracy", "Accuracy (--data)"), ("on_policy_accuracy", "On-policy acc."),
@@ -64,7 +64,7 @@ def plot_probes(doc: dict[str, Any], path: Path) -> bytes | None:
     rewards = doc["rewards"]
     if not any("best_of_n" in e or "rl_probe" in e for e in rewards.values()):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (ax_g, ax_p) = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (spec, e) in enumerate(rewards.items()):
@@ -85,7 +85,7 @@ def plot_probes(doc: dict[str, Any], path: Path) -> bytes | None:
     ax_p.set_title("proxy (what each reward believes)")
     ax_g.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_html(doc: dict[str, Any], figure: bytes | None) -> str:
