@@ -150,7 +150,7 @@ def eval_command(
             try:
                 res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
             except ChatTemplateError as e:
-                from rewardlab.rewards.cli import locate_template_error
+                from rewardlab.rewards.scoring import locate_template_error
 
                 raise locate_template_error(r, rows or [], e) from None
             res.metrics["data"] = str(data) if data else None

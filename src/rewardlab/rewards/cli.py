@@ -40,14 +40,9 @@ def score(
 ) -> None:
     """Score every row: pairs get chosen_score/rejected_score, k-way rows chosen_scores/rejected_scores, single
     responses a score. Resumable: a killed run continues from its last complete chunk (--restart starts over)."""
-    from rewardlab.data.load import load_rows
-    from rewardlab.data.read import resolve_data_path
     from rewardlab.errors import UserError
     from rewardlab.io import check_not_an_input, check_output_file, output_lock, spec_paths
-    from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
-    from rewardlab.rewards.ensemble import ready_for_scoring
-    from rewardlab.rewards.partial import PartialOutput, file_fingerprint, reward_fingerprint
-    from rewardlab.rewards.registry import load_reward
+    from rewardlab.rewards.scoring import score_file
 
     check_output_file(output, "--output")
     check_not_an_input(output, {"FILE": file, "REWARD": spec_paths(reward), "--reference": reference,
@@ -61,91 +56,12 @@ def score(
     if problems:
         raise UserError(*problems)
     with output_lock(output):  # one writer: a second run into OUTPUT would interleave its chunks
-        if engine == "ray":
-            from rewardlab.rewards.ray_engine import score_on_ray
-
-            n = score_on_ray(reward, file, output, num_replicas=num_replicas,
-                             num_gpus_per_replica=num_gpus_per_replica, batch_size=batch_size, chunk_rows=chunk_rows,
-                             device=device, dtype=dtype, chat_template=read_chat_template(chat_template),
-                             attn_implementation=attn_implementation, reference=reference)
-            typer.echo(f"scored {n} rows -> {output} (Ray Data, {num_replicas} replicas)")
-            return
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype, dev)
-        template = read_chat_template(chat_template)
-        rows = load_rows(file, split=split, skip_invalid=skip_invalid)
-        settings = {"reward": reward_fingerprint(reward), "device": str(dev), "dtype": str(dt),
-                    "batch_size": batch_size, **({"split": split} if split is not None else {}),
-                    "chat_template": template, "attn_implementation": attn_implementation,
-                    "reference": file_fingerprint(reference) if reference is not None and reference.is_file()
-                    else None}
-        r = load_reward(reward, device=str(dev), dtype=dtype, chat_template=template,
-                        attn_implementation=attn_implementation)
-        for line in ready_for_scoring(r, reward, reference):
-            typer.echo(line, err=True)
-        if hasattr(r, "batch_size"):
-            r.batch_size = batch_size
-        partial = PartialOutput(output, resolve_data_path(file), len(rows), chunk_rows, settings)
-        done = partial.open(resume)
-        if done:
-            typer.echo(f"resuming {partial.path}: {done} of {len(rows)} rows already scored")
-        for start in range(done, len(rows), chunk_rows):
-            partial.write(score_rows(r, rows[start : start + chunk_rows]))
-        partial.finish()
-        typer.echo(f"scored {len(rows)} rows -> {output}")
-
-
-def score_rows(r, rows) -> list[dict]:
-    """Score records for ``rows`` in order (one ``score`` call for all their items)."""
-    from rewardlab.data.records import KWayRow, PreferencePair, row_items
-    from rewardlab.data.tokenize import ChatTemplateError
-
-    prompts, responses, spans = [], [], []
-    for row in rows:
-        items = [x for _, x in row_items(row)]
-        spans.append((len(responses), len(items)))
-        prompts += [row.prompt] * len(items)
-        responses += items
-    try:
-        scores = r.score(prompts, responses).tolist()
-    except ChatTemplateError as e:
-        raise locate_template_error(r, rows, e) from None
-    out = []
-    for row, (start, n) in zip(rows, spans):
-        s = scores[start : start + n]
-        rec = {"id": row.id} if row.id is not None else {}
-        if isinstance(row, PreferencePair):
-            rec.update(chosen_score=s[0], rejected_score=s[1])
-        elif isinstance(row, KWayRow):
-            rec.update(chosen_scores=s[: len(row.chosen)], rejected_scores=s[len(row.chosen) :])
-        else:
-            rec.update(score=s[0])
-        out.append(rec)
-    return out
-
-
-def locate_template_error(r, rows, error: Exception) -> Exception:
-    """The chat-template refusal of some item in ``rows``, as ``FILE:LINE: field`` problems: rendered with the
-    reward's encoder when it has one, else scored one item at a time up to the first refused one."""
-    from rewardlab.data.load import DataError, summarize
-    from rewardlab.data.records import row_items
-    from rewardlab.data.tokenize import ChatTemplateError, template_problems
-
-    if hasattr(r, "encoder"):
-        problems = template_problems(r.encoder, rows)
-    else:
-        problems = []
-        for row in rows:
-            for tag, response in row_items(row):
-                try:
-                    r.score([row.prompt], [response])
-                except ChatTemplateError as e:
-                    problems = [f"{row.source}: field '{tag}': the chat template refused this conversation: "
-                                f"{e.reason}"]
-                    break
-            if problems:
-                break
-    return DataError(problems, summarize(problems, 0)) if problems else error
+        n = score_file(reward, file, output, batch_size=batch_size, chunk_rows=chunk_rows, resume=resume,
+                       device=device, dtype=dtype, chat_template=chat_template,
+                       attn_implementation=attn_implementation, reference=reference, engine=engine,
+                       num_replicas=num_replicas, num_gpus_per_replica=num_gpus_per_replica, split=split,
+                       skip_invalid=skip_invalid, log=lambda line: typer.echo(line, err=True), echo=typer.echo)
+    typer.echo(f"scored {n} rows -> {output}" + (f" (Ray Data, {num_replicas} replicas)" if engine == "ray" else ""))
 
 
 def calibrate(
