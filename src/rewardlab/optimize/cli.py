@@ -1,20 +1,14 @@
 """`rewardlab optimize {bon,raft,rloo,grpo,dpo}`. Imports only typer at module level; heavy imports are inside.
 
-The options every command shares are declared once (:data:`SHARED`, :data:`LOOP`); each command adds its own
-(:data:`COMMANDS`) and the command's signature is assembled from both, so typer sees ordinary keyword options.
-Option names equal the fields of the loop's args dataclass, which is filled from them directly.
-
-Order of work: the output path is checked first (creating nothing; neither an input nor holding the input policy)
-and locked against a second writer (:func:`rewardlab.io.output_lock`), then the options, the prompts, the policy (and
-its prompt budget, ``--max-prompt-length``), the rewards; the run directory is created only when the run writes.
-Precision: ``bon`` samples from the policy loaded in ``--dtype``; the training loops keep fp32 master weights and
-run their forwards under autocast in ``--dtype`` (:mod:`rewardlab.optimize.common`). Rewards load in ``--dtype``.
+One function per command: it parses its options, fills the loop's args dataclass and calls
+:func:`rewardlab.optimize.run.run_optimization` with its loop function (``run_best_of_n``, ``train_rloo``,
+``train_grpo``, ``train_raft``, ``train_online_dpo``), then prints the table. The options every command shares are
+declared once below (the ``typer.Option`` constants) and named as the fields of
+:class:`~rewardlab.optimize.run.RunOptions` and of the loops' args dataclasses.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,53 +19,46 @@ from rewardlab.models.device import device_option, dtype_option
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
                            "tracking a gold reward to show overoptimization.", no_args_is_help=True)
 
+# the options of every command
+POLICY = typer.Option(..., "--policy", help="HF causal LM directory, or 'tiny' (a random tiny GPT-2 whose tokenizer "
+                      "is trained on the prompts; for smoke tests).")
+REWARD = typer.Option(..., "--reward", help="Reward spec (checkpoint dir, python:MODULE:FN, ensemble:..., "
+                      "http://...). Repeat for an ensemble (see --aggregate).")
+PROMPTS = typer.Option(..., "--prompts", help="JSONL with a 'prompt' field per row.")
+OUTPUT = typer.Option(..., "--output", "-o", help="Run directory (metrics.jsonl, summary.json, gold_vs_kl.png, "
+                      "policy/).")
+GOLD = typer.Option(None, "--gold", help="Gold reward spec: tracked, never optimized.")
+MAX_PROMPTS = typer.Option(None, "--max-prompts", help="Use only the first N prompts.")
+SPLIT = typer.Option(None, "--split", help="Split of a saved DatasetDict --prompts (default: train, or its only "
+                     "split).")
+AGGREGATE = typer.Option("mean", "--aggregate", help="Ensemble aggregation: mean | wco | uwo.")
+UWO_LAMBDA = typer.Option(None, "--uwo-lambda", help="λ of UWO (default 0.5 for bon and RAFT/DPO, 0.1 for "
+                          "RLOO/GRPO).")
+NORMALIZE = typer.Option("none", "--normalize", help="Reward normalization: none | fixed (on initial-policy "
+                         "samples) | running.")
+CLIP = typer.Option(None, "--clip", help="Clip the normalized reward to ±C.")
+PAR = typer.Option(0, "--par", help="PAR shaping with M reference responses per prompt (0: off).")
+MAX_NEW_TOKENS = typer.Option(32, "--max-new-tokens")
+MAX_PROMPT_LENGTH = typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the last ones; a leading bos "
+                                 "stays). Default: what fits the policy, its positions − --max-new-tokens (no cap "
+                                 "for models without a position limit).")
+TEMPERATURE = typer.Option(1.0, "--temperature")
+TOP_P = typer.Option(1.0, "--top-p")
+SEED = typer.Option(0, "--seed")
+BATCH_SIZE = typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")
+DEVICE = device_option()
+DTYPE = dtype_option("Training keeps fp32 master weights (autocast).")
+REPORT_TO = typer.Option("none", "--report-to", help="Also log the metrics.jsonl numbers (bon: its table, step = n) "
+                         "to tensorboard (OUTPUT/runs/) and/or wandb: tensorboard | wandb | none, or a comma list "
+                         "(TRL's report_to).")
 
-def _p(name: str, annotation: Any, option: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
-
-
-SHARED = [
-    _p("policy", str, typer.Option(..., "--policy", help="HF causal LM directory, or 'tiny' (a random tiny GPT-2 "
-                                   "whose tokenizer is trained on the prompts; for smoke tests).")),
-    _p("reward", list[str], typer.Option(..., "--reward", help="Reward spec (checkpoint dir, python:MODULE:FN, "
-                                         "ensemble:..., http://...). Repeat for an ensemble (see --aggregate).")),
-    _p("prompts", Path, typer.Option(..., "--prompts", help="JSONL with a 'prompt' field per row.")),
-    _p("output", Path, typer.Option(..., "--output", "-o", help="Run directory (metrics.jsonl, summary.json, "
-                                    "gold_vs_kl.png, policy/).")),
-    _p("gold", str | None, typer.Option(None, "--gold", help="Gold reward spec: tracked, never optimized.")),
-    _p("max_prompts", int | None, typer.Option(None, "--max-prompts", help="Use only the first N prompts.")),
-    _p("split", str | None, typer.Option(None, "--split", help="Split of a saved DatasetDict --prompts (default: "
-                                         "train, or its only split).")),
-    _p("aggregate", str, typer.Option("mean", "--aggregate", help="Ensemble aggregation: mean | wco | uwo.")),
-    _p("uwo_lambda", float | None, typer.Option(None, "--uwo-lambda", help="λ of UWO (default 0.5 for bon and "
-                                                "RAFT/DPO, 0.1 for RLOO/GRPO).")),
-    _p("normalize", str, typer.Option("none", "--normalize", help="Reward normalization: none | fixed (on "
-                                      "initial-policy samples) | running.")),
-    _p("clip", float | None, typer.Option(None, "--clip", help="Clip the normalized reward to ±C.")),
-    _p("par", int, typer.Option(0, "--par", help="PAR shaping with M reference responses per prompt (0: off).")),
-    _p("max_new_tokens", int, typer.Option(32, "--max-new-tokens")),
-    _p("max_prompt_length", int | None, typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the "
-                                                     "last ones; a leading bos stays). Default: what fits the "
-                                                     "policy, its positions − --max-new-tokens (no cap for models "
-                                                     "without a position limit).")),
-    _p("temperature", float, typer.Option(1.0, "--temperature")),
-    _p("top_p", float, typer.Option(1.0, "--top-p")),
-    _p("seed", int, typer.Option(0, "--seed")),
-    _p("batch_size", int, typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")),
-    _p("device", str, device_option()),
-    _p("dtype", str, dtype_option("Training keeps fp32 master weights (autocast).")),
-    _p("report_to", str, typer.Option("none", "--report-to", help="Also log the metrics.jsonl numbers (bon: its "
-                                      "table, step = n) to tensorboard (OUTPUT/runs/) and/or wandb: tensorboard | "
-                                      "wandb | none, or a comma list (TRL's report_to).")),
-]
+# the options of the training loops (rloo, grpo, raft, dpo)
 EVAL_PROMPTS, EVAL_SAMPLES = 32, 4
-LOOP = [
-    _p("eval_prompts", int, typer.Option(EVAL_PROMPTS, "--eval-prompts", help="The first N prompts are evaluated.")),
-    _p("eval_samples", int, typer.Option(EVAL_SAMPLES, "--eval-samples", help="Samples per evaluation prompt.")),
-    _p("save_every", int, typer.Option(10, "--save-every", help="Steps between checkpoints, so a killed run "
-                                       "continues with --resume (0: only at the end).")),
-    _p("resume", bool, typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")),
-]
+EVAL_PROMPTS_OPTION = typer.Option(EVAL_PROMPTS, "--eval-prompts", help="The first N prompts are evaluated.")
+EVAL_SAMPLES_OPTION = typer.Option(EVAL_SAMPLES, "--eval-samples", help="Samples per evaluation prompt.")
+SAVE_EVERY = typer.Option(10, "--save-every", help="Steps between checkpoints, so a killed run continues with "
+                          "--resume (0: only at the end).")
+RESUME = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")
 
 
 def _cost(steps: int, prompts: int, k: int, eval_every: int, unit: str) -> str:
@@ -85,104 +72,197 @@ def _cost(steps: int, prompts: int, k: int, eval_every: int, unit: str) -> str:
             f"--max-new-tokens tokens; with a real policy, try a few {unit}s first.")
 
 
-def _pg_options(k: int, kl_coef: float, kl_help: str) -> list[inspect.Parameter]:
-    steps, prompts, every = 100, 8, 10
-    return [
-        _p("steps", int, typer.Option(steps, "--steps", help="Optimizer steps. " + _cost(steps, prompts, k, every,
-                                                                                           "step"))),
-        _p("k", int, typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt (≥ 2).")),
-        _p("kl_coef", float, typer.Option(kl_coef, "--kl-coef", help=kl_help)),
-        _p("loss", str, typer.Option("reinforce", "--loss", help="reinforce | ppo")),
-        _p("ppo_epochs", int, typer.Option(1, "--ppo-epochs")),
-        _p("minibatch_size", int, typer.Option(0, "--minibatch-size", help="0: the whole batch.")),
-        _p("prompts_per_step", int, typer.Option(prompts, "--prompts-per-step")),
-        _p("lr", float, typer.Option(1e-5, "--lr")),
-        _p("eval_every", int, typer.Option(every, "--eval-every", help="Steps between evaluations (0: only the first "
-                                           "and the last).")),
-    ]
+# the options of the policy-gradient loops (rloo, grpo): 100 steps of 8 prompts, evaluated every 10 steps
+PG_STEPS, PG_PROMPTS, PG_EVAL_EVERY = 100, 8, 10
+PG_LOSS = typer.Option("reinforce", "--loss", help="reinforce | ppo")
+PG_PPO_EPOCHS = typer.Option(1, "--ppo-epochs")
+PG_MINIBATCH_SIZE = typer.Option(0, "--minibatch-size", help="0: the whole batch.")
+PG_PROMPTS_PER_STEP = typer.Option(PG_PROMPTS, "--prompts-per-step")
+PG_LR = typer.Option(1e-5, "--lr")
+PG_EVAL_EVERY_OPTION = typer.Option(PG_EVAL_EVERY, "--eval-every", help="Steps between evaluations (0: only the "
+                                    "first and the last).")
 
 
-def _iterative_options(iterations: int, lr: float, minibatch_help: str) -> list[inspect.Parameter]:
-    prompts, k = 64, 8
-    return [
-        _p("steps", int, typer.Option(iterations, "--iterations", help="Iterations (each one evaluated). "
-                                      + _cost(iterations, prompts, k, 1, "iteration"))),
-        _p("k", int, typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt.")),
-        _p("minibatch_size", int, typer.Option(16, "--minibatch-size", help=minibatch_help)),
-        _p("prompts_per_step", int, typer.Option(prompts, "--prompts-per-iteration")),
-        _p("lr", float, typer.Option(lr, "--lr")),
-    ]
+def _pg_steps(k: int) -> Any:
+    return typer.Option(PG_STEPS, "--steps", help="Optimizer steps. " + _cost(PG_STEPS, PG_PROMPTS, k, PG_EVAL_EVERY,
+                                                                                 "step"))
 
 
-def _check_output(kw: dict[str, Any]) -> None:
-    """The run directory, before any work: usable as a directory, and neither an input nor holding the input
-    policy in its ``policy/`` (replaced at the end of a run)."""
-    from rewardlab.io import check_not_an_input, check_output_dir, spec_paths
-    from rewardlab.tracking import parse_report_to
-
-    parse_report_to(kw["report_to"])  # an unknown tracker or a missing package: exit 2 now
-    out = check_output_dir(kw["output"])
-    check_not_an_input(out, {"--policy": kw["policy"], "--reward": [p for r in kw["reward"] for p in spec_paths(r)],
-                             "--prompts": kw["prompts"], "--gold": spec_paths(kw["gold"])})
-    check_not_an_input(out / "policy", {"--policy": kw["policy"]})
+def _pg_k(k: int) -> Any:
+    return typer.Option(k, "--num-samples", "-m", "--k", help="Samples per prompt (≥ 2).")
 
 
-def _setup(kw: dict[str, Any], uwo_default: float, train: bool) -> tuple[Any, Any, Any, Any, list]:
-    """Load prompts, policy (+ tokenizer), the (shaped) proxy reward and the gold reward (see the module docstring
-    for the order). Sets ``kw["max_prompt_length"]`` to the resolved prompt budget and prints how many prompts it
-    truncates. ``train``: the policy is trained (fp32 master weights) rather than only sampled."""
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from rewardlab.data.load import load_prompts
-    from rewardlab.errors import UserError
-    from rewardlab.models.backbone import load_policy
-    from rewardlab.models.device import resolve_device, resolve_dtype
-    from rewardlab.models.generation import count_truncated, prompt_length_cap
-    from rewardlab.rewards.ensemble import METHODS, EnsembleReward
-    from rewardlab.rewards.registry import load_reward
-    from rewardlab.rewards.shaping import NormalizedReward, PARReward
-
-    if kw["aggregate"] not in METHODS:
-        raise UserError(f"--aggregate must be one of {', '.join(METHODS)}, got {kw['aggregate']!r}")
-    if kw["normalize"] not in ("none", "fixed", "running"):
-        raise UserError(f"--normalize must be none, fixed or running, got {kw['normalize']!r}")
-    if kw.get("ref", "initial") not in ("initial", "previous"):
-        raise UserError(f"--ref must be initial or previous, got {kw['ref']!r}")
-    device = resolve_device(kw["device"])
-    dtype = resolve_dtype(kw["dtype"], device)
-    hf_logging.disable_progress_bar()
-    torch.manual_seed(kw["seed"])
-    prompts = load_prompts(kw["prompts"], split=kw["split"])[: kw["max_prompts"]]
-    policy_dtype = torch.float32 if train else dtype
-    model, tokenizer = load_policy(kw["policy"], prompts, device, policy_dtype, seed=kw["seed"])
-    cap = kw["max_prompt_length"] = prompt_length_cap(model, kw["max_new_tokens"], kw["max_prompt_length"])
-    truncated = count_truncated(tokenizer, prompts, cap)
-    if truncated:
-        typer.echo(f"{kw['prompts']}: {truncated} of {len(prompts)} prompts are longer than {cap} tokens and keep "
-                   f"their last {cap} (--max-prompt-length)", err=True)
-    members = [load_reward(spec, device=str(device), dtype=kw["dtype"]) for spec in kw["reward"]]
-    lam = uwo_default if kw["uwo_lambda"] is None else kw["uwo_lambda"]
-    proxy = members[0] if len(members) == 1 else EnsembleReward(members, kw["aggregate"], lam)
-    if kw["normalize"] != "none":
-        proxy = NormalizedReward(proxy, mode=kw["normalize"], clip=kw["clip"])
-    if kw["par"] > 0:
-        proxy = PARReward(proxy, max_refs=kw["par"])
-    gold = load_reward(kw["gold"], device=str(device), dtype=kw["dtype"]) if kw["gold"] else None
-    return model, tokenizer, proxy, gold, prompts
+# the options of the iterative loops (raft, dpo): each iteration samples 8 responses for 64 prompts
+IT_PROMPTS, IT_K = 64, 8
+IT_K_OPTION = typer.Option(IT_K, "--num-samples", "-m", "--k", help="Samples per prompt.")
+IT_PROMPTS_OPTION = typer.Option(IT_PROMPTS, "--prompts-per-iteration")
 
 
-def _args(cls, kw: dict[str, Any]):
-    """The loop's args dataclass from the options of the same names (None: keep the dataclass default)."""
-    from dataclasses import fields
+def _iterations(iterations: int) -> Any:
+    return typer.Option(iterations, "--iterations", help="Iterations (each one evaluated). "
+                        + _cost(iterations, IT_PROMPTS, IT_K, 1, "iteration"))
 
-    values = {f.name: kw[f.name] for f in fields(cls) if kw.get(f.name) is not None}
-    if "ns" in values:
-        values["ns"] = list(values["ns"])
-    return cls(**values, calibration_samples=max(2, kw["par"]))
+
+@optimize_app.command("bon", help="Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt "
+                      "(unbiased estimator), against the bound KL ≤ log n − (n−1)/n, with the duplicate rate of the "
+                      "samples.")
+def bon_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    n_max: int = typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N): every prompt (all of "
+                              "--prompts unless --max-prompts) is sampled N times and each sample scored by --reward "
+                              "and --gold, so the default costs 64 generations per prompt."),
+    ns: list[int] = typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."),
+) -> None:
+    from rewardlab.optimize.best_of_n import BoNArgs, run_best_of_n
+    from rewardlab.optimize.run import RunOptions, run_optimization
+
+    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
+                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
+                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
+                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    args = BoNArgs(n_max=n_max, ns=list(ns))
+    _report(run_optimization(run_best_of_n, args, run, uwo_default=0.5, log=_err), output)
+
+
+@optimize_app.command("rloo")
+def rloo_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    steps: int = _pg_steps(2), k: int = _pg_k(2),
+    kl_coef: float = typer.Option(0.05, "--kl-coef", help="β of the KL penalty in the reward."),
+    loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
+    prompts_per_step: int = PG_PROMPTS_PER_STEP, lr: float = PG_LR, eval_every: int = PG_EVAL_EVERY_OPTION,
+    eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
+    resume: bool = RESUME,
+    dense: bool = typer.Option(False, "--dense", help="A prm: reward's per-step rewards as per-token returns "
+                               "(Fine-Grained RLHF) instead of one score."),
+) -> None:
+    """RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy."""
+    from rewardlab.optimize.rloo import RLOOArgs, train_rloo
+    from rewardlab.optimize.run import RunOptions, run_optimization
+
+    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
+                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
+                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
+                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    args = RLOOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
+                    prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
+                    eval_samples=eval_samples, save_every=save_every, resume=resume, dense=dense)
+    _report(run_optimization(train_rloo, args, run, uwo_default=0.1, log=_err), output)
+
+
+@optimize_app.command("grpo")
+def grpo_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    steps: int = _pg_steps(8), k: int = _pg_k(8),
+    kl_coef: float = typer.Option(0.04, "--kl-coef", help="β of the k3 KL term in the loss."),
+    loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
+    prompts_per_step: int = PG_PROMPTS_PER_STEP, lr: float = PG_LR, eval_every: int = PG_EVAL_EVERY_OPTION,
+    eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
+    resume: bool = RESUME,
+) -> None:
+    """GRPO: group-normalized advantages, k3 KL to the initial policy in the loss."""
+    from rewardlab.optimize.rloo import GRPOArgs, train_grpo
+    from rewardlab.optimize.run import RunOptions, run_optimization
+
+    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
+                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
+                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
+                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    args = GRPOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
+                    prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
+                    eval_samples=eval_samples, save_every=save_every, resume=resume)
+    _report(run_optimization(train_grpo, args, run, uwo_default=0.1, log=_err), output)
+
+
+@optimize_app.command("raft")
+def raft_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    steps: int = _iterations(4), k: int = IT_K_OPTION,
+    minibatch_size: int = typer.Option(16, "--minibatch-size", help="Responses per optimizer step."),
+    prompts_per_step: int = IT_PROMPTS_OPTION, lr: float = typer.Option(1e-5, "--lr"),
+    keep_fraction: float = typer.Option(1.0, "--keep-fraction", help="Top fraction of the per-prompt winners kept "
+                                        "for fine-tuning."),
+    sft_epochs: int = typer.Option(1, "--sft-epochs"),
+    eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
+    resume: bool = RESUME,
+) -> None:
+    """RAFT: sample K, keep the best per prompt, fine-tune on it, repeat."""
+    from rewardlab.optimize.raft import RAFTArgs, train_raft
+    from rewardlab.optimize.run import RunOptions, run_optimization
+
+    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
+                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
+                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
+                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    args = RAFTArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
+                    keep_fraction=keep_fraction, sft_epochs=sft_epochs, eval_prompts=eval_prompts,
+                    eval_samples=eval_samples, save_every=save_every, resume=resume)
+    _report(run_optimization(train_raft, args, run, uwo_default=0.5, log=_err), output)
+
+
+@optimize_app.command("dpo")
+def dpo_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    steps: int = _iterations(3), k: int = IT_K_OPTION,
+    minibatch_size: int = typer.Option(16, "--minibatch-size", help="Pairs per optimizer step."),
+    prompts_per_step: int = IT_PROMPTS_OPTION, lr: float = typer.Option(5e-7, "--lr"),
+    beta: float = typer.Option(0.1, "--beta"),
+    ref: str = typer.Option("initial", "--ref", help="DPO reference: initial (π₀ in every iteration, as RLHFlow and "
+                            "OpenRLHF) | previous (the policy at the start of each iteration)."),
+    epochs: int = typer.Option(2, "--epochs"),
+    eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
+    resume: bool = RESUME,
+) -> None:
+    """Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = the initial policy."""
+    from rewardlab.optimize.dpo import OnlineDPOArgs, train_online_dpo
+    from rewardlab.optimize.run import RunOptions, run_optimization
+
+    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
+                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
+                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
+                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    args = OnlineDPOArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
+                         beta=beta, ref=ref, epochs=epochs, eval_prompts=eval_prompts, eval_samples=eval_samples,
+                         save_every=save_every, resume=resume)
+    _report(run_optimization(train_online_dpo, args, run, uwo_default=0.5, log=_err), output)
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _report(summary: dict, output: Path) -> None:
+    """Print a run's table (proxy and gold against √KL), its notes and warnings."""
     from rich.console import Console
     from rich.table import Table
 
@@ -213,73 +293,6 @@ def _report(summary: dict, output: Path) -> None:
     for warning in summary.get("warnings") or []:
         console.print(f"warning: {warning}")
     console.print(f"wrote {output}/summary.json")
-
-
-def _run(module: str, fn: str, args_cls: str, uwo_default: float) -> Callable[[dict], None]:
-    """A command body: set up, fill ``args_cls`` from the options, run ``module.fn``, print the table."""
-
-    def run(kw: dict[str, Any]) -> None:
-        import importlib
-
-        from rewardlab.io import output_lock
-
-        _check_output(kw)
-        with output_lock(kw["output"]):  # one writer: a second run would interleave its rows in metrics.jsonl
-            mod = importlib.import_module(f"rewardlab.optimize.{module}")
-            model, tok, proxy, gold, prompts = _setup(kw, uwo_default, train=module != "best_of_n")
-            args = _args(getattr(mod, args_cls), kw)
-            summary = getattr(mod, fn)(model, tok, proxy, prompts, args, gold=gold, output_dir=kw["output"])
-        _report(summary, kw["output"])
-
-    return run
-
-
-COMMANDS: dict[str, tuple[str, list[inspect.Parameter], Callable[[dict], None]]] = {
-    "bon": ("Best-of-n: proxy and gold for every n ≤ N from one set of N samples per prompt (unbiased estimator), "
-            "against the bound KL ≤ log n − (n−1)/n, with the duplicate rate of the samples.",
-            [_p("n_max", int, typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N): every "
-                                           "prompt (all of --prompts unless --max-prompts) is sampled N times and "
-                                           "each sample scored by --reward and --gold, so the default costs 64 "
-                                           "generations per prompt.")),
-             _p("ns", list[int], typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."))],
-            _run("best_of_n", "run_best_of_n", "BoNArgs", 0.5)),
-    "rloo": ("RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy.",
-             _pg_options(2, 0.05, "β of the KL penalty in the reward.") + LOOP + [
-                 _p("dense", bool, typer.Option(False, "--dense", help="A prm: reward's per-step rewards as "
-                                                "per-token returns (Fine-Grained RLHF) instead of one score."))],
-             _run("rloo", "train_rloo", "RLOOArgs", 0.1)),
-    "grpo": ("GRPO: group-normalized advantages, k3 KL to the initial policy in the loss.",
-             _pg_options(8, 0.04, "β of the k3 KL term in the loss.") + LOOP,
-             _run("rloo", "train_rloo", "GRPOArgs", 0.1)),
-    "raft": ("RAFT: sample K, keep the best per prompt, fine-tune on it, repeat.",
-             _iterative_options(4, 1e-5, "Responses per optimizer step.") + [
-                 _p("keep_fraction", float, typer.Option(1.0, "--keep-fraction", help="Top fraction of the "
-                                                         "per-prompt winners kept for fine-tuning.")),
-                 _p("sft_epochs", int, typer.Option(1, "--sft-epochs"))] + LOOP,
-             _run("raft", "train_raft", "RAFTArgs", 0.5)),
-    "dpo": ("Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = the initial policy.",
-            _iterative_options(3, 5e-7, "Pairs per optimizer step.") + [
-                _p("beta", float, typer.Option(0.1, "--beta")),
-                _p("ref", str, typer.Option("initial", "--ref", help="DPO reference: initial (π₀ in every "
-                                            "iteration, as RLHFlow and OpenRLHF) | previous (the policy at the "
-                                            "start of each iteration).")),
-                _p("epochs", int, typer.Option(2, "--epochs"))] + LOOP,
-            _run("dpo", "train_online_dpo", "OnlineDPOArgs", 0.5)),
-}
-
-
-def _make_command(name: str, doc: str, params: list[inspect.Parameter], run: Callable[[dict], None]):
-    def command(**kw: Any) -> None:
-        run(kw)
-
-    command.__name__ = f"{name}_command"
-    command.__doc__ = doc
-    command.__signature__ = inspect.Signature(SHARED + params)  # type: ignore[attr-defined]
-    return command
-
-
-for _name, (_doc, _params, _body) in COMMANDS.items():
-    optimize_app.command(_name)(_make_command(_name, _doc, _params, _body))
 
 
 def register(app: typer.Typer) -> None:
