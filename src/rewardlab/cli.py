@@ -25,6 +25,7 @@ app = typer.Typer(
 def _register_all() -> None:
     from rewardlab.data import cli as data_cli
     from rewardlab.evaluate import cli as evaluate_cli
+    from rewardlab.evaluate import judge_cli as evaluate_judge_cli
     from rewardlab.evaluate import prm_cli as evaluate_prm_cli
     from rewardlab.lab import cli as lab_cli
     from rewardlab.models import cli as models_cli
@@ -33,9 +34,10 @@ def _register_all() -> None:
     from rewardlab.serve import cli as serve_cli
     from rewardlab.teachers import cli as teachers_cli
     from rewardlab.train import cli as train_cli
+    from rewardlab.train import mixture_cli as train_mixture_cli
 
-    for module in (data_cli, train_cli, rewards_cli, models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli,
-                   teachers_cli, serve_cli, lab_cli):
+    for module in (data_cli, train_cli, rewards_cli, evaluate_judge_cli, train_mixture_cli, models_cli, evaluate_cli,
+                   evaluate_prm_cli, optimize_cli, teachers_cli, serve_cli, lab_cli):
         module.register(app)
 
 

@@ -177,3 +177,27 @@ def describe(record: dict[str, Any]) -> str:
         text += "; per output " + ", ".join(f"({m:.4g}, {s:.4g})" for m, s in pairs)
     return text
 
+
+def calibrate_checkpoint(model: Path, *, data: Path | None = None, policy: str | None = None,
+                         prompts: Path | None = None, samples: int = 4, max_new_tokens: int = 64,
+                         temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 32,
+                         max_prompts: int | None = None, device: str = "auto", dtype: str = "auto",
+                         split: str | None = None, skip_invalid: bool = False
+                         ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``rewardlab calibrate``: score the reference set (``data``'s responses, checked before any model is loaded,
+    and/or ``samples`` responses per prompt of ``prompts`` from ``policy``) with the checkpoint ``model`` and store
+    the statistics as its manifest's ``normalization``; returns the new record and the one it replaced."""
+    from rewardlab.rewards.model import ModelReward
+
+    ref_prompts: list[Prompt] = []
+    responses: list[Response] = []
+    source: dict[str, Any] = {}
+    if data is not None:  # cheap and checked row by row: before any model is loaded
+        ref_prompts, responses, source["data"] = rows_reference(data, split, skip_invalid)
+    if policy is not None:
+        p, r, source["policy"] = policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p, seed,
+                                                  batch_size, max_prompts, device, dtype, split)
+        ref_prompts, responses = ref_prompts + p, responses + r
+    reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
+    record = normalization_record(score_reference(reward, ref_prompts, responses), source, str(model))
+    return record, write_normalization(model, record)
