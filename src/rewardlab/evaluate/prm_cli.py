@@ -3,8 +3,8 @@ accuracy per aggregation for a process reward model (see :mod:`rewardlab.evaluat
 
 Several ``--data`` files (e.g. ProcessBench's gsm8k, math, olympiadbench and omnimath splits saved as files) are
 reported one by one, plus ``mean_f1`` over them — ProcessBench's overall score. ``--report DIR`` writes the teacher
-report (metrics.json, report.html, report.md and a best-of-n figure: :mod:`rewardlab.evaluate.prm_report`). Imports
-only typer at module level.
+report (metrics.json, report.html, report.md and a best-of-n figure: :mod:`rewardlab.evaluate.prm_report`); the work is
+:func:`rewardlab.evaluate.run.run_eval_prm`. Imports only typer at module level.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def eval_prm(
     """Evaluate a PRM on step-labelled data: every row is validated before the model is loaded, and the outputs
     (-o, --report) are checked before anything is read."""
     from rewardlab.errors import UserError
+    from rewardlab.evaluate.run import run_eval_prm
     from rewardlab.io import check_not_an_input, check_output_dir, check_output_file, output_lock
 
     if not 0 < threshold < 1:
@@ -49,23 +50,19 @@ def eval_prm(
         check_output_dir(report, "--report")
         check_not_an_input(report, inputs, "--report")
     with output_lock(report, "--report") if report is not None else nullcontext():
-        _evaluate(model, data, threshold, output, report, batch_size, max_length, split, skip_invalid, device, dtype)
+        summary, paths = run_eval_prm(model, data, threshold=threshold, output=output, report=report,
+                                      batch_size=batch_size, max_length=max_length, split=split,
+                                      skip_invalid=skip_invalid, device=device, dtype=dtype)
+    _print_summary(summary)
+    if output is not None:
+        typer.echo(f"wrote {output}")
+    if report is not None:
+        typer.echo(f"wrote {paths['report.html']} and {paths['report.md']}")
 
 
-def _evaluate(model: str, data: list[Path], threshold: float, output: Path | None, report: Path | None,
-              batch_size: int, max_length: int | None, split: str | None, skip_invalid: bool, device: str,
-              dtype: str) -> None:
-    """The work of :func:`eval_prm`, once its outputs are checked (and --report locked)."""
-    from rewardlab.data.stepwise import load_stepwise
-    from rewardlab.evaluate.processbench import evaluate_prm, mean_f1
-    from rewardlab.io import write_json_atomic
-    from rewardlab.rewards.prm import PRMReward
-
-    sets = {str(f): load_stepwise(f, split=split, skip_invalid=skip_invalid) for f in data}
-    reward = PRMReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size,
-                                       max_length=max_length)
-    results = {name: evaluate_prm(reward, rows, threshold) for name, rows in sets.items()}
-    for name, r in results.items():
+def _print_summary(summary: dict) -> None:
+    """Per file: its ProcessBench numbers, step F1, best-of-n accuracies and truncation; then the mean F1."""
+    for name, r in summary["files"].items():
         typer.echo(f"{name}: {r['examples']} solutions")
         pb = r.get("processbench")
         if pb:
@@ -84,22 +81,9 @@ def _evaluate(model: str, data: list[Path], threshold: float, output: Path | Non
         t = r["truncation"]
         if t["prompt_truncated"] or t["steps_dropped"] or t["steps_cut"]:
             typer.echo(f"  truncation: {t['prompt_truncated']} prompts cut, {t['steps_dropped']} steps dropped, "
-                       f"{t['steps_cut']} steps cut (at max_length {reward.max_length})")
-    summary = {"model": model, "separator": reward.separator, "max_length": reward.max_length,
-               "threshold": threshold, "files": results}
-    pbs = [r["processbench"] for r in results.values() if "processbench" in r]
-    if len(results) > 1 and len(pbs) == len(results):
-        summary["mean_f1"] = mean_f1(pbs)
-        if summary["mean_f1"] is not None:
-            typer.echo(f"ProcessBench mean F1 over {len(pbs)} files: {summary['mean_f1']:.4f}")
-    if output is not None:
-        write_json_atomic(output, summary)
-        typer.echo(f"wrote {output}")
-    if report is not None:
-        from rewardlab.evaluate.prm_report import write_prm_report
-
-        paths = write_prm_report(report, summary)
-        typer.echo(f"wrote {paths['report.html']} and {paths['report.md']}")
+                       f"{t['steps_cut']} steps cut (at max_length {summary['max_length']})")
+    if summary.get("mean_f1") is not None:
+        typer.echo(f"ProcessBench mean F1 over {len(summary['files'])} files: {summary['mean_f1']:.4f}")
 
 
 def register(app: typer.Typer) -> None:
