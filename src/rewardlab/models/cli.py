@@ -42,30 +42,16 @@ def show(
     from rich.console import Console
     from rich.markup import escape
 
-    from rewardlab.data.load import load_rows
-    from rewardlab.data.records import row_items
-    from rewardlab.data.tokenize import ChatTemplateError, PairEncoder
-    from rewardlab.models.checkpoint import model_rendering
+    from rewardlab.models.show import show_rendering
 
-    template = chat_template.read_text() if chat_template else None
-    tokenizer, rendering, budget = model_rendering(model, chat_template=template)
-    enc = PairEncoder(tokenizer, max_length=max_length or budget, rendering=rendering)
+    shown = show_rendering(file, model, n=n, split=split, max_length=max_length, chat_template=chat_template)
     console = Console(highlight=False)
-    source = f"from {chat_template}" if template else "of the tokenizer" if tokenizer.chat_template else "default"
-    console.print(f"[bold]{escape(model)}[/]: {'decoder' if rendering.decoder else 'encoder'}, max {enc.max_length} "
-                  f"tokens, chat template {escape(source)}, eos appended to plain text: "
-                  f"{rendering.append_eos is not None}")
-    for row in load_rows(file, split=split)[:n]:
-        for tag, response in row_items(row):
-            before = enc.stats.as_dict()
-            try:
-                ids = enc.encode(row.prompt, response)
-            except ChatTemplateError as e:
-                raise ChatTemplateError(e.reason, f"{row.source}: field '{tag}': ") from None
-            cut = [k for k, v in enc.stats.as_dict().items() if k != "items" and v > before[k]]
-            note = f", {', '.join(cut)}" if cut else ""
-            console.rule(f"{row.source} {tag}: {len(ids) if ids is not None else 0} tokens{note}")
-            console.print(escape(tokenizer.decode(ids, skip_special_tokens=False)) if ids is not None else "(dropped)")
+    console.print(f"[bold]{escape(model)}[/]: {'decoder' if shown.decoder else 'encoder'}, max {shown.max_length} "
+                  f"tokens, chat template {escape(shown.template)}, eos appended to plain text: {shown.appends_eos}")
+    for item in shown.items:
+        note = f", {', '.join(item.cut)}" if item.cut else ""
+        console.rule(f"{item.source} {item.tag}: {item.tokens} tokens{note}")
+        console.print(escape(item.text) if item.text is not None else "(dropped)")
 
 
 def register(app: typer.Typer) -> None:
