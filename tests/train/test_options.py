@@ -8,7 +8,8 @@ import torch
 from rewardlab.errors import UserError
 from rewardlab.train.config import PRETRAINED_LR, TINY_LR, TrainConfig
 from rewardlab.train.encode import encode_pairs
-from rewardlab.train.trainer import enable_gradient_checkpointing, forward_pair_batch, make_accelerator, pair_loss
+from rewardlab.train.engine import make_accelerator
+from rewardlab.train.trainer import enable_gradient_checkpointing, forward_pair_batch, pair_loss
 from tests.train.test_steps import TINY, make_pairs
 
 

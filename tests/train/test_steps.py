@@ -10,7 +10,8 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.train.batches import EpochPlan, steps_per_epoch
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.encode import encode_pairs
-from rewardlab.train.trainer import accumulate, train_reward_model
+from rewardlab.train.engine import accumulate
+from rewardlab.train.trainer import PairObjective, train_reward_model
 
 TINY = dict(tiny_layers=1, tiny_embd=32, tiny_vocab=128, max_length=32, log_every=1)
 
@@ -64,7 +65,7 @@ def test_partial_step_gradient_is_the_mean_over_its_micro_batches(tokenizer):
         model = tiny_reward_model(tokenizer, seed=0, n_layer=1, n_embd=32)
         model.eval()  # no dropout: the same forward each time
         for g in groups:
-            accumulate(model, data, g, cfg, tokenizer.pad_token_id, accelerator)
+            accumulate(model, PairObjective(data, None, cfg, tokenizer.pad_token_id), g, accelerator)
         return [p.grad.clone() for p in model.parameters()]
 
     together = grads([group])

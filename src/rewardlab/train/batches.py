@@ -55,7 +55,11 @@ class EpochPlan:
     @classmethod
     def build(cls, lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: bool,
               world: int) -> EpochPlan:
-        batches = make_batches(lengths, batch_size, seed, epoch, bucket)
+        return cls.from_batches(make_batches(lengths, batch_size, seed, epoch, bucket), world)
+
+    @classmethod
+    def from_batches(cls, batches: list[list[int]], world: int) -> EpochPlan:
+        """The plan of an epoch's ``batches`` dealt round-robin to ``world`` processes (repeats fill the last round)."""
         n_rounds = math.ceil(len(batches) / world)
         filled = batches + batches[: n_rounds * world - len(batches)]
         return cls([filled[j * world : (j + 1) * world] for j in range(n_rounds)], len(filled) - len(batches))
@@ -76,6 +80,22 @@ def steps_per_epoch(n_pairs: int, batch_size: int, grad_accum: int, world: int, 
     n_batches = math.ceil(n_pairs / batch_size)
     check_enough_batches(n_pairs, n_batches, batch_size, world, origin)
     return math.ceil(math.ceil(n_batches / world) / grad_accum)
+
+
+def shuffled_orders(n: int, seed: int, epoch: int) -> list[int]:
+    """Epoch ``epoch``'s order of ``n`` examples when one ``random.Random(seed)`` reshuffles ``range(n)`` every epoch
+    (MiCRo's loop): the stream is replayed from its seed, so any epoch, e.g. a resumed one, gets the same order."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    for _ in range(epoch + 1):
+        order = list(range(n))
+        rng.shuffle(order)
+    return order
+
+
+def cut(order: Sequence[int], batch_size: int) -> list[list[int]]:
+    """``order`` cut into consecutive batches of ``batch_size`` (the last may be smaller)."""
+    return [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
 def check_enough_batches(n_pairs: int, n_batches: int, batch_size: int, world: int, origin: str = "data") -> None:

@@ -16,8 +16,8 @@ then has no target and is left out (counted).
 
 Bases: ``tiny`` (a tokenizer trained on the data + a random tiny GPT-2), an HF base model directory (``AutoModel`` +
 a fresh linear head), or a PRM to fine-tune (a rewardlab PRM or a transformers ``*ForTokenClassification`` dir: its
-head is kept). Resumable like the BT trainer, with its pieces: :class:`~rewardlab.train.rundir.Checkpointer`
-(model, optimizer, scheduler, RNG, data position — pickle-free), the run-identity check, the epoch plan of
+head is kept). The loop is :mod:`rewardlab.train.engine`'s (:class:`StepObjective`), as for BT: checkpoints (model,
+optimizer, scheduler, RNG, data position — pickle-free), the run-identity check on ``--resume``, the epoch plan of
 :mod:`rewardlab.train.batches`, and ``accelerate`` for devices and precision. The output is a PRM checkpoint:
 ``model.safetensors`` (backbone + head), tokenizer, and ``rewardlab.json`` with ``"kind": "prm"`` and the step format.
 """
@@ -29,9 +29,7 @@ import hashlib
 import json
 import math
 import shutil
-import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +45,9 @@ from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.prm import ProcessRewardModel
 from rewardlab.train.batches import EpochPlan, steps_per_epoch
 from rewardlab.train.config import Problem, TrainConfig, opt
-from rewardlab.train.rundir import Checkpointer, check_resumable, check_run_output, clear_run, run_identity
-from rewardlab.train.trainer import _lr_lambda, enable_gradient_checkpointing, make_accelerator, precision_and_cpu
+from rewardlab.train.engine import Engine, Loop, Objective
+from rewardlab.train.rundir import check_run_output, clear_run, run_identity
+from rewardlab.train.trainer import enable_gradient_checkpointing
 
 BT_ONLY = ("centering", "label_smoothing", "use_margin", "pooling", "num_outputs", "lora_r", "head", "drop_ties",
            "overlong")
@@ -159,6 +158,36 @@ def evaluate_steps(model: ProcessRewardModel, data: EncodedStepData, pad_id: int
     return {"eval_step_accuracy": correct / max(1, n), "eval_loss": loss_sum / max(1, n), "eval_steps": n}
 
 
+class StepObjective(Objective):
+    """The PRM objective: batches of solutions, the BCE over their labelled steps (:func:`prm_bce_loss`), the step
+    accuracy (σ(z) ≥ 0.5 vs label ≥ 0.5), and :func:`evaluate_steps` at each epoch's end."""
+
+    name, unit, rate_key = "prm", "solutions", "solutions_per_s"
+    shown, eval_shown = ("step_accuracy", "step-acc"), ("eval_step_accuracy", "eval step accuracy")
+
+    def __init__(self, train: EncodedStepData, eval_data: EncodedStepData | None, cfg: PRMConfig, pad_id: int):
+        self.train, self.eval_data, self.cfg, self.pad_id = train, eval_data, cfg, pad_id
+        self.lengths = train.lengths()
+
+    def plan(self, epoch: int, world: int) -> EpochPlan:
+        return EpochPlan.build(self.lengths, self.cfg.batch_size, self.cfg.seed, epoch, self.cfg.bucket, world)
+
+    def loss(self, model: torch.nn.Module, idx: list[int], device) -> tuple[torch.Tensor, tuple[int, int]]:
+        ids, mask, y = batch_tensors(self.train, idx, self.pad_id)
+        y = y.to(device)
+        z = model(ids.to(device), mask.to(device))
+        loss, lab = prm_bce_loss(z, y)
+        return loss, (int(((z.detach()[lab] >= 0) == (y[lab] >= 0.5)).sum()), int(lab.sum()))
+
+    def metrics(self, stats: list[tuple[int, int]]) -> dict[str, float]:
+        return {"step_accuracy": sum(h for h, _ in stats) / max(1, sum(n for _, n in stats))}
+
+    def evaluate(self, model: torch.nn.Module, accelerator) -> dict[str, float] | None:
+        if self.eval_data is None or not len(self.eval_data):
+            return None
+        return evaluate_steps(model, self.eval_data, self.pad_id, accelerator.device)
+
+
 def build_prm(cfg: PRMConfig, examples: Sequence[StepwiseExample], tokenizer=None) -> tuple[ProcessRewardModel, Any]:
     """The model to train from ``cfg.base`` (see the module docstring); ``tokenizer`` reuses a saved tiny one."""
     from rewardlab.data.tokenize import Rendering
@@ -201,14 +230,14 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
               progress: bool = True, skipped_report: Path | None = None) -> dict[str, Any]:
     """Build, train and save a PRM to ``cfg.output``; returns the run summary (also ``run.json``). The output
     directory is checked first and created (or cleared, with ``overwrite``) only once the data is encoded."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from rewardlab.io import write_json_atomic
     from rewardlab.models.checkpoint import save_reward_model
 
     output = check_run_output(cfg.output, resume=resume, overwrite=overwrite)
     cfg = dataclasses.replace(cfg, lr=cfg.resolved_lr())
-    precision_and_cpu(cfg)  # refuse what this machine cannot do, before any work
+    engine = Engine(Loop.from_config(cfg), "prm", output, resume, progress)  # refuses a precision we lack
+    if engine.world > 1:
+        raise UserError("--objective prm trains in one process (no `accelerate launch` data parallelism yet)")
     tok_dir = output / "checkpoints" / "tokenizer"
     saved_tok = None
     if resume and cfg.base == "tiny" and tok_dir.exists():
@@ -226,8 +255,7 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
     train = encode_step_data(examples, encoder(), cfg.last_step_only)
     print(f"train data: {train.stats.summary()}; {train.no_target} solutions without a trainable label left out")
     evald = encode_step_data(eval_examples, encoder()) if eval_examples else None
-    per_epoch = steps_per_epoch(len(train), cfg.batch_size, cfg.grad_accum, 1, "data")
-    total = cfg.total_steps(per_epoch)
+    steps_per_epoch(len(train), cfg.batch_size, cfg.grad_accum, 1, "data")
     if overwrite:
         clear_run(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -235,99 +263,15 @@ def train_prm(examples: Sequence[StepwiseExample], cfg: PRMConfig,
         tokenizer.save_pretrained(tok_dir)
     if skipped_report is not None and Path(skipped_report).exists():
         shutil.move(skipped_report, output / "skipped.txt")
-
-    from rewardlab.tracking import hparams, make_trackers, scalars
-
-    ckpt = Checkpointer(output, cfg.keep_checkpoints)
-    last = ckpt.latest() if resume else None  # the steps after it are logged again: tensorboard hides the old ones
-    purge = int(last.name.removeprefix("step-")) + 1 if last else None
-    accelerator = make_accelerator(cfg, make_trackers(cfg.report_to, output, "prm", purge))
-    accelerator.init_trackers("rewardlab", hparams(cfg.to_dict()))
-    if accelerator.num_processes > 1:
-        raise UserError("--objective prm trains in one process (no `accelerate launch` data parallelism yet)")
-    device = accelerator.device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    torch.manual_seed(cfg.seed)
     if cfg.disable_dropout:
         disable_dropout(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(cfg.warmup_ratio * total)))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(model)
-    identity = run_identity(cfg, train.data_hash, 1)
-    step, epoch, b, seen = 0, 0, 0, 0
-    if last is not None:
-        check_resumable(last, identity)
-        pos = Checkpointer.restore(last, raw, optimizer, scheduler)
-        step, epoch, b, seen = pos["step"], pos["epoch"], pos["batch"], pos.get("solutions_seen", 0)
-        print(f"resumed from {last} (step {step} of {total})")
-
-    def position(ep: int, batch: int) -> dict[str, Any]:
-        return {"step": step, "epoch": ep, "batch": batch, "solutions_seen": seen, "run": identity}
-
-    log = (output / "metrics.jsonl").open("a")
-    bar = Progress(TextColumn("[bold]prm"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn(), disable=not progress)
-    final: dict[str, Any] = {}
-    lengths = train.lengths()
-    model.train()
-    with bar:
-        task = bar.add_task("prm", total=total, completed=step, info="")
-        t0 = time.perf_counter()
-        while step < total:
-            micro = EpochPlan.build(lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket, 1).micro(0)
-            while b < len(micro) and step < total:
-                group = micro[b: b + cfg.grad_accum]
-                loss_sum, hits, n = 0.0, 0, 0
-                for j, idx in enumerate(group):
-                    ids, mask, y = batch_tensors(train, idx, pad_id)
-                    y = y.to(device)
-                    sync = nullcontext() if j == len(group) - 1 else accelerator.no_sync(model)
-                    with sync, accelerator.autocast():
-                        z = model(ids.to(device), mask.to(device))
-                        loss, lab = prm_bce_loss(z, y)
-                        accelerator.backward(loss / len(group))
-                    loss_sum += loss.item() / len(group)
-                    hits += int(((z.detach()[lab] >= 0) == (y[lab] >= 0.5)).sum())
-                    n += int(lab.sum())
-                if cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                b, step, seen = b + len(group), step + 1, seen + sum(map(len, group))
-                acc = hits / max(1, n)
-                bar.update(task, completed=step, info=f"loss {loss_sum:.3f} step-acc {acc:.2f}")
-                if step % cfg.log_every == 0 or step == total:
-                    row = {"step": step, "epoch": epoch, "loss": loss_sum, "step_accuracy": acc,
-                           "lr": scheduler.get_last_lr()[0],
-                           "solutions_per_s": seen / max(1e-9, time.perf_counter() - t0)}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    accelerator.log(scalars(row), step=step)
-                if cfg.save_every and step % cfg.save_every == 0:
-                    ckpt.save(step, raw, optimizer, scheduler, position(epoch, b))
-            done = b >= len(micro)
-            if evald is not None and len(evald):
-                final = {"epoch": epoch, "step": step, **evaluate_steps(raw, evald, pad_id, device)}
-                log.write(json.dumps(final) + "\n")
-                log.flush()
-                accelerator.log(scalars(final), step=step)
-                bar.console.print(f"epoch {epoch}: eval step accuracy {final['eval_step_accuracy']:.3f}")
-            ckpt.save(step, raw, optimizer, scheduler, position(epoch + 1, 0) if done else position(epoch, b))
-            if done:
-                epoch, b = epoch + 1, 0
-    log.close()
-    for tracker in accelerator.trackers:  # not end_training(): it also ends the process group
-        tracker.finish()
-    if not final and evald is not None and len(evald):
-        final = {"epoch": epoch, "step": step, **evaluate_steps(raw, evald, pad_id, device)}
-    final.update({"steps": step, "train_solutions": len(train), "solutions_seen": seen})
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    result = engine.fit(StepObjective(train, evald, cfg, pad_id), model, run_identity(cfg, train.data_hash, 1))
+    final = {**result.final, "steps": result.step, "train_solutions": len(train), "solutions_seen": result.seen}
     summary = {"config": cfg.to_dict(), "data_hash": train.data_hash, "truncation": train.stats.as_dict(),
                "no_target": train.no_target, "eval_truncation": evald.stats.as_dict() if evald else None,
                "metrics": final}
-    save_reward_model(raw.float(), tokenizer, output, manifest={
+    save_reward_model(engine.accelerator.unwrap_model(model).float(), tokenizer, output, manifest={
         "kind": "prm", "steps": cfg.step_format.to_dict(), "last_step_only": cfg.last_step_only,
         "max_length": cfg.max_length, "base": cfg.base, "data_hash": train.data_hash,
         "truncation": summary["truncation"], "metrics": final})

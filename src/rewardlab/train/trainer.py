@@ -1,24 +1,23 @@
-"""One Bradley–Terry training loop on `accelerate` (DESIGN §4): ``accelerate launch`` gives DDP/FSDP/DeepSpeed.
+"""Bradley–Terry reward-model training (DESIGN §4): the pair objective of :mod:`rewardlab.train.engine`, whose loop
+runs on `accelerate` (``accelerate launch`` gives DDP/FSDP/DeepSpeed) and checkpoints, resumes, logs and evaluates.
 
-Each step scores chosen and rejected in **one** forward pass (``[2b, t]``), in length-bucketed batches. Every pair is
-seen every epoch: the last accumulation step of an epoch may hold fewer micro-batches (its loss is averaged over
-those), see :mod:`rewardlab.train.batches`; ``pairs_seen`` in the metrics counts what was actually trained on.
-Checkpoints hold model, optimizer, scheduler and RNG states (pickle-free) and the data position, so a killed run
-resumes to the same weights, and ``--resume`` with a larger ``--max-steps`` continues to the new total.
+Each step scores chosen and rejected in **one** forward pass (``[2b, t]``), in length-bucketed batches, and minimizes
+the weighted mean BT loss (:func:`rewardlab.train.losses.bt_loss`). Every pair is seen every epoch: the last
+accumulation step of an epoch may hold fewer micro-batches (its loss is averaged over those), see
+:mod:`rewardlab.train.batches`; ``pairs_seen`` in the metrics counts what was actually trained on. Checkpoints hold
+model, optimizer, scheduler and RNG states (pickle-free) and the data position, so a killed run resumes to the same
+weights, and ``--resume`` with a larger ``--max-steps`` continues to the new total.
 
 Order of work in :func:`train_reward_model`: check the output directory (:mod:`rewardlab.train.rundir`), build the
-model, tokenize (streaming; :mod:`rewardlab.train.encode`), check there is at least one batch per process — and
-only then create or clear the output directory.
+model, tokenize (one streaming pass; :mod:`rewardlab.train.encode`), check there is at least one batch per process —
+and only then create or clear the output directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
-import time
 from collections.abc import Iterable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,9 @@ from rewardlab.models.reward_model import RewardModel
 from rewardlab.train.batches import EpochPlan, make_batches, steps_per_epoch
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.encode import EncodedPairs, encode_pairs
+from rewardlab.train.engine import Engine, Loop, Objective
 from rewardlab.train.losses import bt_loss, pairwise_correct
-from rewardlab.train.rundir import Checkpointer, check_resumable, check_run_output, clear_run, run_identity
+from rewardlab.train.rundir import check_run_output, clear_run, run_identity
 
 
 def forward_pair_batch(model: torch.nn.Module, data: EncodedPairs, idx: list[int], pad_id: int,
@@ -55,26 +55,6 @@ def pair_loss(r_c: torch.Tensor, r_r: torch.Tensor, data: EncodedPairs, idx: lis
     per_pair = bt_loss(r_c, r_r, margin=margin, centering=cfg.centering, label_smoothing=cfg.label_smoothing)
     loss = (per_pair.mean(-1) * weight).sum() / weight.sum().clamp(min=1e-8)
     return loss, pairwise_correct(r_c[:, 0], r_r[:, 0])
-
-
-def accumulate(model: torch.nn.Module, data: EncodedPairs, group: list[list[int]], cfg: TrainConfig, pad_id: int,
-               accelerator) -> tuple[float, torch.Tensor]:
-    """Forward and backward the micro-batches of one optimizer step; gradients are synced on the last only.
-
-    Each micro-batch loss is divided by ``len(group)``, the number of micro-batches actually in this step, so the
-    gradient is their mean also for an epoch's last, partial step. Returns (mean loss, per-pair correctness).
-    """
-    loss_sum, correct = 0.0, []
-    for j, idx in enumerate(group):
-        sync = j == len(group) - 1
-        with accelerator.no_sync(model) if not sync else nullcontext():
-            with accelerator.autocast():
-                r_c, r_r = forward_pair_batch(model, data, idx, pad_id, accelerator.device)
-                loss, ok = pair_loss(r_c, r_r, data, idx, cfg, accelerator.device)
-            accelerator.backward(loss / len(group))
-        loss_sum += loss.item() / len(group)
-        correct.append(ok)
-    return loss_sum, torch.cat(correct)
 
 
 @torch.no_grad()
@@ -107,155 +87,46 @@ def eval_normalization(model: RewardModel, data: EncodedPairs, pad_id: int, batc
         return None
 
 
-def _lr_lambda(total_steps: int, warmup: int):
-    def f(step: int) -> float:  # linear warmup, then linear decay to 0
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+class PairObjective(Objective):
+    """The BT objective: batches of pairs (:class:`~rewardlab.train.batches.EpochPlan`), the weighted BT loss, the
+    pairwise accuracy of head 0, and the eval accuracy and loss at each epoch's end."""
 
-    return f
+    name, unit, rate_key = "train", "pairs", "pairs_per_s"
+    shown, eval_shown = ("accuracy", "acc"), ("eval_accuracy", "eval accuracy")
 
+    def __init__(self, train: EncodedPairs, eval_data: EncodedPairs | None, cfg: TrainConfig, pad_id: int):
+        self.train, self.eval_data, self.cfg, self.pad_id = train, eval_data, cfg, pad_id
+        self.lengths = train.lengths()
 
-def precision_and_cpu(cfg: TrainConfig) -> tuple[str, bool]:
-    """accelerate's ``(mixed_precision, cpu)`` for ``cfg.device`` (auto: accelerate's choice; cpu: forced) and
-    ``cfg.mixed_precision`` (auto: bf16 on a GPU that supports it, else fp32; fp16 needs CUDA). Raises UserError
-    for what this machine cannot do, so it is called before any work."""
-    cuda = torch.cuda.is_available()
-    if cfg.device == "cuda" and not cuda:
-        raise UserError("--device cuda: no CUDA device is available on this machine (use --device cpu or auto)")
-    on_gpu = cuda and cfg.device != "cpu"
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-    if mp == "fp16" and not on_gpu:
-        raise UserError("--mixed-precision fp16 needs a CUDA device (use bf16 or no)")
-    return mp, use_cpu(cfg)
+    def plan(self, epoch: int, world: int) -> EpochPlan:
+        cfg = self.cfg
+        return EpochPlan.build(self.lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket, world)
 
+    def loss(self, model: torch.nn.Module, idx: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
+        r_c, r_r = forward_pair_batch(model, self.train, idx, self.pad_id, device)
+        return pair_loss(r_c, r_r, self.train, idx, self.cfg, device)
 
-def make_accelerator(cfg: TrainConfig, log_with: list | None = None):
-    """The run's Accelerator; ``log_with``: its trackers (:func:`rewardlab.tracking.make_trackers`)."""
-    from accelerate import Accelerator
+    def metrics(self, stats: list[torch.Tensor]) -> dict[str, float]:
+        return {"accuracy": torch.cat(stats).mean().item()}
 
-    mp, cpu = precision_and_cpu(cfg)
-    return Accelerator(mixed_precision=mp, cpu=cpu, log_with=log_with or None)
-
-
-def use_cpu(cfg: TrainConfig) -> bool:
-    """accelerate's ``cpu`` flag: forced by ``device: cpu``; with ``auto``, set when there is no GPU (CUDA or MPS),
-    which also makes ``accelerate launch`` run multi-process DDP on CPUs over gloo."""
-    if cfg.device != "auto":
-        return cfg.device == "cpu"
-    mps = getattr(torch.backends, "mps", None)
-    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    def evaluate(self, model: torch.nn.Module, accelerator) -> dict[str, float] | None:
+        if self.eval_data is None or not len(self.eval_data):
+            return None
+        return evaluate_pairs(model, self.eval_data, self.pad_id, accelerator.device)
 
 
 def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainConfig, eval_data: EncodedPairs | None,
-               output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train ``model`` in place with the BT loss. Returns the final metrics. See the module docstring."""
-    from rewardlab.tracking import hparams, make_trackers, scalars
-
-    ckpt = Checkpointer(output, cfg.keep_checkpoints)
-    last = ckpt.latest() if resume else None  # the steps after it are logged again: tensorboard hides the old ones
-    purge = int(last.name.removeprefix("step-")) + 1 if last else None
-    accelerator = make_accelerator(cfg, make_trackers(cfg.report_to, output, "bt", purge))
-    accelerator.init_trackers("rewardlab", hparams(cfg.to_dict()))
-    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    per_epoch = steps_per_epoch(len(train), cfg.batch_size, cfg.grad_accum, world)
-    total_steps = cfg.total_steps(per_epoch)
-    lengths = train.lengths()
-
-    torch.manual_seed(cfg.seed)
+               output: Path, resume: bool = False, progress: bool = True,
+               engine: Engine | None = None) -> dict[str, Any]:
+    """Train ``model`` in place with the BT loss (on ``engine``, else a new one). Returns the final metrics."""
+    engine = engine or Engine(Loop.from_config(cfg), "bt", output, resume, progress)
     if cfg.disable_dropout:
         disable_dropout(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(total_steps, int(cfg.warmup_ratio * total_steps)))
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    identity = run_identity(cfg, train.data_hash, world)
-    step, epoch, b, pairs_seen = 0, 0, 0, 0
-    if last is not None:
-        check_resumable(last, identity)
-        pos = Checkpointer.restore(last, accelerator.unwrap_model(model), optimizer, scheduler)
-        step, epoch, b, pairs_seen = pos["step"], pos["epoch"], pos["batch"], pos.get("pairs_seen", 0)
-        accelerator.print(f"resumed from {last} (step {step} of {total_steps})")
-        if accelerator.is_main_process:
-            drop_rows_after(output / "metrics.jsonl", step)
-
-    def position(epoch: int, batch: int) -> dict[str, Any]:
-        return {"step": step, "epoch": epoch, "batch": batch, "pairs_seen": pairs_seen, "run": identity}
-
-    log = (output / "metrics.jsonl").open("a") if accelerator.is_main_process else None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn(), disable=not (progress and accelerator.is_main_process))
-    final: dict[str, Any] = {}
-    model.train()
-    with bar:
-        task = bar.add_task("train", total=total_steps, completed=step, info="")
-        t0, session_pairs = time.perf_counter(), 0
-        while step < total_steps:
-            plan = EpochPlan.build(lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket, world)
-            micro = plan.micro(rank)
-            while b < len(micro) and step < total_steps:
-                group = micro[b : b + cfg.grad_accum]
-                loss, correct = accumulate(model, train, group, cfg, pad_id, accelerator)
-                if cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                seen = plan.pairs(b, b + len(group))
-                b, step, pairs_seen, session_pairs = b + len(group), step + 1, pairs_seen + seen, session_pairs + seen
-                acc = correct.mean().item()
-                bar.update(task, completed=step, info=f"loss {loss:.3f} acc {acc:.2f}")
-                if log and (step % cfg.log_every == 0 or step == total_steps):
-                    rate = session_pairs / max(1e-9, time.perf_counter() - t0)
-                    row = {"step": step, "epoch": epoch, "loss": loss, "accuracy": acc,
-                           "lr": scheduler.get_last_lr()[0], "pairs_per_s": rate}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    accelerator.log(scalars(row), step=step)
-                if cfg.save_every and step % cfg.save_every == 0 and accelerator.is_main_process:
-                    ckpt.save(step, accelerator.unwrap_model(model), optimizer, scheduler, position(epoch, b))
-            done = b >= len(micro)  # the epoch is complete (else max_steps stopped it part-way)
-            if accelerator.is_main_process:
-                if eval_data is not None and len(eval_data):
-                    final = {"epoch": epoch, "step": step,
-                             **evaluate_pairs(accelerator.unwrap_model(model), eval_data, pad_id, device)}
-                    log.write(json.dumps(final) + "\n")
-                    log.flush()
-                    accelerator.log(scalars(final), step=step)
-                    bar.console.print(f"epoch {epoch}: eval accuracy {final['eval_accuracy']:.3f}")
-                ckpt.save(step, accelerator.unwrap_model(model), optimizer, scheduler,
-                          position(epoch + 1, 0) if done else position(epoch, b))
-            accelerator.wait_for_everyone()
-            if done:
-                epoch, b = epoch + 1, 0
-    if not final and accelerator.is_main_process and eval_data is not None and len(eval_data):
-        final = {"epoch": epoch, "step": step,  # resumed at the end already: still report the eval numbers
-                 **evaluate_pairs(accelerator.unwrap_model(model), eval_data, pad_id, device)}
-    if log:
-        log.close()
-    for tracker in accelerator.trackers:  # not end_training(): it also ends the process group
-        tracker.finish()
-    final.update({"steps": step, "train_pairs": len(train), "pairs_seen": pairs_seen, "world_size": world})
-    return final
-
-
-def drop_rows_after(path: Path, step: int) -> None:
-    """Rows of ``metrics.jsonl`` logged after the checkpoint a run resumes from are logged again as the steps are
-    recomputed: drop them first, so every step appears once."""
-    if not path.exists():
-        return
-    from rewardlab.io import write_jsonl_atomic
-
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if any(r.get("step", 0) > step for r in rows):
-        write_jsonl_atomic(path, [r for r in rows if r.get("step", 0) <= step])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    result = engine.fit(PairObjective(train, eval_data, cfg, pad_id), model,
+                        run_identity(cfg, train.data_hash, engine.world))
+    return {**result.final, "steps": result.step, "train_pairs": len(train), "pairs_seen": result.seen,
+            "world_size": result.world}
 
 
 def enable_gradient_checkpointing(backbone: torch.nn.Module, base: str) -> None:
@@ -363,13 +234,12 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
                        origin: str = "data") -> dict[str, Any]:
     """Build, train and save a reward model to ``cfg.output``. Returns the run summary (also in ``run.json``).
 
-    ``pairs`` may be any iterable (e.g. a file read row by row); with ``base="tiny"`` it is iterated twice (tokenizer
-    training, then encoding), so pass a list or a re-iterable. ``overwrite`` clears a used output directory,
+    ``pairs`` may be any iterable (e.g. a file read row by row) and is iterated once: streamed into the token store,
+    or, for ``base="tiny"``, first held in a list (the tokenizer is trained on their texts before they are encoded).
+    ``overwrite`` clears a used output directory,
     ``resume`` continues its run (see :mod:`rewardlab.train.rundir`); ``skipped_report`` (a file listing skipped
     rows) is moved to ``OUTPUT/skipped.txt`` once the output exists; ``origin`` names the data in errors.
     """
-    from accelerate import PartialState
-
     from rewardlab.io import write_json_atomic
     from rewardlab.models.card import write_train_card
     from rewardlab.models.checkpoint import save_reward_model
@@ -377,8 +247,11 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
     output = check_run_output(cfg.output, resume=resume, overwrite=overwrite)
     lr_default = cfg.lr is None
     cfg = dataclasses.replace(cfg, lr=cfg.resolved_lr())
-    state = PartialState(cpu=precision_and_cpu(cfg)[1])
+    engine = Engine(Loop.from_config(cfg), "bt", output, resume, progress)  # refuses a precision we lack
+    state = engine.accelerator
     tok_dir = output / "checkpoints" / "tokenizer"
+    if cfg.base == "tiny" and not isinstance(pairs, list):
+        pairs = list(pairs)  # read once, used twice: the tokenizer's training texts, then the encoded pairs
     model, tokenizer = build_model(cfg, pairs)
     if resume and tok_dir.exists():  # the tiny tokenizer is part of the run's state
         from transformers import AutoTokenizer
@@ -407,7 +280,7 @@ def train_reward_model(pairs: Iterable[PreferencePair], cfg: TrainConfig,
             shutil.move(skipped_report, output / "skipped.txt")  # may cross file systems (a temp dir)
             print(f"the skipped rows are listed in {output / 'skipped.txt'}")
     state.wait_for_everyone()
-    metrics = train_loop(model, tokenizer, train, cfg, evald, output, resume=resume, progress=progress)
+    metrics = train_loop(model, tokenizer, train, cfg, evald, output, engine=engine)
     if not state.is_main_process:
         return metrics
     model = model.module if hasattr(model, "module") else model
