@@ -18,6 +18,9 @@ fp32 master weights and the optimizer updates them; sampling and log-prob forwar
 the chosen dtype (:meth:`Session.amp`), the frozen references are stored in it, and fp16 losses go through a
 gradient scaler (:meth:`Session.update`). In fp32 nothing changes.
 
+LoRA (``args.lora_r > 0``): only a fresh adapter is trained, and π₀ is the policy with the adapter disabled instead
+of a frozen copy; ``policy/`` is saved merged (memory saved, saving, resume: :mod:`rewardlab.optimize.lora`).
+
 Prompt length: prompts keep their last ``max_prompt_length`` tokens (None: what fits the policy with
 ``max_new_tokens``, :func:`rewardlab.models.generation.prompt_length_cap`); the summary records the cap and how many
 prompts it truncated (``max_prompt_length``, ``truncated_prompts``).
@@ -42,6 +45,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt
+from rewardlab.errors import UserError
 from rewardlab.evaluate.report import plotting
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
 from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
@@ -55,6 +59,7 @@ from rewardlab.models.generation import (
     sequence_logprobs,
 )
 from rewardlab.optimize.fits import describe, fit_gao, from_dict
+from rewardlab.optimize.lora import AdapterOff, attach_lora, load_adapter, save_adapter, save_merged
 from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
@@ -84,6 +89,9 @@ class LoopArgs:
     resume: bool = False
     dtype: str = "auto"  # forward-pass precision (master weights stay fp32): auto | bf16 | fp16 | fp32
     report_to: str = "none"  # also log metrics.jsonl to: tensorboard | wandb | none | a comma list (rewardlab.tracking)
+    lora_r: int = 0  # LoRA rank on the policy (0: full fine-tuning; rewardlab.optimize.lora)
+    lora_alpha: int = 16  # LoRA scaling α (the update is scaled by α / r)
+    lora_target: str = "all-linear"  # adapted modules: all-linear or comma-separated module names
 
 
 def frozen_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
@@ -218,8 +226,11 @@ class Session:
         self.max_prompt_length = prompt_length_cap(policy, args.max_new_tokens, args.max_prompt_length)
         self.truncated_prompts = count_truncated(tokenizer, self.prompts, self.max_prompt_length)
         disable_dropout(policy)
-        self.ref = self.frozen(policy)  # π₀: KL reference for the penalty and for gold tracking
-        self.optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)
+        self.lora = attach_lora(policy, args.lora_r, args.lora_alpha, args.lora_target) if args.lora_r else None
+        # π₀, the KL reference for the penalty and for gold tracking: a frozen copy, or (LoRA) the adapter switched off
+        self.ref = self.frozen(policy) if self.lora is None else AdapterOff(policy, self.lora)
+        self.trainable = [p for p in policy.parameters() if p.requires_grad]  # with LoRA: the adapter's
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=args.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.tracker = GoldTracker(self.prompts[: args.eval_prompts], reward, gold, args.eval_samples,
                                    args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
@@ -262,7 +273,7 @@ class Session:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.args.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(norm)
@@ -316,10 +327,14 @@ class Session:
             self.save_checkpoint(step)
 
     def save_checkpoint(self, step: int) -> None:
-        """policy (save_pretrained, safetensors) + optimizer (safetensors + JSON) + step and gold history."""
+        """policy (save_pretrained, safetensors; LoRA: the adapter alone) + optimizer (safetensors + JSON) + step and
+        gold history."""
         final, tmp = self.out / "checkpoint", self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp / "policy")
+        if self.lora is None:
+            self.policy.save_pretrained(tmp / "policy")
+        else:
+            save_adapter(self.lora, tmp / "adapter")
         save_state(tmp, "optimizer", self.optimizer.state_dict())
         (tmp / "state.json").write_text(json.dumps({"step": step, "history": self.tracker.history,
                                                     "args": asdict(self.args)}))
@@ -335,8 +350,13 @@ class Session:
 
         ck = self.out / "checkpoint"
         state = json.loads((ck / "state.json").read_text())
-        saved = AutoModelForCausalLM.from_pretrained(ck / "policy", use_safetensors=True)
-        self.policy.load_state_dict(saved.state_dict())
+        if (ck / "adapter").exists() != (self.lora is not None):
+            raise UserError(f"{ck}: resume with the --lora-r it was saved with ({state['args'].get('lora_r', 0)})")
+        if self.lora is not None:
+            load_adapter(self.lora, ck / "adapter")
+        else:
+            saved = AutoModelForCausalLM.from_pretrained(ck / "policy", use_safetensors=True)
+            self.policy.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(load_state(ck, "optimizer"))
         self.start = int(state["step"])
         self.tracker.history = state["history"]
@@ -368,7 +388,10 @@ class Session:
             self.save_checkpoint(self.args.steps)
             tmp = self.out / "policy.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.policy.save_pretrained(tmp)
+            if self.lora is None:
+                self.policy.save_pretrained(tmp)
+            else:
+                save_merged(self.policy, tmp)  # a plain HF causal LM: the adapter merged into a CPU copy
             self.tokenizer.save_pretrained(tmp)
             shutil.rmtree(self.out / "policy", ignore_errors=True)
             os.replace(tmp, self.out / "policy")

@@ -10,7 +10,8 @@ for ``epochs`` passes over the pairs. Default: 3 iterations.
 
 The reference (``args.ref``): ``initial`` (default) keeps π_ref = π₀, the starting policy, in every iteration, as
 RLHFlow's Online-RLHF scripts (``--ref_model $initial_model``) and OpenRLHF's iterative DPO do; ``previous`` uses
-π_ref = π_{t−1}, the policy at the start of the iteration (each iteration a DPO step from where the last ended).
+π_ref = π_{t−1}, the policy at the start of the iteration (each iteration a DPO step from where the last ended);
+its reference log-probs are taken from the policy itself before the iteration's first update, so no copy is made.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def train_online_dpo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt
                 progress=progress)
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
-        ref = s.ref if args.ref == "initial" else s.frozen(policy)  # π₀, or π_{t−1}
+        ref = s.ref if args.ref == "initial" else policy  # π₀, or π_{t−1}: no copy, its log-probs precede the update
 
         # 1. sample K per prompt from the current policy and score them
         ro, r = s.rollout(step, args.k)

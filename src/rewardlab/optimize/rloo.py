@@ -93,7 +93,7 @@ def train_rloo(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], arg
     s = Session(policy, tokenizer, reward, prompts, args, gold=gold, output_dir=output_dir, name=args.algo,
                 progress=progress)
     if args.optimizer == "sgd":  # stateless, so a resumed run continues exactly without loading any state
-        s.optimizer = torch.optim.SGD(policy.parameters(), lr=args.lr)
+        s.optimizer = torch.optim.SGD(s.trainable, lr=args.lr)
     for step in range(s.start, args.steps):
         s.maybe_evaluate(step)
 
