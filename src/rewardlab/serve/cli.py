@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option, read_chat_template
+from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option
 
 
 def register(app: typer.Typer) -> None:
@@ -53,12 +51,9 @@ def register(app: typer.Typer) -> None:
         num_gpus_per_replica: float = typer.Option(0.0, help="--engine ray: GPUs per replica (fractions share one)."),
     ) -> None:
         """Serve a reward model over HTTP: OpenRLHF /get_reward, vLLM /classify, native /v1/score and more."""
-        from rewardlab.errors import UserError
-        from rewardlab.rewards.ensemble import ready_for_scoring
-        from rewardlab.rewards.registry import load_reward
         from rewardlab.serve.app import ServeConfig
+        from rewardlab.serve.run import run_server
         from rewardlab.serve.security import check_bind, read_token
-        from rewardlab.serve.server import serve_forever
 
         token = read_token(token_env, token_file)
         check_bind(host, token)  # before loading a model: fail fast
@@ -69,31 +64,7 @@ def register(app: typer.Typer) -> None:
             prep_workers=prep_workers, normalize=normalize, limit_concurrency=limit_concurrency,
             timeout_keep_alive_s=timeout_keep_alive, header_timeout_s=header_timeout, body_timeout_s=body_timeout,
             max_header_bytes=int(max_header_kb * 1024))
-        if engine not in ("local", "ray") or replicas < 1 or num_gpus_per_replica < 0:
-            raise UserError(f"--engine must be local or ray (got {engine!r}), --replicas >= 1 (got {replicas}), "
-                            f"--num-gpus-per-replica >= 0 (got {num_gpus_per_replica})")
-        template = read_chat_template(chat_template)  # a bad template file exits 2 before any loading
-
-        def load():  # here, or in each replica with --engine ray
-            reward = load_reward(model, device=device, dtype=dtype, chat_template=template,
-                                 attn_implementation=attn_implementation)
-            if normalize and not (getattr(reward, "normalization", None)
-                                  or (getattr(reward, "manifest", None) or {}).get("normalization")):
-                raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest (run "
-                                "`rewardlab calibrate DIR --data FILE` or `--prompts FILE --policy DIR`)"
-                                + ("; an ensemble's members are standardized already, without it" if
-                                   hasattr(reward, "score_members") else ""))
-            for line in ready_for_scoring(reward, model, Path(reference) if reference else None):
-                typer.echo(line, err=True)
-            return reward
-
-        if engine == "ray":
-            from rewardlab.serve.ray_serve import serve_on_ray
-
-            serve_on_ray(load, host=host, port=port, config=config, name=name, replicas=replicas,
-                         num_gpus_per_replica=num_gpus_per_replica, log_level=log_level)
-            return
-        reward = load()
-        auth = "bearer token required" if token else "no auth (loopback only)"
-        typer.echo(f"rewardlab serve: {model} on http://{host}:{port} ({auth}); docs at /docs", err=True)
-        serve_forever(reward, host=host, port=port, config=config, name=name, log_level=log_level)
+        run_server(model, config, host=host, port=port, name=name, device=device, dtype=dtype,
+                   chat_template=chat_template, attn_implementation=attn_implementation, normalize=normalize,
+                   reference=reference, log_level=log_level, engine=engine, replicas=replicas,
+                   num_gpus_per_replica=num_gpus_per_replica, log=lambda line: typer.echo(line, err=True))
