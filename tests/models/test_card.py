@@ -5,7 +5,7 @@ import torch
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.export import export_hf
-from rewardlab.models.hf_import import trl_reward_trainer_version
+from rewardlab.models.formats.hf_classifier import trl_reward_trainer_version
 from rewardlab.rewards.model import ModelReward
 from rewardlab.train.config import TrainConfig
 from rewardlab.train.trainer import train_reward_model

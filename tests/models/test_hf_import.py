@@ -96,13 +96,13 @@ def test_conversations_equal_transformers_on_the_chat_template(family_dir, reply
 def test_kind_detection_and_clear_errors(tmp_path, corpus):
     from transformers import GPT2LMHeadModel
 
-    from rewardlab.models.hf_import import hf_reward_kind
+    from rewardlab.models.formats import detect
     from rewardlab.models.tiny import tiny_gpt2_config, train_tiny_tokenizer
 
     tok = train_tiny_tokenizer(corpus, vocab_size=128)
     lm = tmp_path / "lm"
     GPT2LMHeadModel(tiny_gpt2_config(tok)).save_pretrained(lm)
-    assert hf_reward_kind(lm) is None
+    assert detect(lm) is None
     with pytest.raises(UserError, match="not a reward model"):
         load_reward(str(lm), device="cpu")
     config = json.loads((lm / "config.json").read_text())  # ArmoRM-style: a class from the repo's own code
@@ -114,7 +114,7 @@ def test_kind_detection_and_clear_errors(tmp_path, corpus):
 
     rm = tmp_path / "rm"
     save_family("gpt2", corpus, rm)
-    assert hf_reward_kind(rm) == "transformers"
+    assert detect(rm).name == "transformers"
     state = load_file(str(rm / "model.safetensors"))
     del state["score.weight"]
     save_file(state, str(rm / "model.safetensors"))

@@ -9,7 +9,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from rewardlab.data.step_encode import StepEncoder, StepFormat
 from rewardlab.errors import UserError
-from rewardlab.models.prm import ProcessRewardModel, gather_steps, is_prm_dir, load_prm
+from rewardlab.models.formats.prm import is_prm_dir, load_prm
+from rewardlab.models.prm import ProcessRewardModel, gather_steps
 from rewardlab.rewards.prm import PRMReward
 from tests.models.hf_families import family_config, family_tokenizer
 

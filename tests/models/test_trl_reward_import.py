@@ -100,7 +100,7 @@ def test_conversations_get_the_template_only_as_trl_does(corpus, tmp_path):
 
 
 def test_model_card_reading(tmp_path):
-    from rewardlab.models.hf_import import trl_reward_trainer_version
+    from rewardlab.models.formats.hf_classifier import trl_reward_trainer_version
 
     card = "---\nlibrary_name: transformers\ntags:\n- generated_from_trainer\n- {tag}\n- trl\n---\n\n- TRL: {v}\n"
     cases = {("reward-trainer", "0.24.0"): (0, 24), ("reward-trainer", "1.16.0.dev0"): (1, 16),

@@ -9,11 +9,8 @@ import json
 import shutil
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
-from rewardlab.errors import UserError
-from rewardlab.rewards.calibrate import normalization_record
 from tests.rewards.calibrate_world import build_world, pstats, responses_of, write_jsonl
 
 
@@ -36,22 +33,6 @@ def model_scores(d, prompts, responses) -> list[float]:
     from rewardlab.rewards.model import ModelReward
 
     return ModelReward.from_pretrained(d, device="cpu").score(prompts, responses).tolist()
-
-
-def test_record_by_hand():
-    rec = normalization_record(torch.tensor([1.0, 2.0, 3.0, 4.0]), {"x": 1}, "here")
-    assert rec == {"mean": 2.5, "std": pytest.approx(1.25 ** 0.5), "n": 4, "source": {"x": 1}}
-    # two outputs: the scalar is the row mean (what the server serves), plus per-output stats
-    rec = normalization_record(torch.tensor([[0.0, 2.0], [2.0, 6.0]]), {}, "here")
-    assert (rec["mean"], rec["std"]) == (2.5, pytest.approx(1.5))
-    assert rec["outputs"] == {"mean": [1.0, 4.0], "std": [1.0, 2.0]}
-
-
-@pytest.mark.parametrize("scores, fragment", [([1.0], "at least 2"), ([3.0, 3.0, 3.0], "zero std"),
-                                              ([1.0, float("nan")], "not finite")])
-def test_record_refuses_unusable_reference_sets(scores, fragment):
-    with pytest.raises(UserError, match=fragment):
-        normalization_record(torch.tensor(scores), {}, "here")
 
 
 def test_calibrate_on_data_keeps_the_other_keys(cli, world, rm):

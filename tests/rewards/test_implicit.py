@@ -3,8 +3,9 @@ import torch
 
 from rewardlab.data.tokenize import TruncationStats
 from rewardlab.errors import UserError
+from rewardlab.models.policy_logps import policy_inputs
 from rewardlab.models.tiny import tiny_causal_lm
-from rewardlab.rewards.implicit import ImplicitDPOReward, implicit_reward, policy_inputs
+from rewardlab.rewards.implicit import ImplicitDPOReward, implicit_reward
 from rewardlab.rewards.registry import load_reward
 
 

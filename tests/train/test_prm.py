@@ -123,7 +123,7 @@ def test_cli_trains_and_refuses_bad_input(tmp_path, cli):
 
 
 def test_fine_tunes_an_imported_two_label_token_classifier(tmp_path, corpus):
-    from rewardlab.models.prm import load_prm
+    from rewardlab.models.formats.prm import load_prm
     from tests.models.test_prm import save_token_classifier
 
     save_token_classifier("gpt2", corpus, tmp_path / "trl", 2)  # what TRL's PRMTrainer saves

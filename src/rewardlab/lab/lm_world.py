@@ -226,6 +226,7 @@ def low_variance_reward(world: LMWorld, prompts: list[str], mean_gold: list[floa
 def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps: int, seed: int,
                   device: str = "cpu", batch_size: int = 512):
     """A tiny GPT-2 RM trained with the project's BT trainer on ``pairs`` (cached); returns a ModelReward."""
+    from rewardlab.models.formats import CHECKPOINT
     from rewardlab.rewards.model import ModelReward
     from rewardlab.train.config import TrainConfig
     from rewardlab.train.trainer import train_reward_model
@@ -233,7 +234,7 @@ def trained_proxy(world: LMWorld, pairs: list[PreferencePair], name: str, steps:
     blob = json.dumps([[p.prompt, p.chosen, p.rejected] for p in pairs])
     key = world.config.key(world.seed, name, steps, seed, hashlib.sha256(blob.encode()).hexdigest())
     path = cache_root() / f"proxy-{key}"
-    if not (path / "rewardlab.json").exists():
+    if not CHECKPOINT.detect(path):  # a finished run: its manifest is written last
         cfg = TrainConfig(base="tiny", output=str(path), epochs=1000, max_steps=steps, batch_size=32, lr=2e-3,
                           max_length=64, tiny_layers=1, tiny_embd=32, tiny_vocab=260, seed=seed, log_every=10**9)
         with contextlib.redirect_stdout(io.StringIO()):

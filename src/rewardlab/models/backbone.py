@@ -8,10 +8,7 @@ from pathlib import Path
 import torch
 
 from rewardlab.errors import UserError
-
-# Bidirectional encoders are pooled by mean (how sentence encoders such as MiniLM were trained); decoders by last token.
-ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "mpnet",
-                 "albert", "camembert", "modernbert"}
+from rewardlab.models.reward_model import ENCODER_TYPES
 
 
 def disable_dropout(model) -> None:
@@ -87,7 +84,8 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def _tokenizer(p: Path):
+def load_tokenizer(p: Path):
+    """The tokenizer of a model directory, with a pad token (eos or unk when it has none)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(p)
@@ -103,7 +101,7 @@ def load_backbone(path: str | os.PathLike, attn_implementation: str | None = Non
     p = resolve_model_dir(path)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModel.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32, **kwargs)
-    return model, _tokenizer(p)
+    return model, load_tokenizer(p)
 
 
 def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype=None,
@@ -114,7 +112,7 @@ def load_causal_lm(path: str | os.PathLike, device: str | torch.device = "cpu", 
     p = resolve_model_dir(path)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(p, use_safetensors=True, dtype=dtype or torch.float32, **kwargs)
-    return model.to(device).eval(), _tokenizer(p)
+    return model.to(device).eval(), load_tokenizer(p)
 
 
 def load_policy(path: str, prompts, device: str | torch.device = "cpu", dtype=None, seed: int = 0):

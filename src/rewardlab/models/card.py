@@ -3,7 +3,7 @@
 `train` writes one next to its checkpoint and `export` one next to the transformers classifier, as TRL and
 OpenRLHF do: what the model is, what it was trained from and on, its metrics, and how to load it. The YAML front
 matter carries ``library_name`` and ``tags`` only — never TRL's ``reward-trainer`` tag, which
-:func:`rewardlab.models.hf_import.trl_reward_trainer_version` reads as "tokenized by TRL's RewardTrainer".
+:func:`rewardlab.models.formats.hf_classifier.trl_reward_trainer_version` reads as "tokenized by TRL's RewardTrainer".
 """
 
 from __future__ import annotations

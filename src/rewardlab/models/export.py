@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from rewardlab.errors import UserError
-from rewardlab.models.checkpoint import load_reward_model
+from rewardlab.models.formats import load_reward_model
 from rewardlab.models.reward_model import RewardModel
 
 BIAS_ATOL = 1e-7

@@ -20,22 +20,14 @@ mask-derived position ids (left-padded batches score like unpadded ones), encode
 :func:`~rewardlab.data.batching.pad_batch` does by default; left-padded encoder input is refused, since realigning
 it would move the step positions).
 
-Import (:func:`load_prm`): a rewardlab PRM checkpoint (``rewardlab.json`` with ``"kind": "prm"``) or a transformers
-``*ForTokenClassification`` directory, safetensors only; ``num_labels`` must be 1 or 2. Architectures that are not
-token classifiers (e.g. remote-code PRMs such as Qwen2.5-Math-PRM) are refused.
+Loading and detecting PRM directories (a rewardlab PRM checkpoint or a transformers ``*ForTokenClassification``
+directory) is the format seam's: :mod:`rewardlab.models.formats.prm`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
-
 import torch
 
-from rewardlab.data.step_encode import StepFormat
-from rewardlab.errors import UserError
 from rewardlab.models.reward_model import RewardModel
 
 KIND = "prm"
@@ -76,89 +68,3 @@ def gather_steps(step_logits: torch.Tensor, ends: list[list[int]]) -> list[torch
     """Row ``i``'s step logits at positions ``ends[i]`` (``[b, t]`` → a list of ``[n_i]``)."""
     return [step_logits[i, torch.as_tensor(e, dtype=torch.long, device=step_logits.device)]
             for i, e in enumerate(ends)]
-
-
-def is_token_classifier(path: str | os.PathLike) -> bool:
-    """A transformers ``*ForTokenClassification`` directory (without a rewardlab manifest)."""
-    p = Path(path)
-    if not (p / "config.json").is_file() or (p / "rewardlab.json").exists():
-        return False
-    try:
-        archs = json.loads((p / "config.json").read_text()).get("architectures") or []
-    except (OSError, ValueError):
-        return False
-    return any(str(a).endswith("ForTokenClassification") for a in archs)
-
-
-def is_prm_dir(path: str | os.PathLike) -> bool:
-    """A rewardlab PRM checkpoint or a transformers token-classification directory."""
-    p = Path(path)
-    manifest = p / "rewardlab.json"
-    if manifest.is_file():
-        try:
-            return json.loads(manifest.read_text()).get("kind") == KIND
-        except (OSError, ValueError):
-            return False
-    return is_token_classifier(p)
-
-
-def _load_token_classifier(p: Path, dtype: torch.dtype, attn: str | None) -> ProcessRewardModel:
-    from transformers import AutoModelForTokenClassification
-
-    from rewardlab.models.hf_import import _no_progress_bar, _require_safetensors
-
-    _require_safetensors(p)
-    kwargs = {"attn_implementation": attn} if attn else {}
-    with _no_progress_bar():
-        model, info = AutoModelForTokenClassification.from_pretrained(
-            p, use_safetensors=True, dtype=dtype, output_loading_info=True, **kwargs)
-    if info.get("missing_keys"):
-        missing = sorted(info["missing_keys"])
-        raise UserError(f"{p}: weights missing from the checkpoint ({', '.join(missing[:3])}); refusing to score "
-                        "with randomly initialised ones")
-    k = int(model.config.num_labels)
-    if k not in (1, 2):
-        raise UserError(f"{p}: a token classifier with {k} labels; a PRM has 1 (a logit) or 2 (wrong, correct)")
-    return ProcessRewardModel(model, num_labels=k, head="native")
-
-
-def load_prm(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-             attn_implementation: str | None = None) -> tuple[ProcessRewardModel, Any, dict[str, Any]]:
-    """``(model, tokenizer, manifest)`` of a rewardlab PRM checkpoint or a transformers token-classification
-    directory (see the module docstring). ``manifest["steps"]`` is the :class:`StepFormat`, ``manifest["max_length"]``
-    the token budget; an imported model gets TRL's defaults (separator ``"\\n"``) and its position limit."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
-
-    from rewardlab.data.tokenize import Rendering
-    from rewardlab.models.backbone import _tokenizer
-    from rewardlab.models.checkpoint import MANIFEST, WEIGHTS, check_loaded
-    from rewardlab.models.hf_import import imported_max_length
-
-    p = Path(path)
-    if not is_prm_dir(p):
-        raise UserError(f"{path}: not a process reward model (neither a rewardlab PRM checkpoint nor a transformers "
-                        "*ForTokenClassification directory)")
-    dtype = dtype or torch.float32
-    tokenizer = _tokenizer(p)
-    if (p / MANIFEST).exists():
-        manifest = json.loads((p / MANIFEST).read_text())
-        head = manifest["head"]
-        config = AutoConfig.from_pretrained(p)
-        if attn_implementation:
-            config._attn_implementation = attn_implementation
-        native = head["head"] == "native"
-        backbone = (AutoModelForTokenClassification if native else AutoModel).from_config(config)
-        model = ProcessRewardModel(backbone, head["num_labels"], head["head"], head.get("head_bias", True))
-        check_loaded(model.load_state_dict(load_file(str(p / WEIGHTS)), strict=False), p / WEIGHTS)
-    else:
-        model = _load_token_classifier(p, dtype, attn_implementation)
-        config = model.config
-        manifest = {"kind": KIND, "head": model.spec(), "max_length": imported_max_length(config),
-                    "steps": StepFormat().to_dict(),
-                    "source": {"format": "transformers", "path": str(p), "architectures": config.architectures}}
-    if "rendering" not in manifest:
-        manifest["rendering"] = Rendering.for_tokenizer(tokenizer, decoder=not model.encoder, eos=False).to_dict()
-    model.rendering = Rendering.from_dict(manifest["rendering"])
-    model.to(device=device, dtype=dtype).eval()
-    return model, tokenizer, manifest

@@ -17,6 +17,9 @@ import torch
 from torch import nn
 
 POOLINGS = ("last", "cls", "mean")
+# Bidirectional encoders are pooled by mean (how sentence encoders such as MiniLM were trained); decoders by last token.
+ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "mpnet",
+                 "albert", "camembert", "modernbert"}
 HEADS = ("linear", "mlp")  # plus "native": the model's own transformers head
 
 
@@ -169,8 +172,6 @@ def right_align(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[
 
 def is_encoder(config) -> bool:
     """True for bidirectional encoders (BERT, RoBERTa, DeBERTa, MiniLM, ...): not decoders, not encoder-decoders."""
-    from rewardlab.models.backbone import ENCODER_TYPES
-
     if getattr(config, "is_decoder", False):
         return False
     return getattr(config, "model_type", "") in ENCODER_TYPES

@@ -17,7 +17,9 @@ serves as its one reward). The reference set is
 
 ``rewardlab serve DIR --normalize`` and ``/v1/score`` with ``normalize`` then answer ``(r − μ)/σ``, and an ensemble
 spec standardizes each member with its own manifest's statistics (:func:`rewardlab.rewards.ensemble.member_stats`).
-``rewardlab train`` records the eval split's statistics the same way (``eval_normalization``, default on).
+``rewardlab train`` records the eval split's statistics the same way (``eval_normalization``, default on): the record
+is :func:`rewardlab.models.normalization.normalization_record`, the manifest written by the format seam
+(:func:`rewardlab.models.formats.bt.update_manifest`).
 """
 
 from __future__ import annotations
@@ -32,64 +34,29 @@ import torch
 from rewardlab.data.read import data_exists
 from rewardlab.data.records import Prompt, Response
 from rewardlab.errors import UserError
-
-
-def normalization_record(scores: torch.Tensor, source: dict[str, Any], where: str) -> dict[str, Any]:
-    """The manifest entry for reference scores ``[N]`` or ``[N, k]`` (formulas in the module docstring).
-
-    Refuses (UserError naming ``where``) fewer than 2 scores, non-finite scores and a zero std, which cannot
-    standardize anything."""
-    s = scores.detach().double().cpu()
-    cols = s[:, None] if s.dim() == 1 else s
-    n = int(cols.shape[0])
-    if n < 2:
-        raise UserError(f"{where}: {n} reference response(s); at least 2 are needed for a standard deviation")
-    if not torch.isfinite(cols).all():
-        bad = int((~torch.isfinite(cols)).any(1).nonzero()[0, 0])
-        raise UserError(f"{where}: reference response {bad} scores {cols[bad].tolist()} (not finite)")
-    scalar = cols.mean(1)
-    std = float(scalar.std(unbiased=False))
-    col_std = cols.std(0, unbiased=False)
-    if not std > 0 or not bool((col_std > 0).all()):
-        raise UserError(f"{where}: all {n} reference responses score the same ({float(scalar[0]):.6g}); a zero "
-                        "std cannot standardize — use more varied responses")
-    out: dict[str, Any] = {"mean": float(scalar.mean()), "std": std, "n": n, "source": source}
-    if cols.shape[1] > 1:
-        out["outputs"] = {"mean": cols.mean(0).tolist(), "std": col_std.tolist()}
-    return out
+from rewardlab.models.normalization import normalization_record
 
 
 def writable_manifest(model_dir: str | os.PathLike) -> Path:
     """``DIR/rewardlab.json`` of a BT / k-head rewardlab checkpoint that can be rewritten; UserError otherwise.
     Imported transformers directories (no manifest) and other reward families are refused: their loaders do not
     read a manifest's normalization."""
-    from rewardlab.models.checkpoint import MANIFEST, read_manifest
+    from rewardlab.models.formats import ARMO, DPO, MICRO, bt
 
     d = Path(model_dir)
-    for marker, family in (("router.safetensors", "MiCRo mixture"), ("rewardlab_dpo.json", "DPO run"),
-                           ("armo.safetensors", "ArmoRM")):
-        if (d / marker).exists():
+    for fmt, family in ((MICRO, "MiCRo mixture"), (DPO, "DPO run"), (ARMO, "ArmoRM")):
+        if fmt.detect(d):
             raise UserError(f"{d}: a {family} checkpoint; calibrate takes a reward-model checkpoint "
                             "(rewardlab train --objective bt)")
-    read_manifest(d)  # UserError: not a rewardlab checkpoint (no rewardlab.json)
-    path = d / MANIFEST
-    if not (os.access(path, os.W_OK) and os.access(d, os.W_OK | os.X_OK)):
-        raise UserError(f"{path}: not writable")
-    return path
+    return bt.writable_manifest(d)
 
 
 def write_normalization(model_dir: str | os.PathLike, record: dict[str, Any]) -> dict[str, Any] | None:
     """Set ``normalization`` in ``DIR/rewardlab.json`` atomically, keeping every other key; returns the old one."""
-    import json
+    from rewardlab.models.formats import bt
 
-    from rewardlab.io import write_json_atomic
-
-    path = writable_manifest(model_dir)
-    manifest = json.loads(path.read_text())
-    old = manifest.get("normalization")
-    manifest["normalization"] = record
-    write_json_atomic(path, manifest)
-    return old
+    writable_manifest(model_dir)
+    return bt.update_manifest(model_dir, "normalization", record)
 
 
 def rows_reference(path: Path, split: str | None = None, skip_invalid: bool = False

@@ -7,74 +7,26 @@ RewardBench)::
 The partition term β·log Z(x) is dropped: it depends on the prompt only, so it cancels in every comparison of two
 responses to the same prompt (pairwise accuracy, best-of-n, group-relative advantages) — but not across prompts.
 
-Tokenization (shared with the DPO trainer, :mod:`rewardlab.train.dpo`): the prompt is encoded as for generation
-(:func:`~rewardlab.models.generation.encode_prompts`: leading special tokens, or the chat template with the
-generation prompt); the response is its text (for conversations: the template's rendering of the assistant turn)
-followed by eos, i.e. scored as a finished answer. Over ``max_length`` the prompt is cut from the left, then the
-response at its end.
+Tokenization and log-probs are shared with the DPO trainer (:mod:`rewardlab.models.policy_logps`). A DPO run
+directory (:data:`rewardlab.models.formats.DPO`) knows its reference and β.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.data.tokenize import TruncationStats, render
 from rewardlab.errors import UserError
-from rewardlab.models.backbone import load_causal_lm
-from rewardlab.models.generation import encode_prompts, sequence_logprobs
-
-MANIFEST = "rewardlab_dpo.json"
+from rewardlab.models.policy_logps import policy_inputs, sequence_logps
 
 
 def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
     """``β·(log π(y|x) − log π_ref(y|x))`` from sequence log-probs ``[n]`` → ``[n]``."""
     return beta * (logps - ref_logps)
-
-
-def policy_inputs(tokenizer, prompt: Prompt, response: Response, max_length: int | None = None,
-                  stats: TruncationStats | None = None) -> tuple[list[int], list[int]]:
-    """``(prompt_ids, response_ids)`` for log-prob scoring/training (see the module docstring); truncations are
-    counted in ``stats`` when given."""
-    if isinstance(prompt, str) and isinstance(response, str):
-        text = response
-    else:
-        if isinstance(prompt, str):
-            prompt = [{"role": "user", "content": prompt}] if prompt else []
-        _, text, _ = render(tokenizer, prompt, response)
-    p_ids = encode_prompts(tokenizer, [prompt])[0]
-    r_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
-    if tokenizer.eos_token_id is not None:
-        r_ids.append(int(tokenizer.eos_token_id))
-    if stats is not None:
-        stats.items += 1
-    if max_length is not None and len(p_ids) + len(r_ids) > max_length:
-        if stats is not None:
-            stats.response_truncated += len(r_ids) > max_length - 1
-            stats.prompt_truncated += len(p_ids) > max(1, max_length - len(r_ids))
-        r_ids = r_ids[: max(1, max_length - 1)]
-        p_ids = p_ids[len(p_ids) - max(1, max_length - len(r_ids)):]
-    return p_ids, r_ids
-
-
-@torch.no_grad()
-def sequence_logps(model, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int,
-                   batch_size: int = 16) -> torch.Tensor:
-    """``Σ_t log π(y_t | x, y_<t)`` per item ``[n]`` (float32, CPU), in length-sorted batches, input order kept."""
-    n = len(prompt_ids)
-    out = torch.empty(n, dtype=torch.float32)
-    order = sorted(range(n), key=lambda i: -(len(prompt_ids[i]) + len(response_ids[i])))
-    for s in range(0, n, batch_size):
-        idx = order[s : s + batch_size]
-        logps, mask = sequence_logprobs(model, [prompt_ids[i] for i in idx], [response_ids[i] for i in idx], pad_id)
-        out[idx] = (logps * mask).sum(-1).float().cpu()
-    return out
 
 
 class ImplicitDPOReward:
@@ -95,22 +47,16 @@ class ImplicitDPOReward:
     @classmethod
     def from_pretrained(cls, policy_dir: str | os.PathLike, reference_dir: str | os.PathLike | None = None,
                         beta: float | None = None, device: str | None = None, **kwargs) -> ImplicitDPOReward:
-        """Load a policy directory; the reference and β default to those in its ``rewardlab_dpo.json`` (written by
+        """Load a policy directory; the reference and β default to those of its DPO run manifest (written by
         ``rewardlab train --objective dpo``; a relative reference path is relative to the policy directory)."""
-        policy_dir = Path(policy_dir)
-        info: dict[str, Any] = {}
-        if (policy_dir / MANIFEST).exists():
-            info = json.loads((policy_dir / MANIFEST).read_text())
-        if reference_dir is None:
-            if "reference" not in info:
-                raise UserError(f"{policy_dir}: no {MANIFEST} naming the reference; use dpo:POLICY:REFERENCE")
-            reference_dir = policy_dir / info["reference"]
+        from rewardlab.models.formats import DPO
+
+        loaded = DPO.load(policy_dir, device=device or "cpu", reference=reference_dir)
+        info = loaded.manifest
         beta = float(info.get("beta", 0.1)) if beta is None else beta
-        policy, tokenizer = load_causal_lm(policy_dir, device or "cpu")
-        reference, _ = load_causal_lm(reference_dir, device or "cpu")
-        kwargs.setdefault("name", f"dpo:{policy_dir.name}")
+        kwargs.setdefault("name", f"dpo:{Path(policy_dir).name}")
         kwargs.setdefault("max_length", info.get("max_length", 1024))
-        return cls(policy, reference, tokenizer, beta=beta, **kwargs)
+        return cls(loaded.model, loaded.parts["reference"], loaded.tokenizer, beta=beta, **kwargs)
 
     def encode(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> tuple[list, list]:
         if len(prompts) != len(responses):

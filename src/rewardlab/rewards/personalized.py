@@ -38,9 +38,10 @@ from torch import nn
 from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import PreferencePair, Prompt, Response
 from rewardlab.data.tokenize import PairEncoder
+from rewardlab.models.formats.micro import ROUTER_FILE  # noqa: F401  (re-exported: the file name is the format's)
+from rewardlab.models.mixture import MixtureRewardModel
 from rewardlab.models.reward_model import RewardModel
 
-ROUTER_FILE = "router.safetensors"
 AGGREGATES = ("router", "min", "mean")
 
 # ----------------------------------------------------------------------------------------------- pure functions
@@ -88,33 +89,6 @@ def fit_group_weights(delta: torch.Tensor, steps: int = 200, lr: float = 0.5) ->
 
 
 # ----------------------------------------------------------------------------------------------- model
-
-
-class MixtureRewardModel(nn.Module):
-    """K reward heads + a context router on one backbone. ``heads(ids, mask) -> [b, K]``,
-    ``route(context_ids, context_mask) -> router logits [b, K]``."""
-
-    def __init__(self, reward_model: RewardModel):
-        super().__init__()
-        self.rm = reward_model
-        self.k = reward_model.num_outputs
-        self.router = nn.Linear(_hidden(reward_model), self.k)
-        nn.init.zeros_(self.router.weight)
-        nn.init.zeros_(self.router.bias)
-
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.rm.features(input_ids, attention_mask).float()
-
-    def heads(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.rm(input_ids, attention_mask)
-
-    def route(self, context_ids: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
-        return self.router(self.features(context_ids, context_mask))
-
-
-def _hidden(rm: RewardModel) -> int:
-    head = rm.head if isinstance(rm.head, nn.Linear) else rm.head[0]
-    return head.in_features
 
 
 class _Encoder:
@@ -221,34 +195,20 @@ def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig, 
 
 def save_mixture(model: MixtureRewardModel, tokenizer, out_dir: str | os.PathLike, config: MixtureConfig | None = None,
                  manifest: dict[str, Any] | None = None) -> Path:
-    """A rewardlab checkpoint (heads = K outputs) + ``router.safetensors``, written atomically."""
-    from rewardlab.io import save_safetensors
-    from rewardlab.models.checkpoint import save_reward_model
+    """A rewardlab checkpoint (heads = K outputs) + ``router.safetensors``, written atomically
+    (:func:`rewardlab.models.formats.micro.save_mixture`); ``config`` is recorded under ``personalized.train``."""
+    from rewardlab.models.formats.micro import save_mixture as save
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{ROUTER_FILE}.tmp"
-    save_safetensors({k: v.detach().contiguous().clone() for k, v in model.router.state_dict().items()}, tmp)
-    os.replace(tmp, out / ROUTER_FILE)
-    info = {"personalized": {"k": model.k, "router": ROUTER_FILE, "kind": "micro"}}
-    if config is not None:
-        info["personalized"]["train"] = asdict(config)
-        info["max_length"] = config.max_length
-    return save_reward_model(model.rm, tokenizer, out, manifest=(manifest or {}) | info)
+    if config is None:
+        return save(model, tokenizer, out_dir, manifest)
+    return save(model, tokenizer, out_dir, manifest, {"train": asdict(config)}, max_length=config.max_length)
 
 
 def load_mixture(path: str | os.PathLike, device: str = "cpu") -> tuple[MixtureRewardModel, Any, dict]:
-    from safetensors.torch import load_file
+    """``(model, tokenizer, manifest)`` of a mixture checkpoint (:data:`rewardlab.models.formats.MICRO`)."""
+    from rewardlab.models.formats import MICRO
 
-    from rewardlab.errors import UserError
-    from rewardlab.models.checkpoint import load_reward_model
-
-    rm, tokenizer, manifest = load_reward_model(path, device=device)
-    if "personalized" not in manifest:
-        raise UserError(f"{path}: not a mixture checkpoint (no 'personalized' entry in rewardlab.json)")
-    model = MixtureRewardModel(rm)
-    model.router.load_state_dict(load_file(str(Path(path) / manifest["personalized"]["router"])))
-    return model.to(device).eval(), tokenizer, manifest
+    return tuple(MICRO.load(path, device=device))
 
 
 # ----------------------------------------------------------------------------------------------- the reward

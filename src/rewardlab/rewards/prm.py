@@ -95,12 +95,13 @@ class PRMReward:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, aggregate: str = "min", device: str | None = None,
                         dtype: str | None = None, **kwargs) -> PRMReward:
-        """A rewardlab PRM checkpoint or a transformers ``*ForTokenClassification`` directory."""
+        """A rewardlab PRM checkpoint or a transformers ``*ForTokenClassification`` directory
+        (:data:`rewardlab.models.formats.PRM`)."""
         from rewardlab.models.device import resolve_device, resolve_dtype
-        from rewardlab.models.prm import load_prm
+        from rewardlab.models.formats import PRM
 
         device = resolve_device(device)
-        model, tokenizer, manifest = load_prm(path, device=device, dtype=resolve_dtype(dtype, device))
+        model, tokenizer, manifest = PRM.load(path, device=device, dtype=resolve_dtype(dtype, device))
         kwargs.setdefault("name", os.path.basename(os.path.normpath(str(path))))
         return cls(model, tokenizer, manifest, aggregate=aggregate, **kwargs)
 

@@ -1,9 +1,12 @@
 """Resolve a reward *spec* string into a :class:`~rewardlab.rewards.base.Reward`.
 
 Spec forms:
-- ``PATH`` — a rewardlab checkpoint directory, or a transformers ``*ForSequenceClassification`` / OpenRLHF reward
-  model directory (hub RMs, TRL and OpenRLHF outputs) → :class:`~rewardlab.rewards.model.ModelReward`; a hub id
-  ``org/name[@revision]`` that is not a local path is its snapshot in the HF cache (:mod:`rewardlab.hub`)
+- ``PATH`` — a model directory, scored by the Reward class of its format (:func:`rewardlab.models.formats.detect`,
+  :data:`REWARD_CLASSES`): a rewardlab checkpoint, or a transformers ``*ForSequenceClassification`` / OpenRLHF
+  reward model / PEFT adapter directory (hub RMs, TRL and OpenRLHF outputs) → ModelReward
+  (:mod:`rewardlab.rewards.model`); a PRM, an ArmoRM, a MiCRo mixture or a DPO run → the class of its spec form
+  below. A hub id ``org/name[@revision]`` that is not a local path is its snapshot in the HF cache
+  (:mod:`rewardlab.hub`)
 - ``python:MODULE:FUNCTION`` — a per-item ``fn(prompt, response) -> float`` or a TRL-style batched
   ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
@@ -35,6 +38,17 @@ from pathlib import Path
 
 from rewardlab.errors import UserError
 from rewardlab.rewards.base import FunctionReward, Reward
+
+# A model directory's format (rewardlab.models.formats) -> the Reward class that scores it: (module, class, the
+# load_reward options its from_pretrained takes). Every other directory is a ModelReward (DEFAULT_REWARD_CLASS),
+# which loads the pooled view or says why the directory is no reward model.
+REWARD_CLASSES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "prm": ("rewardlab.rewards.prm", "PRMReward", ("dtype",)),
+    "micro": ("rewardlab.rewards.personalized", "MixtureReward", ()),
+    "dpo": ("rewardlab.rewards.implicit", "ImplicitDPOReward", ()),
+    "armo": ("rewardlab.rewards.multiobjective", "ArmoReward", ()),
+}
+DEFAULT_REWARD_CLASS = ("rewardlab.rewards.model", "ModelReward", ("dtype", "chat_template", "attn_implementation"))
 
 
 def load_reward(spec: str, device: str | None = None, dtype: str | None = None, chat_template: str | None = None,
@@ -83,31 +97,20 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
 
         return mixture_reward_from_spec(spec, device=device)
     from rewardlab.hub import local_model_path
-    from rewardlab.models.prm import is_prm_dir
+    from rewardlab.models.formats import detect
 
     spec = local_model_path(spec)  # a hub id (org/name[@revision]): its snapshot in the HF cache, downloaded if needed
-    if spec.startswith("prm:") or is_prm_dir(spec):  # a process reward model: step rewards aggregated
+    if spec.startswith("prm:"):  # a process reward model: step rewards aggregated
         from rewardlab.rewards.prm import prm_from_spec
 
         return prm_from_spec(spec, device=device, dtype=dtype)
     path = Path(spec)
-    if path.is_dir() and (path / "router.safetensors").exists():
-        from rewardlab.rewards.personalized import MixtureReward
-
-        return MixtureReward.from_pretrained(path, device=device)
-    if path.is_dir() and (path / "rewardlab_dpo.json").exists():
-        from rewardlab.rewards.implicit import ImplicitDPOReward
-
-        return ImplicitDPOReward.from_pretrained(path, device=device)
-    if path.is_dir() and (path / "armo.safetensors").exists():
-        from rewardlab.rewards.multiobjective import ArmoReward
-
-        return ArmoReward.from_pretrained(path, device=device)
-    if path.is_dir():
-        from rewardlab.rewards.model import ModelReward
-
-        return ModelReward.from_pretrained(path, device=device, dtype=dtype, chat_template=chat_template,
-                                           attn_implementation=attn_implementation)
+    if path.is_dir():  # what the directory is, the format seam says; its Reward class loads it
+        fmt = detect(path)
+        module, name, takes = REWARD_CLASSES.get(fmt.name if fmt is not None else "", DEFAULT_REWARD_CLASS)
+        options = {"dtype": dtype, "chat_template": chat_template, "attn_implementation": attn_implementation}
+        cls = getattr(importlib.import_module(module), name)
+        return cls.from_pretrained(path, device=device, **{k: options[k] for k in takes})
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory, a hub id (org/name) or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
                     "judge:, micro:, prm:)")

@@ -44,10 +44,9 @@ def field_help(cls: type, name: str) -> str:
 
 def _checkpoint_base(base: str) -> str | None:
     """The ``base`` a rewardlab checkpoint directory was trained from (None when ``base`` is not one)."""
-    try:
-        return json.loads((Path(base) / "rewardlab.json").read_text()).get("base")
-    except (OSError, ValueError, AttributeError):
-        return None
+    from rewardlab.models.formats.bt import trained_from
+
+    return trained_from(base)
 
 
 @dataclass

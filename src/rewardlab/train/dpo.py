@@ -35,7 +35,8 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.data.tokenize import TruncationStats
 from rewardlab.errors import UserError
 from rewardlab.models.backbone import disable_dropout, load_causal_lm
-from rewardlab.rewards.implicit import MANIFEST, policy_inputs, sequence_logps
+from rewardlab.models.formats.dpo import save_manifest
+from rewardlab.models.policy_logps import policy_inputs, sequence_logps
 from rewardlab.train.batches import make_batches, steps_per_epoch
 from rewardlab.train.config import Problem, TrainConfig, opt
 from rewardlab.train.encode import data_hash
@@ -271,8 +272,7 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     summary = {"config": cfg.to_dict(), "data_hash": data_hash(pairs), "truncation": train.stats.as_dict(),
                "eval_truncation": evald.stats.as_dict() if evald else None, "metrics": metrics}
     write_json_atomic(out / "run.json", summary)
-    write_json_atomic(out / MANIFEST, {"objective": "dpo", "beta": cfg.beta, "reference": ref_path,
-                                       "max_length": cfg.max_length, "base": cfg.base,
-                                       "data_hash": summary["data_hash"], "truncation": summary["truncation"],
-                                       "metrics": metrics})
+    save_manifest(out, {"objective": "dpo", "beta": cfg.beta, "reference": ref_path, "max_length": cfg.max_length,
+                        "base": cfg.base, "data_hash": summary["data_hash"], "truncation": summary["truncation"],
+                        "metrics": metrics})
     return summary

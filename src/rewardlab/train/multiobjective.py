@@ -1,5 +1,5 @@
 """Fit an ArmoRM (`rewardlab train --objective armo`): ridge attribute heads + verbosity decorrelation + BT-trained
-gating network, all on features of a frozen backbone (formulas in :mod:`rewardlab.rewards.multiobjective`).
+gating network, all on features of a frozen backbone (formulas in :mod:`rewardlab.models.armo`).
 
 Steps: (1) features of every rated (prompt, response) and every pair response, computed once; (2) per attribute,
 closed-form ridge on the rated rows that carry that attribute; (3) decorrelation coefficients on the predicted
@@ -19,9 +19,8 @@ import torch
 
 from rewardlab.data.records import PreferencePair, RatedRow, pairs_to_items
 from rewardlab.errors import UserError
-from rewardlab.rewards.multiobjective import (
-    GATE_FILE,
-    ArmoReward,
+from rewardlab.models.armo import (
+    ArmoRM,
     FeatureExtractor,
     GatingNetwork,
     armo_score,
@@ -40,7 +39,7 @@ def load_frozen_backbone(base: str, texts: list[str], seed: int = 0, max_length:
     """(backbone, tokenizer, pooling): 'tiny' (random tiny GPT-2, tokenizer trained on ``texts``), a rewardlab
     checkpoint (its trained backbone), or an HF model directory / .gguf file."""
     from rewardlab.models.backbone import default_pooling, load_backbone
-    from rewardlab.models.checkpoint import MANIFEST, load_reward_model
+    from rewardlab.models.formats import CHECKPOINT, load_reward_model
 
     if base == "tiny":
         from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
@@ -48,7 +47,7 @@ def load_frozen_backbone(base: str, texts: list[str], seed: int = 0, max_length:
         tokenizer = train_tiny_tokenizer(texts, vocab_size=512)
         model = tiny_reward_model(tokenizer, seed=seed, n_positions=max(256, max_length))
         return model.backbone, tokenizer, "last"
-    if (Path(base) / MANIFEST).exists():
+    if CHECKPOINT.detect(Path(base)):
         model, tokenizer, _ = load_reward_model(base)
         return model.backbone, tokenizer, model.pooling
     backbone, tokenizer = load_backbone(base)
@@ -92,8 +91,10 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
                epochs: int = 50, lr: float = 1e-2, seed: int = 0, max_length: int = 512, gate_hidden: int = 64,
                gate_layers: int = 2) -> dict[str, Any]:
     """Fit and save an ArmoRM to ``output``; returns a summary (attributes, λ's, β, accuracies)."""
-    from rewardlab.io import save_safetensors, write_json_atomic
-    from rewardlab.models.checkpoint import save_reward_model
+    from rewardlab.io import write_json_atomic
+    from rewardlab.models.formats import ARMO
+    from rewardlab.models.formats.armo import save_gate
+    from rewardlab.models.formats.bt import save_reward_model
     from rewardlab.models.reward_model import RewardModel
 
     names = sorted({a for r in rated for a in r.attributes})
@@ -124,8 +125,7 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
     state = {f"gate.{k}": t.detach().contiguous() for k, t in gate.state_dict().items()}
     if lam is not None:
         state["decorrelation"] = lam
-    save_safetensors(state, out / (GATE_FILE + ".tmp"))
-    os.replace(out / (GATE_FILE + ".tmp"), out / GATE_FILE)
+    save_gate(out, state)
     model = RewardModel(backbone, num_outputs=len(names), pooling=pooling)
     with torch.no_grad():
         model.head.weight.copy_(W.float())
@@ -134,7 +134,7 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
             "gate_layers": gate_layers, "base": base}
     save_reward_model(model, tokenizer, out, manifest={"max_length": max_length, "attributes": names, "armo": info})
 
-    reward = ArmoReward.from_pretrained(out)
+    reward = ARMO.load(out).model
     metrics = {"train_accuracy": _accuracy(reward, pairs)}
     if eval_pairs:
         metrics["eval_accuracy"] = _accuracy(reward, eval_pairs)
@@ -146,7 +146,7 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
     return summary
 
 
-def _accuracy(reward: ArmoReward, pairs: list[PreferencePair]) -> float:
+def _accuracy(reward: ArmoRM, pairs: list[PreferencePair]) -> float:
     s = reward.score(*pairs_to_items(pairs))
     return pairwise_correct(s[0::2], s[1::2]).mean().item()
 

@@ -192,7 +192,7 @@ def build_prm(cfg: PRMConfig, examples: Sequence[StepwiseExample], tokenizer=Non
     """The model to train from ``cfg.base`` (see the module docstring); ``tokenizer`` reuses a saved tiny one."""
     from rewardlab.data.tokenize import Rendering
     from rewardlab.models.device import read_chat_template
-    from rewardlab.models.prm import is_prm_dir, load_prm
+    from rewardlab.models.formats import CHECKPOINT, PRM
 
     template = read_chat_template(cfg.chat_template)
     attn = cfg.attn_implementation
@@ -209,10 +209,10 @@ def build_prm(cfg: PRMConfig, examples: Sequence[StepwiseExample], tokenizer=Non
         backbone = GPT2Model(tiny_gpt2_config(tokenizer, n_layer=cfg.tiny_layers, n_embd=cfg.tiny_embd,
                                               n_positions=max(256, cfg.max_length)))
         model = ProcessRewardModel(backbone)
-    elif is_prm_dir(cfg.base):
-        model, tokenizer, _ = load_prm(cfg.base, attn_implementation=attn)
+    elif PRM.detect(Path(cfg.base)):
+        model, tokenizer, _ = PRM.load(cfg.base, attn_implementation=attn)
         print(f"continuing from the PRM {cfg.base} (its trained head is kept)")
-    elif (Path(cfg.base) / "rewardlab.json").exists():
+    elif CHECKPOINT.detect(Path(cfg.base)):
         raise UserError(f"--base {cfg.base}: a pairwise reward-model checkpoint, not a PRM; train a PRM from its base "
                         "model, an HF model directory, or 'tiny'")
     else:

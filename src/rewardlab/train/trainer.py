@@ -72,8 +72,8 @@ def evaluate_pairs(model: RewardModel, data: EncodedPairs, pad_id: int, device, 
 @torch.no_grad()
 def eval_normalization(model: RewardModel, data: EncodedPairs, pad_id: int, batch_size: int = 64) -> dict | None:
     """The manifest's ``normalization`` from the rewards of every eval response, chosen and rejected
-    (:func:`rewardlab.rewards.calibrate.normalization_record`); None, with a note, when they cannot standardize."""
-    from rewardlab.rewards.calibrate import normalization_record
+    (:func:`rewardlab.models.normalization.normalization_record`); None, with a note, when they cannot standardize."""
+    from rewardlab.models.normalization import normalization_record
 
     device = next(model.parameters()).device
     model.eval()
@@ -154,11 +154,11 @@ def build_model(cfg: TrainConfig, pairs: list[PreferencePair]) -> tuple[RewardMo
     are rendered (carried over from a reward model; probed from the tokenizer otherwise; ``cfg.chat_template``
     replaces the chat template)."""
     from rewardlab.models.device import read_chat_template
+    from rewardlab.models.formats.base import with_chat_template
 
     template = read_chat_template(getattr(cfg, "chat_template", None))  # a bad file fails before any loading
     model, tokenizer = _build(cfg, pairs, getattr(cfg, "attn_implementation", None))
-    if template is not None:
-        model.rendering = dataclasses.replace(model.rendering, chat_template=template)
+    model.rendering = with_chat_template(model.rendering, template)
     return model, tokenizer
 
 
@@ -167,8 +167,7 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
     from rewardlab.errors import UserError
     from rewardlab.hub import local_model_path
     from rewardlab.models.backbone import default_pooling, load_backbone
-    from rewardlab.models.checkpoint import MANIFEST, load_reward_model
-    from rewardlab.models.hf_import import hf_reward_kind
+    from rewardlab.models.formats import load_reward_model, pooled_format
     from rewardlab.models.reward_model import is_encoder
     from rewardlab.models.tiny import tiny_reward_model, train_tiny_tokenizer
 
@@ -182,8 +181,8 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
         model.rendering = Rendering.for_tokenizer(tokenizer, decoder=True)
         return model.train(), tokenizer
     base = local_model_path(cfg.base)  # a hub id: its snapshot, so a hub reward model keeps its head
-    if (Path(base) / MANIFEST).exists() or hf_reward_kind(base):
-        model, tokenizer, manifest = load_reward_model(base, attn_implementation=attn)
+    if pooled_format(base) is not None:  # a rewardlab checkpoint or an imported reward model (models.formats)
+        model, tokenizer, _ = load_reward_model(base, attn_implementation=attn)
         conflicts = [f"{name} {want!r} (the base has {have!r})" for name, want, have in (
             ("num_outputs", cfg.num_outputs if cfg.num_outputs != 1 else None, model.num_outputs),
             ("pooling", cfg.pooling, model.pooling), ("head", cfg.head if cfg.head != "linear" else None,
@@ -195,7 +194,6 @@ def _build(cfg: TrainConfig, pairs, attn: str | None) -> tuple[RewardModel, Any]
             print(f"{cfg.base}: its output normalization (mean {model.output_mean}, std {model.output_std}) is "
                   "dropped for fine-tuning")
             model.output_mean = model.output_std = None
-        model.rendering = Rendering.from_dict(manifest["rendering"])
         print(f"continuing from the reward model {cfg.base} (its trained head is kept)")
         return model.train(), tokenizer
     backbone, tokenizer = load_backbone(base, attn_implementation=attn)

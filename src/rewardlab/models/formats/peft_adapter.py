@@ -3,19 +3,33 @@
 ``modules_to_save`` (``score``/``classifier``), on a base model named by ``base_model_name_or_path``.
 
 Loaded as PEFT computes it: ``AutoModelForSequenceClassification.from_pretrained(base, num_labels=k)`` (k read from
-the adapter's head), ``PeftModel.from_pretrained(model, adapter)``, merged. The base must be a local directory; every
-weight the base lacks (a causal-LM base has no head) must be in the adapter, never a random one. Safetensors only.
+the adapter's head), ``PeftModel.from_pretrained(model, adapter)``, merged. The base must be a local directory (or a
+hub model in the HF cache); every weight the base lacks (a causal-LM base has no head) must be in the adapter, never
+a random one. Safetensors only.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
 from rewardlab.errors import UserError
+from rewardlab.models.formats.base import (
+    CONFIG,
+    MANIFEST,
+    TOKENIZER_CONFIG,
+    Format,
+    Loaded,
+    no_progress_bar,
+    read_config,
+    read_json,
+    require_safetensors,
+    strict_from_pretrained,
+)
+from rewardlab.models.formats.hf_classifier import finish_import, from_classifier
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -25,22 +39,15 @@ MERGE_HINT = ("or merge it first: PeftModel.from_pretrained(AutoModelForSequence
               "num_labels=K), ADAPTER).merge_and_unload().save_pretrained(OUT, safe_serialization=True)")
 
 
-def is_peft_adapter(path: str | Path) -> bool:
+def is_peft_adapter(path: str | os.PathLike) -> bool:
     p = Path(path)
-    return (p / ADAPTER_CONFIG).exists() and not (p / "rewardlab.json").exists()
+    return (p / ADAPTER_CONFIG).exists() and not (p / MANIFEST).exists()
 
 
-def _adapter_config(p: Path) -> dict:
-    try:
-        return json.loads((p / ADAPTER_CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{p / ADAPTER_CONFIG}:1: cannot read the adapter config ({e})") from None
-
-
-def peft_base_dir(path: str | Path) -> Path:
+def base_dir(path: str | os.PathLike) -> Path:
     """The local base-model directory of a reward-model adapter, checked (SEQ_CLS, safetensors, base present)."""
     p = Path(path)
-    cfg = _adapter_config(p)
+    cfg = read_json(p / ADAPTER_CONFIG, "adapter config")
     task = cfg.get("task_type")
     if task != "SEQ_CLS":
         raise UserError(f"{p}: a PEFT adapter with task_type {task!r}, not a reward model (SEQ_CLS); a causal-LM "
@@ -51,7 +58,7 @@ def peft_base_dir(path: str | Path) -> Path:
                         "pickle — save the adapter with `model.save_pretrained(dir, safe_serialization=True)`")
     base = cfg.get("base_model_name_or_path")
     for candidate in ([Path(base), p / base] if base else []):
-        if (candidate / "config.json").exists():
+        if (candidate / CONFIG).exists():
             return candidate
     from rewardlab.hub import hub_snapshot, is_hub_id
 
@@ -60,37 +67,48 @@ def peft_base_dir(path: str | Path) -> Path:
             snapshot = hub_snapshot(base)
         except UserError as e:
             raise UserError(f"{p}: the base model of this adapter: {e}") from None
-        if (snapshot / "config.json").exists():
+        if (snapshot / CONFIG).exists():
             return snapshot
     raise UserError(f"{p}: a PEFT/LoRA reward-model adapter whose base model {base!r} is neither a local directory "
                     "nor a hub model in the HF cache; download it and set base_model_name_or_path in "
                     f"adapter_config.json to its path, {MERGE_HINT}")
 
 
-def load_peft_classifier(path: str | Path, dtype: torch.dtype, attn_implementation: str | None = None):
+def tokenizer_dir(p: Path, base: Path) -> Path:
+    """Where an adapter's tokenizer is: its own directory when it saved one, else its base's."""
+    return p if (p / TOKENIZER_CONFIG).exists() else base
+
+
+def load_classifier(path: str | os.PathLike, dtype: torch.dtype, attn_implementation: str | None = None):
     """``(merged *ForSequenceClassification model, base dir)`` of a reward-model adapter."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from rewardlab.models.hf_import import _no_progress_bar, _require_safetensors
-
     p = Path(path)
-    base = peft_base_dir(p)
-    _require_safetensors(base)
+    base = base_dir(p)
+    require_safetensors(base)
     with safe_open(str(p / ADAPTER_WEIGHTS), framework="pt") as f:
         saved = {k.removeprefix(PEFT_PREFIX): f.get_slice(k).get_shape() for k in f.keys()}
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     heads = [saved[k] for k in HEAD_KEYS if k in saved]
-    if heads:
-        kwargs["num_labels"] = int(heads[0][0])
-    with _no_progress_bar():
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            base, use_safetensors=True, dtype=dtype, output_loading_info=True, **kwargs)
-    uncovered = sorted(k for k in info.get("missing_keys") or () if k not in saved)
-    if uncovered:
-        raise UserError(f"{p}: weights in neither the base {base} nor the adapter ({', '.join(uncovered[:3])}"
-                        f"{', ...' if len(uncovered) > 3 else ''}); refusing to score with randomly initialised ones "
-                        "(train with modules_to_save=['score'] so the head is saved)")
-    with _no_progress_bar():
+    kwargs = {"num_labels": int(heads[0][0])} if heads else {}
+    model = strict_from_pretrained(AutoModelForSequenceClassification, base, dtype, attn_implementation,
+                                   covered=set(saved), missing=f"weights in neither the base {base} nor the adapter",
+                                   where=p, hint=" (train with modules_to_save=['score'] so the head is saved)",
+                                   **kwargs)
+    with no_progress_bar():
         merged = PeftModel.from_pretrained(model, p, is_trainable=False).merge_and_unload()
     return merged.eval(), base
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+         attn_implementation: str | None = None) -> Loaded:
+    from rewardlab.models.backbone import load_tokenizer
+
+    p = Path(path)
+    classifier, base = load_classifier(p, dtype or torch.float32, attn_implementation)
+    tokenizer = load_tokenizer(tokenizer_dir(p, base))
+    model = from_classifier(classifier, tokenizer.sep_token_id)
+    return finish_import(FORMAT, p, model, tokenizer, read_config(base), device, dtype)
+
+
+FORMAT = Format("peft", "PEFT/LoRA reward-model adapter (SEQ_CLS)", is_peft_adapter, load)
