@@ -220,3 +220,49 @@ def test_a_probe_leaves_no_policy_copy_alive_without_the_garbage_collector(polic
         gc.enable()
     assert len(made) == 2 and out["evaluations"]  # the student and its frozen reference
     assert alive == [False, False]
+
+
+def test_lora_probes_train_an_adapter_on_the_shared_policy_and_leave_it_unchanged(policy, monkeypatch):
+    """``lora_r > 0``: no copy of the policy is made (the reference is the policy with its adapter off), each probe's
+    fresh adapter is removed after it, and the policy's weights, requires_grad and dropout are as before."""
+    import copy
+
+    lm, tok, prompts = policy
+    made, real = [], copy.deepcopy
+
+    def spy(x, memo=None):
+        y = real(x, memo)
+        if memo is None and isinstance(y, torch.nn.Module):
+            made.append(y)
+        return y
+
+    before = {k: v.clone() for k, v in lm.state_dict().items()}
+    dropout = [m.p for m in lm.modules() if isinstance(m, torch.nn.Dropout)]
+    monkeypatch.setattr(copy, "deepcopy", spy)
+    rewards = {"steep": FunctionReward(gold), "anti": FunctionReward(lambda p, r: -len(r) / 2.0)}
+    cfg = TeachersConfig(SamplingConfig(num_samples=4, max_new_tokens=8, seed=0),
+                         ProbeConfig(steps=2, seeds=1, lr=0.03, optimizer="adamw", max_new_tokens=8, eval_prompts=6,
+                                     eval_samples=2, lora_r=4))
+    doc = measure(lm, tok, rewards, prompts, FunctionReward(gold), None, cfg)
+    assert made == [] and doc["probe"]["lora_r"] == 4
+    runs = [r for k in rewards for r in doc["rewards"][k]["rl_probe"]]
+    assert len(runs) == 2 and all(np.isfinite([r["gold_gain"], r["proxy_gain"], r["kl"]]).all() for r in runs)
+    assert all(r["evaluations"][0]["kl"] == 0.0 and r["kl"] > 0 for r in runs)  # each adapter fresh, then trained
+    assert lm.state_dict().keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in lm.state_dict().items())
+    assert all(p.requires_grad for p in lm.parameters()) and not lm.training
+    assert [m.p for m in lm.modules() if isinstance(m, torch.nn.Dropout)] == dropout
+
+
+def test_command_probe_lora_r(specs, cli, monkeypatch):
+    monkeypatch.syspath_prepend(str(specs))
+    base = ["teachers", "--policy", specs / "policy", "--prompts", specs / "prompts.jsonl", "--reward",
+            "python:tw_rewards:steep", "--gold", "python:tw_rewards:gold", "-m", "4", "--max-new-tokens", "8",
+            "--probe-steps", "2", "--probe-seeds", "1", "--probe-optimizer", "adamw", "--probe-lr", "0.03"]
+    code, _, err = cli(*base, "--probe-lora-r", "2", "-o", specs / "lora")
+    assert code == 0, err
+    doc = json.loads((specs / "lora" / "teachers.json").read_text())
+    run = doc["rewards"]["python:tw_rewards:steep"]["rl_probe"][0]
+    assert doc["probe"]["lora_r"] == 2 and np.isfinite([run["gold_gain"], run["proxy_gain"], run["kl"]]).all()
+    code, _, err = cli(*base, "--probe-lora-r", "-1", "-o", specs / "lora-bad")
+    assert code == 2 and "--probe-lora-r must be >= 0" in err and not (specs / "lora-bad").exists()

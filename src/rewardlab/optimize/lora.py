@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,9 +55,14 @@ def attach_lora(model: torch.nn.Module, r: int, alpha: int = 16, target: str = "
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, fan_in_fan_out=conv1d)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")  # refused below
         peft_model = get_peft_model(model, config)
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(f"--lora-target {target!r} matches no module of the policy")
+    uses = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
+    tied = [n for n, m in lora_layers(model).items() if uses[id(m.get_base_layer().weight)] > 1]
+    if tied or not any(p.requires_grad for p in model.parameters()):
+        detach_lora(model)
+        raise ValueError(f"--lora-target {target!r}: " + (f"{tied[0]} shares its weight with another module (tied "
+                         "embeddings), which a merged policy could not keep" if tied else "matches no module"))
     return peft_model
 
 

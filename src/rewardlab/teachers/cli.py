@@ -40,6 +40,9 @@ def teachers_command(
     probe_eval_prompts: int = typer.Option(16, "--probe-eval-prompts", help="Prompts the probe's gold tracking "
                                            "samples (the first N of --prompts)."),
     probe_eval_samples: int = typer.Option(4, "--probe-eval-samples", help="Samples per evaluation prompt."),
+    probe_lora_r: int = typer.Option(0, "--probe-lora-r", help="0: each probe fine-tunes all weights of a copy of "
+                                     "the policy; R > 0: a fresh rank-R LoRA adapter on the policy itself, removed "
+                                     "after (no copy: for pretrained policies; usually wants a larger --probe-lr)."),
     seed: int = typer.Option(0, "--seed"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
@@ -55,6 +58,8 @@ def teachers_command(
     from rewardlab.teachers.report import table_rows
     from rewardlab.teachers.run import TeachersConfig, run_teachers
 
+    if probe_lora_r < 0:
+        raise UserError(f"--probe-lora-r must be >= 0 (0: full fine-tuning), got {probe_lora_r}")
     if probe_algo not in ("rloo", "grpo") or probe_optimizer not in ("sgd", "adamw"):
         raise UserError(f"--probe-algo must be rloo or grpo and --probe-optimizer sgd or adamw, got {probe_algo!r} "
                         f"and {probe_optimizer!r}")
@@ -64,7 +69,7 @@ def teachers_command(
         probe=ProbeConfig(steps=probe_steps, seeds=probe_seeds, seed=seed, algo=probe_algo, lr=probe_lr,
                           optimizer=probe_optimizer, prompts_per_step=probe_prompts_per_step,
                           max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4,
-                          eval_prompts=probe_eval_prompts, eval_samples=probe_eval_samples))
+                          eval_prompts=probe_eval_prompts, eval_samples=probe_eval_samples, lora_r=probe_lora_r))
     doc = run_teachers(policy, reward, prompts, output, gold=gold, data=data, split=split, cfg=cfg,
                        max_prompts=max_prompts, device=device, dtype=dtype, skip_invalid=skip_invalid,
                        chat_template=read_chat_template(chat_template), log=lambda s: typer.echo(s, err=True))

@@ -19,6 +19,13 @@ speaks in the units RV is measured in), tracking gold, proxy and KL(π‖π₀) 
 size of the policy gradient, and AdamW divides each step by the gradient's RMS, which hides it
 (``optimizer="adamw"`` is what most trainers use; the probe then measures that setting).
 
+Each probe trains, by default (``lora_r = 0``), all weights of a deep copy of the policy (and the session keeps a
+second, frozen copy as π₀). With ``lora_r > 0`` (``--probe-lora-r``, for pretrained policies too large to copy) it
+trains a fresh LoRA adapter on the shared policy itself, its reference being the policy with the adapter disabled,
+and removes the adapter after: no copy at all, and the policy's weights are never written
+(:func:`rewardlab.optimize.lora.restored`). A LoRA probe measures a smaller update space than full fine-tuning, and
+SGD on an adapter whose B starts at 0 moves slowly: it usually wants a larger ``lr`` (or ``optimizer="adamw"``).
+
 Batch-dependent rewards (:func:`rewardlab.rewards.base.is_batch_invariant` False, e.g. a pairwise judge
 ``against="others"``, whose score of a response is its mean win probability against the other responses to the same
 prompt *in the same call*) are scored one unit per call (:func:`score_units`): on the shared sample one prompt's m
@@ -46,6 +53,7 @@ from rewardlab.evaluate import metrics as M
 from rewardlab.evaluate.suite import CI_LEVEL, pair_metrics, replicates, score_with_members
 from rewardlab.evaluate.teacher import teacher_metrics_from_scores
 from rewardlab.optimize.bon import bon_estimate, bon_kl
+from rewardlab.optimize.lora import restored
 from rewardlab.optimize.rloo import RLOOArgs, train_rloo
 from rewardlab.rewards.base import Reward, is_batch_invariant
 from rewardlab.rewards.shaping import calibrate
@@ -68,6 +76,7 @@ class ProbeConfig:
     eval_prompts: int = 16
     eval_samples: int = 4
     evaluations: int = 2  # gold-tracking points along the probe, besides step 0
+    lora_r: int = 0  # 0: full fine-tuning of a copy of the policy; > 0: a LoRA adapter of this rank (docstring)
 
 
 class StandardizedReward:
@@ -159,18 +168,23 @@ def bon_probe(proxy: np.ndarray, gold: np.ndarray, group: Sequence[int], seed: i
 
 def rl_probe(policy, tokenizer, reward: Reward, mean: float, std: float, prompts: Sequence[Prompt],
              gold: Reward, cfg: ProbeConfig, seed: int, max_prompt_length: int | None = None) -> dict[str, Any]:
-    """One RL probe from a copy of ``policy`` (left unchanged): the gold-tracking evaluations, and the realized
-    gold and proxy gains (last evaluation − step 0)."""
+    """One RL probe from ``policy`` (left unchanged: a copy is trained, or with ``cfg.lora_r`` an adapter on it,
+    removed after): the gold-tracking evaluations, and the realized gold and proxy gains (last evaluation − step
+    0)."""
     args = RLOOArgs(algo=cfg.algo, k=cfg.k, kl_coef=cfg.kl_coef, steps=cfg.steps, lr=cfg.lr,
                     optimizer=cfg.optimizer, prompts_per_step=cfg.prompts_per_step,
                     max_new_tokens=cfg.max_new_tokens, max_prompt_length=max_prompt_length, seed=seed,
                     eval_every=max(1, cfg.steps // max(cfg.evaluations, 1)), eval_prompts=cfg.eval_prompts,
                     eval_samples=cfg.eval_samples, dtype="fp32",
-                    max_grad_norm=math.inf if cfg.optimizer == "sgd" else 1.0)
-    student = copy.deepcopy(policy)
-    summary = train_rloo(student, tokenizer, StandardizedReward(reward, mean, std), prompts, args, gold=gold,
-                         progress=False)
-    del student  # and the session's frozen reference with it: freed by reference counting (tested)
+                    max_grad_norm=math.inf if cfg.optimizer == "sgd" else 1.0, lora_r=cfg.lora_r)
+    standardized = StandardizedReward(reward, mean, std)
+    if cfg.lora_r:
+        with restored(policy):  # a fresh adapter on the shared policy, removed on exit
+            summary = train_rloo(policy, tokenizer, standardized, prompts, args, gold=gold, progress=False)
+    else:
+        student = copy.deepcopy(policy)
+        summary = train_rloo(student, tokenizer, standardized, prompts, args, gold=gold, progress=False)
+        del student  # and the session's frozen reference with it: freed by reference counting (tested)
     hist = summary["evaluations"]
     return {"seed": seed, "evaluations": hist, "gold_gain": hist[-1]["gold_mean"] - hist[0]["gold_mean"],
             "proxy_gain": hist[-1]["proxy_mean"] - hist[0]["proxy_mean"], "kl": hist[-1]["kl"],
