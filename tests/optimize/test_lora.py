@@ -138,15 +138,16 @@ def test_lora_target_names_modules(tokenizer):
     assert trainable and all(".attn.c_attn.lora_" in n for n in trainable)
     with pytest.raises(ValueError, match="already holds a LoRA adapter"):
         attach_lora(policy, r=2)
-    with pytest.raises(ValueError, match="rank and an alpha > 0"):
+    with pytest.raises(UserError, match="--lora-r and --lora-alpha must be > 0"):
         attach_lora(pretrained_like(tokenizer), r=0)
     plain = pretrained_like(tokenizer)
     before = {k: v.clone() for k, v in plain.state_dict().items()}
-    with pytest.raises(ValueError, match="lm_head shares its weight with another module"):
+    with pytest.raises(UserError, match="lm_head shares its weight with another module"):
         attach_lora(plain, r=2, target="lm_head")  # GPT-2 ties it to the token embeddings
-    with pytest.raises(ValueError, match="not found"):  # peft's own refusal
+    with pytest.raises(UserError, match="--lora-target 'ln_9': .*not found"):
         attach_lora(plain, r=2, target="ln_9")
     assert plain.state_dict().keys() == before.keys()  # a refused adapter is removed again
+    assert all(p.requires_grad for p in plain.parameters())
 
 
 def test_restored_puts_the_model_back(tokenizer, corpus):

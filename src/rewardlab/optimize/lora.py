@@ -41,28 +41,37 @@ def has_lora(model: torch.nn.Module) -> bool:
 def attach_lora(model: torch.nn.Module, r: int, alpha: int = 16, target: str = "all-linear"):
     """Wrap ``model`` in place with a fresh LoRA adapter of rank ``r`` (α = ``alpha``, ``target``: ``all-linear``
     or comma-separated module names) and freeze its base weights; returns the ``PeftModel`` (for
-    ``disable_adapter``). GPT-2's ``Conv1D`` layers are adapted with ``fan_in_fan_out`` as peft requires."""
+    ``disable_adapter``). GPT-2's ``Conv1D`` layers are adapted with ``fan_in_fan_out`` as peft requires. A bad
+    rank, α or target is a :class:`~rewardlab.errors.UserError` (and leaves ``model`` as it was)."""
     import warnings
 
     from peft import LoraConfig, get_peft_model
 
+    from rewardlab.errors import UserError
+
     if r <= 0 or alpha <= 0:
-        raise ValueError(f"LoRA needs a rank and an alpha > 0, got r={r}, alpha={alpha}")
+        raise UserError(f"--lora-r and --lora-alpha must be > 0 for LoRA, got {r} and {alpha}")
     if has_lora(model):
         raise ValueError("the policy already holds a LoRA adapter (detach_lora first)")
     targets = target if target == "all-linear" else [t.strip() for t in target.split(",") if t.strip()]
     conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, fan_in_fan_out=conv1d)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
-        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")  # refused below
-        peft_model = get_peft_model(model, config)
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+            warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")  # refused below
+            peft_model = get_peft_model(model, config)
+    except ValueError as e:  # peft: "Target modules {...} not found in the base model"
+        raise UserError(f"--lora-target {target!r}: {e}") from None
     uses = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
     tied = [n for n, m in lora_layers(model).items() if uses[id(m.get_base_layer().weight)] > 1]
     if tied or not any(p.requires_grad for p in model.parameters()):
         detach_lora(model)
-        raise ValueError(f"--lora-target {target!r}: " + (f"{tied[0]} shares its weight with another module (tied "
-                         "embeddings), which a merged policy could not keep" if tied else "matches no module"))
+        for p, g in grads:
+            p.requires_grad_(g)
+        raise UserError(f"--lora-target {target!r}: " + (f"{tied[0]} shares its weight with another module (tied "
+                        "embeddings), which a merged policy could not keep" if tied else "matches no module"))
     return peft_model
 
 
