@@ -244,6 +244,28 @@ def _second_pass(path: str | os.PathLike, max_line_bytes: int, split: str | None
         raise UserError(f"{path}: file changed while reading it ({expected} valid rows, then {again.count})")
 
 
+class StreamedPairs:
+    """The pairs of a data file, validated once (:func:`iter_pairs`) and then streamed on every iteration without
+    being held in memory; iterations after the first validate again quietly (a 'tiny' base reads the data twice:
+    its tokenizer is trained on it, then it is tokenized)."""
+
+    def __init__(self, path: str | os.PathLike, split: str | None = None, skip_invalid: bool = False,
+                 skipped_report: str | os.PathLike | None = None):
+        self.kwargs: dict[str, Any] = dict(split=split, skip_invalid=skip_invalid, skipped_report=skipped_report)
+        self.path = path
+        self._first: Iterator[PreferencePair] | None = iter_pairs(path, **self.kwargs)  # errors before any work
+
+    def __iter__(self) -> Iterator[PreferencePair]:
+        import contextlib
+        import io
+
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        with contextlib.redirect_stderr(io.StringIO()):  # its counts were printed by the first pass
+            return iter_pairs(self.path, **self.kwargs)
+
+
 def _load_typed(path: str | os.PathLike, kind: type, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                 skip_invalid: bool = False, skipped_report: str | os.PathLike | None = None,
                 split: str | None = None) -> list:

@@ -3,39 +3,16 @@ and multi-objective ArmoRM heads (``--objective armo``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from rewardlab.train import flag_defaults
 from rewardlab.train.flag_defaults import DTYPE_HELP, shown
 
-
-class StreamedPairs:
-    """The pairs of a data file, validated once (``iter_pairs``) and then streamed on every iteration without being
-    held in memory; iterations after the first validate again quietly (a 'tiny' base reads the data twice: its
-    tokenizer is trained on it, then it is tokenized)."""
-
-    def __init__(self, path: Path, split: str | None = None, skip_invalid: bool = False,
-                 skipped_report: Path | None = None):
-        from rewardlab.data.load import iter_pairs
-
-        self.kwargs = dict(split=split, skip_invalid=skip_invalid, skipped_report=skipped_report)
-        self.path = path
-        self._first: Iterator | None = iter_pairs(path, **self.kwargs)  # validates now: errors before any work
-
-    def __iter__(self) -> Iterator:
-        import contextlib
-        import io
-
-        from rewardlab.data.load import iter_pairs
-
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        with contextlib.redirect_stderr(io.StringIO()):  # its counts were printed by the first pass
-            return iter_pairs(self.path, **self.kwargs)
+if TYPE_CHECKING:
+    from rewardlab.train.launch import TrainResult
 
 
 def _str(path: Path | None) -> str | None:
@@ -131,11 +108,9 @@ def train(
     is validated before training starts; the output directory is checked before any work (a previous run there
     needs --resume or --overwrite; it must not be an input) and locked: a second run into it exits 2 instead of
     interleaving its metrics with ours."""
-    from rewardlab.data.load import load_pairs
     from rewardlab.errors import UserError
-    from rewardlab.io import check_not_an_input, check_output_dir, output_lock
+    from rewardlab.train.launch import run_training
     from rewardlab.train.options import load_options, render_config
-    from rewardlab.train.rundir import check_run_output
 
     flags = dict(objective=objective, data=_str(data), eval=_str(eval_data), split=split, eval_split=eval_split,
                  skip_invalid=skip_invalid, rated=_str(rated), verbosity=verbosity, ridge=ridge, beta=beta,
@@ -157,85 +132,30 @@ def train(
     if print_config:
         typer.echo(render_config(opts.objective, opts.values(), flags=flags), nl=False)
         return
-    run, cfg, objective = opts.run, opts.cfg, opts.objective
-    if run.data is None:
-        raise UserError("--data is required (or set 'data' in --config)")
-    if "output" not in opts.origin:
-        raise UserError("--output is required (or set 'output' in --config)")
-    data, eval_data = Path(run.data), Path(run.eval) if run.eval else None
-    split, eval_split = run.split, run.eval_split
-    same_dir = eval_data is not None and data.is_dir() and data.resolve() == eval_data.resolve()
-    if same_dir and eval_split is None:
-        typer.echo(f"warning: --eval {eval_data} is --data with the same split: the eval accuracy is measured on "
-                   "training rows (choose a held-out split with --eval-split)", err=True)
-    eval_split = eval_split or split
-    if objective == "armo":
-        from rewardlab.data.load import load_rated
-        from rewardlab.train.multiobjective import train_armo
+    result = run_training(opts, config=config, resume=resume, overwrite=overwrite,
+                          log=lambda line: typer.echo(line, err=True))
+    _print_result(result)
 
-        if cfg.rated is None:
-            raise UserError("--objective armo needs --rated FILE (or 'rated' in --config)")
-        if resume:
-            raise UserError("--resume is not supported for --objective armo (it trains in seconds)")
-        out, rated = Path(cfg.output), Path(cfg.rated)
-        check_output_dir(out)
-        check_not_an_input(out, {"--data": data, "--eval": eval_data, "--rated": rated, "--base": cfg.base,
-                                 "--config": config})
-        with output_lock(out):
-            summary = train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=cfg.base,
-                                 output=out, verbosity=cfg.verbosity, ridge=cfg.ridge,
-                                 eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
-                                 epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, max_length=cfg.max_length)
-        typer.echo(f"attributes {', '.join(summary['attributes'])}; gate train accuracy "
-                   f"{summary['metrics']['train_accuracy']:.4f}")
-        if "eval_accuracy" in summary["metrics"]:
-            typer.echo(f"eval accuracy {summary['metrics']['eval_accuracy']:.4f}")
-        typer.echo(f"saved ArmoRM to {out}")
+
+def _print_result(result: TrainResult) -> None:
+    """What was trained and where (a PRM run prints its own; a non-main process of a distributed run nothing)."""
+    m = result.summary.get("metrics")
+    if result.objective == "prm" or m is None:
         return
-
-    skip_invalid = run.skip_invalid
-    out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)  # before reading any data
-    check_not_an_input(out, {"--data": data, "--eval": eval_data, "--config": config, "--base": cfg.base,
-                             "--reference": getattr(cfg, "reference", None), "--chat-template": cfg.chat_template},
-                       contains=overwrite)  # --overwrite deletes the run directory's contents
-    with output_lock(out):  # one writer: a second run would interleave its rows in metrics.jsonl
-        if objective == "prm":
-            from rewardlab.train.prm import train_prm_command
-
-            train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
-                              skip_invalid=skip_invalid, eval_split=eval_split)
-            return
-        if objective == "dpo" and resume:
-            raise UserError("--resume is not supported for --objective dpo")
-        import shutil
-        import tempfile
-
-        tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
-        try:
-            pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
-            eval_pairs = StreamedPairs(eval_data, eval_split) if eval_data else None
-            if objective == "dpo":
-                from rewardlab.train.dpo import train_dpo
-
-                m = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))["metrics"]
-                if (tmp / "skipped.txt").exists():
-                    shutil.move(tmp / "skipped.txt", out / "skipped.txt")
-                if "eval_accuracy" in m:
-                    typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
-                typer.echo(f"saved DPO policy to {cfg.output} (reward spec: dpo:{cfg.output})")
-                return
-            from rewardlab.train.trainer import train_reward_model
-
-            summary = train_reward_model(pairs, cfg, eval_pairs, resume=resume, overwrite=overwrite,
-                                         skipped_report=tmp / "skipped.txt", origin=str(data))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if "metrics" not in summary:  # a non-main process of a distributed run: the main one reports
-            return
-        m = summary["metrics"]
+    if result.objective == "armo":
+        typer.echo(f"attributes {', '.join(result.summary['attributes'])}; gate train accuracy "
+                   f"{m['train_accuracy']:.4f}")
         if "eval_accuracy" in m:
             typer.echo(f"eval accuracy {m['eval_accuracy']:.4f}")
-        typer.echo(f"saved reward model to {cfg.output}")
+        typer.echo(f"saved ArmoRM to {result.output}")
+    elif result.objective == "dpo":
+        if "eval_accuracy" in m:
+            typer.echo(f"eval implicit-reward accuracy {m['eval_accuracy']:.4f}")
+        typer.echo(f"saved DPO policy to {result.output} (reward spec: dpo:{result.output})")
+    else:
+        if "eval_accuracy" in m:
+            typer.echo(f"eval accuracy {m['eval_accuracy']:.4f}")
+        typer.echo(f"saved reward model to {result.output}")
 
 
 def register(app: typer.Typer) -> None:
