@@ -89,3 +89,28 @@ def test_prompts_split_of_a_datasetdict(setup, corpus):
     invoke(["bon", *args[:-2], "-o", str(tmp / "bon"), "--n", "2", "--split", "test"])
     summary = json.loads((tmp / "bon" / "summary.json").read_text())
     assert summary["n_prompts"] == 3
+
+
+def test_lora_run_saves_a_plain_policy_usable_as_policy(setup):
+    """--lora-r: the summary records it, checkpoint/ holds the adapter alone, policy/ is a plain causal LM that
+    transformers loads and that the next run takes as --policy; a tied target is a UserError (one line, exit 2)."""
+    from transformers import AutoModelForCausalLM
+
+    from rewardlab.errors import UserError
+
+    tmp, common = setup
+    out = tmp / "lora"
+    invoke(["grpo", *common, "-o", str(out), "--steps", "2", "--k", "2", "--lora-r", "4", "--lora-alpha", "8",
+            "--lora-target", "c_attn,c_fc", "--lr", "1e-2"])
+    args = json.loads((out / "summary.json").read_text())["args"]
+    assert (args["lora_r"], args["lora_alpha"], args["lora_target"]) == (4, 8, "c_attn,c_fc")
+    assert (out / "checkpoint" / "adapter" / "adapter_model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(out / "policy")
+    assert not any("lora" in k for k in model.state_dict())
+    common_next = [x if x != "tiny" else str(out / "policy") for x in common]
+    invoke(["rloo", *common_next, "-o", str(tmp / "next"), "--steps", "1", "--lora-r", "2"])
+    assert json.loads((tmp / "next" / "summary.json").read_text())["evaluations"][0]["kl"] == 0.0
+    result = CliRunner().invoke(app, ["optimize", "rloo", *common, "-o", str(tmp / "tied"), "--steps", "1",
+                                      "--lora-r", "2", "--lora-target", "lm_head"])
+    assert isinstance(result.exception, UserError) and "lm_head shares its weight" in str(result.exception)
+    assert not (tmp / "tied").exists()

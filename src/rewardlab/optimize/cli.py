@@ -59,6 +59,12 @@ EVAL_SAMPLES_OPTION = typer.Option(EVAL_SAMPLES, "--eval-samples", help="Samples
 SAVE_EVERY = typer.Option(10, "--save-every", help="Steps between checkpoints, so a killed run continues with "
                           "--resume (0: only at the end).")
 RESUME = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint if present.")
+LORA_R = typer.Option(0, "--lora-r", help="LoRA rank on the policy (0: full fine-tuning). R > 0 trains only a fresh "
+                      "adapter, and the KL reference is the policy with the adapter off instead of a frozen copy; "
+                      "policy/ is saved merged (a plain HF causal LM).")
+LORA_ALPHA = typer.Option(16, "--lora-alpha", help="LoRA scaling α (the adapter's update is scaled by α / R).")
+LORA_TARGET = typer.Option("all-linear", "--lora-target", help="Modules given an adapter: all-linear or "
+                           "comma-separated module names.")
 
 
 def _cost(steps: int, prompts: int, k: int, eval_every: int, unit: str) -> str:
@@ -144,7 +150,7 @@ def rloo_command(
     loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
     prompts_per_step: int = PG_PROMPTS_PER_STEP, lr: float = PG_LR, eval_every: int = PG_EVAL_EVERY_OPTION,
     eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
-    resume: bool = RESUME,
+    resume: bool = RESUME, lora_r: int = LORA_R, lora_alpha: int = LORA_ALPHA, lora_target: str = LORA_TARGET,
     dense: bool = typer.Option(False, "--dense", help="A prm: reward's per-step rewards as per-token returns "
                                "(Fine-Grained RLHF) instead of one score."),
 ) -> None:
@@ -158,7 +164,8 @@ def rloo_command(
                      top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
     args = RLOOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
                     prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
-                    eval_samples=eval_samples, save_every=save_every, resume=resume, dense=dense)
+                    eval_samples=eval_samples, save_every=save_every, resume=resume, dense=dense,
+                    lora_r=lora_r, lora_alpha=lora_alpha, lora_target=lora_target)
     _report(run_optimization(train_rloo, args, run, uwo_default=0.1, log=_err), output)
 
 
@@ -176,7 +183,7 @@ def grpo_command(
     loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
     prompts_per_step: int = PG_PROMPTS_PER_STEP, lr: float = PG_LR, eval_every: int = PG_EVAL_EVERY_OPTION,
     eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
-    resume: bool = RESUME,
+    resume: bool = RESUME, lora_r: int = LORA_R, lora_alpha: int = LORA_ALPHA, lora_target: str = LORA_TARGET,
 ) -> None:
     """GRPO: group-normalized advantages, k3 KL to the initial policy in the loss."""
     from rewardlab.optimize.rloo import GRPOArgs, train_grpo
@@ -188,7 +195,8 @@ def grpo_command(
                      top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
     args = GRPOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
                     prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
-                    eval_samples=eval_samples, save_every=save_every, resume=resume)
+                    eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
+                    lora_alpha=lora_alpha, lora_target=lora_target)
     _report(run_optimization(train_grpo, args, run, uwo_default=0.1, log=_err), output)
 
 
@@ -208,7 +216,7 @@ def raft_command(
                                         "for fine-tuning."),
     sft_epochs: int = typer.Option(1, "--sft-epochs"),
     eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
-    resume: bool = RESUME,
+    resume: bool = RESUME, lora_r: int = LORA_R, lora_alpha: int = LORA_ALPHA, lora_target: str = LORA_TARGET,
 ) -> None:
     """RAFT: sample K, keep the best per prompt, fine-tune on it, repeat."""
     from rewardlab.optimize.raft import RAFTArgs, train_raft
@@ -220,7 +228,8 @@ def raft_command(
                      top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
     args = RAFTArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
                     keep_fraction=keep_fraction, sft_epochs=sft_epochs, eval_prompts=eval_prompts,
-                    eval_samples=eval_samples, save_every=save_every, resume=resume)
+                    eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
+                    lora_alpha=lora_alpha, lora_target=lora_target)
     _report(run_optimization(train_raft, args, run, uwo_default=0.5, log=_err), output)
 
 
@@ -241,7 +250,7 @@ def dpo_command(
                             "OpenRLHF) | previous (the policy at the start of each iteration)."),
     epochs: int = typer.Option(2, "--epochs"),
     eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
-    resume: bool = RESUME,
+    resume: bool = RESUME, lora_r: int = LORA_R, lora_alpha: int = LORA_ALPHA, lora_target: str = LORA_TARGET,
 ) -> None:
     """Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = the initial policy."""
     from rewardlab.optimize.dpo import OnlineDPOArgs, train_online_dpo
@@ -253,7 +262,8 @@ def dpo_command(
                      top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
     args = OnlineDPOArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
                          beta=beta, ref=ref, epochs=epochs, eval_prompts=eval_prompts, eval_samples=eval_samples,
-                         save_every=save_every, resume=resume)
+                         save_every=save_every, resume=resume, lora_r=lora_r, lora_alpha=lora_alpha,
+                         lora_target=lora_target)
     _report(run_optimization(train_online_dpo, args, run, uwo_default=0.5, log=_err), output)
 
 
