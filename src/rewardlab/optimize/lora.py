@@ -5,18 +5,18 @@ the same model object) with a fresh adapter (B = 0: the adapted policy starts eq
 base weight; only the adapter is trained. The KL reference π₀ is then the same modules with the adapter switched
 off (:class:`AdapterOff`, ``with peft_model.disable_adapter():``) instead of a frozen deep copy of the policy.
 
-Memory: full fine-tuning holds the policy (fp32), a second copy of it as the reference (in ``--dtype``), a gradient
-for every weight and AdamW's two moments (fp32) per weight, about 4 + 2 + 4 + 8 = 18 bytes per parameter in bf16;
-with LoRA the base is held once (4 bytes per parameter in fp32), and gradients and optimizer state exist only for the
-adapter (r·(d_in + d_out) per adapted matrix, well under 1% of the parameters at small r): the reference copy
-alone saved is the size of the model in ``--dtype``.
+Memory, per parameter of the policy: full fine-tuning holds the fp32 master weights (4 bytes), the frozen reference
+copy in ``--dtype`` (2 in bf16/fp16, 4 in fp32), an fp32 gradient (4) and AdamW's two fp32 moments (8): 18 bytes in
+bf16. With LoRA the base is held once (4 bytes); gradients and AdamW state exist only for the adapter, r·(d_in + d_out)
+values per adapted d_out × d_in matrix (a fraction ≈ 2r/d of it: 3% at r = 16, d = 1024). Dropping the reference
+copy alone saves the model's size in ``--dtype``. Activations are about as in full fine-tuning.
 
 Saving: the run's ``policy/`` is a plain HF causal-LM directory (loads with ``AutoModelForCausalLM``, usable as
-``--policy`` anywhere): :func:`merged_state_dict` merges the adapter layer by layer into CPU tensors
-(W + ΔW, exactly what peft's ``merge_and_unload`` computes), so no second copy of the model is made on the device and
-the base weights in memory stay bit-identical. Checkpoints (``--resume``) hold the adapter alone
-(``checkpoint/adapter``, peft's format). After a run the adapter stays attached (the policy object computes the
-trained policy); :func:`detach_lora` removes it and gives the untouched base back.
+``--policy`` anywhere): :func:`merged_state_dict` merges the adapter layer by layer into CPU tensors (W + ΔW, what
+peft's ``merge_and_unload`` computes; the merged copy lives in host memory while it is written), so no second copy
+of the model is made on the device and the base weights stay bit-identical. Checkpoints (``--resume``) hold the
+adapter alone (``checkpoint/adapter``, peft's format). After a run the adapter stays attached (the policy object
+computes the trained policy); :func:`detach_lora` removes it and gives the untouched base back.
 """
 
 from __future__ import annotations
