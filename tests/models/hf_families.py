@@ -126,3 +126,26 @@ def save_family(family: str, corpus, out: Path, num_labels: int = 1, seed: int =
     from transformers import AutoTokenizer
 
     return AutoModelForSequenceClassification.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+
+
+def save_openrlhf(corpus, out: Path, mean: float = 0.3, std: float = 2.0, seed: int = 3):
+    """OpenRLHF's ``train_rm`` layout at ``out``: a tiny Llama base model under its prefix (``model.``) + a bias-free
+    ``value_head``, ``architectures: [RewardModel]`` and ``normalize_reward`` with ``mean``/``std`` in config.json;
+    returns ``(tokenizer, config, base model, head weight [1, hidden])``."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import LlamaModel
+
+    tok = family_tokenizer("llama", corpus)
+    config = family_config("llama", tok)
+    torch.manual_seed(seed)
+    base = LlamaModel(config).eval()
+    head = torch.randn(1, config.hidden_size)
+    state = {f"model.{k}": v for k, v in base.state_dict().items()} | {"value_head.weight": head}
+    out.mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
+    cfg = config.to_dict() | {"architectures": ["RewardModel"], "normalize_reward": True, "mean": mean, "std": std}
+    (out / "config.json").write_text(json.dumps(cfg))
+    tok.save_pretrained(out)
+    return tok, config, base, head

@@ -133,23 +133,13 @@ def test_openrlhf_reward_model_with_normalization(tmp_path, corpus):
     every sequence ending with eos as OpenRLHF's serve_rm (`tokenizer(query + eos)`) and RewardDataset build it
     (the reward is read there; without it the scores were those of another position)."""
     from fastapi.testclient import TestClient
-    from transformers import AutoModel, LlamaModel
+    from transformers import AutoModel
 
     from rewardlab.serve.app import create_app
-    from tests.models.hf_families import family_config, family_tokenizer
+    from tests.models.hf_families import save_openrlhf
 
-    tok = family_tokenizer("llama", corpus)
-    config = family_config("llama", tok)
-    torch.manual_seed(3)
-    base = LlamaModel(config).eval()
-    head = torch.randn(1, config.hidden_size)
-    state = {f"model.{k}": v for k, v in base.state_dict().items()} | {"value_head.weight": head}
     out = tmp_path / "openrlhf_rm"
-    out.mkdir()
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
-    cfg = config.to_dict() | {"architectures": ["RewardModel"], "normalize_reward": True, "mean": 0.3, "std": 2.0}
-    (out / "config.json").write_text(json.dumps(cfg))
-    tok.save_pretrained(out)
+    tok, config, base, head = save_openrlhf(corpus, out, mean=0.3, std=2.0)
     reward = load_reward(str(out), device="cpu")
     ref_base = AutoModel.from_config(config)
     ref_base.load_state_dict(base.state_dict())
