@@ -106,11 +106,38 @@ def test_dpo_bucket_and_mixed_precision_are_applied(pair_rows, tmp_path):
 
 
 def test_dpo_refuses_what_it_does_not_do(pair_rows, tmp_path):
-    with pytest.raises(UserError, match="save_every"):
-        DPOConfig.from_dict({"save_every": 5})
     with pytest.raises(UserError, match="bt only"):
         DPOConfig.from_dict({"drop_ties": False})
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="fp16 needs a CUDA device"):
             dpo_run(pairs_from(pair_rows)[:8], tmp_path / "fp16", mixed_precision="fp16")
         assert not (tmp_path / "fp16").exists()
+
+
+def test_dpo_resume_from_a_mid_epoch_checkpoint_gives_identical_weights(pair_rows, tmp_path):
+    """As BT's and PRM's: a run cut after its step-3 checkpoint (mid-epoch: 5 steps an epoch) and resumed trains to
+    the same weights, bit for bit, and logs every step once (the rows after the checkpoint are dropped)."""
+    import shutil
+
+    pairs = pairs_from(pair_rows)[:40]
+    kw = dict(max_steps=0, epochs=2, save_every=3, keep_checkpoints=10, disable_dropout=False)  # dropout: RNG too
+    ref, ref_losses, ref_out = dpo_run(pairs, tmp_path / "ref", **kw)
+    cut = tmp_path / "cut"
+    shutil.copytree(ref_out, cut)
+    for f in ("model.safetensors", "rewardlab_dpo.json", "run.json"):
+        (cut / f).unlink()
+    for ck in (cut / "checkpoints").glob("step-*"):
+        if int(ck.name.split("-")[1]) > 3:  # as if killed after logging step 10, its last checkpoint at step 3
+            shutil.rmtree(ck)
+    cfg = DPOConfig(output=str(cut), max_length=48, tiny_vocab=256, tiny_layers=1, tiny_embd=32, lr=3e-3, log_every=1,
+                    batch_size=8, bucket=False, **kw)
+    resumed = train_dpo(pairs, cfg, progress=False, resume=True)
+    rows = [json.loads(x) for x in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert [r["loss"] for r in rows] == ref_losses  # steps 4..10 done again, to the same losses
+    assert resumed["metrics"]["steps"] == 10 and resumed["metrics"]["pairs_seen"] == ref["metrics"]["pairs_seen"] == 80
+    a, b = weights(ref_out), weights(cut)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
+

@@ -8,12 +8,14 @@ Each optimizer step runs chosen and rejected of a minibatch through the policy i
 
 (``label_smoothing`` ε: the cDPO variant). Logged per step: loss, implicit-reward accuracy (r_w > r_l), margin.
 
-Shared options, as in the BT trainer: ``grad_accum`` (up to that many micro-batches a step; an epoch's last step may
-hold fewer and averages over those), ``bucket`` (length-bucketed batches, see ``train.batches.make_batches``),
-``mixed_precision`` (``auto``: bf16 autocast on a GPU that supports it, else fp32; ``bf16`` autocast anywhere;
-``fp16`` autocast + gradient scaling, CUDA only; the reference log-probs are computed under the same autocast),
-``gradient_checkpointing`` and ``device``. **Refused** with a UserError: ``save_every`` (a DPO run writes no
-checkpoints and cannot ``--resume``), and the BT-only options in :data:`IGNORED`.
+The loop is :mod:`rewardlab.train.engine`'s (:class:`DPOObjective`), as for BT, with its shared options:
+``grad_accum`` (up to that many micro-batches a step; an epoch's last step may hold fewer and averages over those),
+``bucket`` (length-bucketed batches, see ``train.batches.make_batches``), ``mixed_precision`` (``auto``: bf16 autocast
+on a GPU that supports it, else fp32; ``bf16`` autocast anywhere; ``fp16`` autocast + gradient scaling, CUDA only;
+the reference log-probs are computed under the same autocast), ``gradient_checkpointing``, ``device``, and
+checkpoints (``save_every``, each epoch's end) that ``--resume`` continues from (the reference log-probs are computed
+again: π_ref is the same frozen model). **Refused** with a UserError: the BT-only options in :data:`IGNORED`, and
+``accelerate launch`` with several processes.
 The output directory is a ``save_pretrained`` causal LM (safetensors) + tokenizer, plus ``rewardlab_dpo.json``
 (β, reference path, max_length, metrics) so that ``dpo:OUTPUT`` or the bare path loads it as an
 :class:`~rewardlab.rewards.implicit.ImplicitDPOReward`. A tiny base's reference is saved to ``OUTPUT/reference``.
@@ -22,9 +24,6 @@ The output directory is a ``save_pretrained`` causal LM (safetensors) + tokenize
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,12 @@ from rewardlab.errors import UserError
 from rewardlab.models.backbone import disable_dropout, load_causal_lm
 from rewardlab.models.formats.dpo import save_manifest
 from rewardlab.models.policy_logps import policy_inputs, sequence_logps
-from rewardlab.train.batches import make_batches, steps_per_epoch
+from rewardlab.train.batches import EpochPlan, steps_per_epoch
 from rewardlab.train.config import Problem, TrainConfig, opt
 from rewardlab.train.encode import data_hash
+from rewardlab.train.engine import Engine, Loop, Objective
 from rewardlab.train.losses import dpo_loss
-from rewardlab.train.rundir import check_run_output, clear_run
+from rewardlab.train.rundir import check_run_output, clear_run, run_identity
 from rewardlab.train.trainer import enable_gradient_checkpointing
 
 # BT-only options; refused when set for DPO
@@ -58,8 +58,6 @@ class DPOConfig(TrainConfig):
 
     def problems(self) -> list[Problem]:
         problems = super().problems()
-        if self.save_every:
-            problems.append(("save_every", "a DPO run writes no checkpoints (it cannot --resume); drop it"))
         if self.beta <= 0:
             problems.append(("beta", "must be > 0"))
         defaults = TrainConfig()
@@ -72,13 +70,15 @@ def _texts(x: Any) -> list[str]:
     return [x] if isinstance(x, str) else [m["content"] for m in x]
 
 
-def build_policy(cfg: DPOConfig, pairs: list[PreferencePair]) -> tuple[Any, Any]:
-    """(policy, tokenizer): 'tiny' (tokenizer trained on the pairs' texts, random tiny GPT-2) or an HF directory."""
+def build_policy(cfg: DPOConfig, pairs: list[PreferencePair], tokenizer=None) -> tuple[Any, Any]:
+    """(policy, tokenizer): 'tiny' (tokenizer trained on the pairs' texts, or ``tokenizer``: a resumed run's; random
+    tiny GPT-2) or an HF directory."""
     if cfg.base == "tiny":
         from rewardlab.models.tiny import tiny_causal_lm, train_tiny_tokenizer
 
-        texts = [t for p in pairs for x in (p.prompt, p.chosen, p.rejected) for t in _texts(x)]
-        tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
+        if tokenizer is None:
+            texts = [t for p in pairs for x in (p.prompt, p.chosen, p.rejected) for t in _texts(x)]
+            tokenizer = train_tiny_tokenizer(texts, vocab_size=cfg.tiny_vocab)
         policy = tiny_causal_lm(tokenizer, seed=cfg.seed, n_layer=cfg.tiny_layers, n_embd=cfg.tiny_embd,
                                 n_positions=max(256, cfg.max_length))
         return policy, tokenizer
@@ -115,20 +115,6 @@ def dpo_lengths(data: EncodedDPO) -> list[int]:
                                                                                 data.rejected)]
 
 
-def precision(cfg: DPOConfig, device: torch.device) -> tuple[Callable[[], AbstractContextManager], Any]:
-    """``(autocast context factory, GradScaler or None)`` for ``cfg.mixed_precision`` (see the module docstring)."""
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-    if mp == "fp16" and device.type != "cuda":
-        raise UserError("--mixed-precision fp16 needs a CUDA device (use bf16 or no)")
-    if mp == "no":
-        return nullcontext, None
-    dtype = torch.bfloat16 if mp == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if mp == "fp16" else None
-    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
-
-
 def pair_logps(model, data: EncodedDPO, idx: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probs of chosen and rejected for pairs ``idx``, one forward of ``2b`` sequences (with grad)."""
     from rewardlab.models.generation import sequence_logprobs
@@ -150,26 +136,71 @@ def implicit_accuracy(policy, reference, data: EncodedDPO, beta: float, pad_id: 
     return {"accuracy": (margin > 0).float().mean().item(), "margin": margin.mean().item()}
 
 
+class DPOObjective(Objective):
+    """The DPO objective: batches of pairs, the weighted DPO loss against the precomputed reference log-probs
+    (``ref_c``, ``ref_r``), the implicit reward's accuracy and margin, and :func:`implicit_accuracy` on the eval
+    pairs at each epoch's end (under autocast, as training)."""
+
+    name, unit = "dpo", "pairs"
+    shown, eval_shown = ("reward_accuracy", "acc"), ("eval_accuracy", "eval implicit-reward accuracy")
+
+    def __init__(self, train: EncodedDPO, ref_c: torch.Tensor, ref_r: torch.Tensor, cfg: DPOConfig, pad_id: int,
+                 reference: Any = None, eval_data: EncodedDPO | None = None):
+        self.train, self.ref_c, self.ref_r, self.cfg, self.pad_id = train, ref_c, ref_r, cfg, pad_id
+        self.weight = train.weight.to(ref_c.device)
+        self.lengths = dpo_lengths(train)
+        self.reference, self.eval_data = reference, eval_data
+
+    def plan(self, epoch: int, world: int) -> EpochPlan:
+        return EpochPlan.build(self.lengths, self.cfg.batch_size, self.cfg.seed, epoch, self.cfg.bucket, world)
+
+    def loss(self, model, idx: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
+        beta, ref_c, ref_r = self.cfg.beta, self.ref_c[idx], self.ref_r[idx]
+        lc, lr_ = pair_logps(model, self.train, idx, self.pad_id)
+        per_pair = dpo_loss(lc, lr_, ref_c, ref_r, beta, self.cfg.label_smoothing)
+        w = self.weight[idx]
+        loss = (per_pair.float() * w).sum() / w.sum().clamp_min(1e-8)
+        return loss, beta * ((lc - ref_c) - (lr_ - ref_r)).detach().float()
+
+    def metrics(self, stats: list[torch.Tensor]) -> dict[str, float]:
+        margin = torch.cat(stats)
+        return {"reward_accuracy": (margin > 0).float().mean().item(), "reward_margin": margin.mean().item()}
+
+    def evaluate(self, model, accelerator) -> dict[str, float] | None:
+        if self.eval_data is None:
+            return None
+        model.eval()
+        with accelerator.autocast():
+            result = implicit_accuracy(model, self.reference, self.eval_data, self.cfg.beta, self.pad_id)
+        model.train()
+        return {f"eval_{k}": v for k, v in result.items()}
+
+
 def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[PreferencePair] | None = None,
-              progress: bool = True, overwrite: bool = False, origin: str = "data") -> dict[str, Any]:
+              progress: bool = True, overwrite: bool = False, origin: str = "data",
+              resume: bool = False) -> dict[str, Any]:
     """Train a DPO policy on ``pairs`` and save it to ``cfg.output``. Returns the run summary (also ``run.json``).
 
     The output directory is checked first and created (or, with ``overwrite``, cleared) only once the data is
-    tokenized and known to make at least one batch (see :mod:`rewardlab.train.rundir`)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    tokenized and known to make at least one batch (see :mod:`rewardlab.train.rundir`); ``resume`` continues the
+    run from its last checkpoint (a tiny base's tokenizer is part of the run's state: ``checkpoints/tokenizer``)."""
     from rewardlab.io import write_json_atomic
-    from rewardlab.models.device import resolve_device
-    from rewardlab.tracking import RunTracker
 
-    out = check_run_output(cfg.output, resume=False, overwrite=overwrite)
-    tracker = RunTracker(cfg.report_to, out, "dpo", cfg.to_dict())  # a missing package fails here, before any work
+    out = check_run_output(cfg.output, resume=resume, overwrite=overwrite)
+    engine = Engine(Loop.from_config(cfg), "dpo", out, resume, progress)  # a precision or tracker we lack fails here
+    if engine.world > 1:
+        raise UserError("--objective dpo trains in one process (no `accelerate launch` data parallelism yet)")
     pairs = list(pairs)
     eval_pairs = list(eval_pairs) if eval_pairs is not None else None
-    device = resolve_device(cfg.device)
-    autocast, scaler = precision(cfg, device)
+    device, autocast = engine.device, engine.accelerator.autocast
+    tok_dir = out / "checkpoints" / "tokenizer"
+    saved_tok = None
+    if resume and cfg.base == "tiny" and tok_dir.exists():
+        from transformers import AutoTokenizer
+
+        saved_tok = AutoTokenizer.from_pretrained(tok_dir)
     torch.manual_seed(cfg.seed)
-    policy, tokenizer = build_policy(cfg, pairs)
+    policy, tokenizer = build_policy(cfg, pairs, saved_tok)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     pad_id = int(tokenizer.pad_token_id)
@@ -189,81 +220,20 @@ def train_dpo(pairs: list[PreferencePair], cfg: DPOConfig, eval_pairs: list[Pref
     train = encode_dpo_pairs(pairs, tokenizer, cfg.max_length)
     print(f"train data: {train.stats.summary()}")
     evald = encode_dpo_pairs(eval_pairs, tokenizer, cfg.max_length) if eval_pairs else None
-    per_epoch = steps_per_epoch(len(pairs), cfg.batch_size, cfg.grad_accum, 1, origin)
+    steps_per_epoch(len(pairs), cfg.batch_size, cfg.grad_accum, 1, origin)
     with autocast():
         ref_c = sequence_logps(reference, [p for p, _ in train.prompt], train.chosen, pad_id).to(device)
         ref_r = sequence_logps(reference, [p for _, p in train.prompt], train.rejected, pad_id).to(device)
-    weight = train.weight.to(device)
-    lengths = dpo_lengths(train)
-
-    total = cfg.total_steps(per_epoch)
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.resolved_lr(),
-                                  weight_decay=cfg.weight_decay)
-    warmup = int(cfg.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, then linear decay to 0
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     if overwrite:
         clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "metrics.jsonl").open("w")
-    bar = Progress(TextColumn("[bold]dpo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn(), disable=not progress)
-    step, epoch, final, pairs_seen = 0, 0, {}, 0
-    policy.train()
-    with bar:
-        task = bar.add_task("dpo", total=total, info="")
-        while step < total:
-            micro = make_batches(lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket)
-            for b in range(0, len(micro), cfg.grad_accum):
-                if step >= total:
-                    break
-                group = micro[b : b + cfg.grad_accum]
-                loss_sum, margins = 0.0, []
-                for idx in group:  # gradient accumulation: the mean over the micro-batches actually in this step
-                    with autocast():
-                        lc, lr_ = pair_logps(policy, train, idx, pad_id)
-                        per_pair = dpo_loss(lc, lr_, ref_c[idx], ref_r[idx], cfg.beta, cfg.label_smoothing)
-                        w = weight[idx]
-                        loss = (per_pair.float() * w).sum() / w.sum().clamp_min(1e-8) / len(group)
-                    (scaler.scale(loss) if scaler else loss).backward()
-                    loss_sum += loss.item()
-                    margins.append(cfg.beta * ((lc - ref_c[idx]) - (lr_ - ref_r[idx])).detach().float())
-                    pairs_seen += len(idx)
-                if scaler:
-                    scaler.unscale_(optimizer)
-                if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                margin = torch.cat(margins)
-                row = {"step": step, "epoch": epoch, "loss": loss_sum, "reward_accuracy": (margin > 0).float()
-                       .mean().item(), "reward_margin": margin.mean().item(), "lr": scheduler.get_last_lr()[0]}
-                if step % cfg.log_every == 0 or step == total:
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    tracker.log(row)
-                bar.update(task, completed=step, info=f"loss {row['loss']:.3f} acc {row['reward_accuracy']:.2f}")
-            if evald is not None:
-                policy.eval()
-                with autocast():
-                    final = {f"eval_{k}": v for k, v in
-                             implicit_accuracy(policy, reference, evald, cfg.beta, pad_id).items()}
-                policy.train()
-                log.write(json.dumps({"step": step, "epoch": epoch, **final}) + "\n")
-                log.flush()
-                tracker.log({"step": step, "epoch": epoch, **final})
-                bar.console.print(f"epoch {epoch}: eval implicit-reward accuracy {final['eval_accuracy']:.3f}")
-            epoch += 1
-    log.close()
-    tracker.close()
+    if not tok_dir.exists():
+        tokenizer.save_pretrained(tok_dir)
+    result = engine.fit(DPOObjective(train, ref_c, ref_r, cfg, pad_id, reference, evald), policy,
+                        run_identity(cfg, data_hash(pairs), 1))
     policy.eval()
-    metrics = {**final, "steps": step, "train_pairs": len(pairs), "pairs_seen": pairs_seen}
+    final = {k: v for k, v in result.final.items() if k not in ("epoch", "step")}
+    metrics = {**final, "steps": result.step, "train_pairs": len(pairs), "pairs_seen": result.seen}
     policy.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     if ref_path == "reference":
