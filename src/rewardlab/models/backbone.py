@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from rewardlab.errors import UserError
+from rewardlab.models.formats.base import is_model_dir
 from rewardlab.models.reward_model import ENCODER_TYPES
 
 
@@ -31,7 +32,7 @@ def gguf_to_safetensors(gguf_file: str | os.PathLike, cache_dir: str | os.PathLi
     gguf_file = Path(gguf_file)
     cache = Path(cache_dir or os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab"))
     out = cache / f"gguf-{gguf_file.stem}"
-    if (out / "config.json").exists():
+    if is_model_dir(out):  # converted before
         return out
     tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
@@ -79,7 +80,7 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     p = packaged_model(str(path)) if str(path) in ("minilm", "smollm2") else Path(local_model_path(str(path)))
     if p.suffix == ".gguf":
         p = gguf_to_safetensors(p)
-    if not (p / "config.json").exists():
+    if not is_model_dir(p):
         raise UserError(f"{path}: not a model directory (no config.json) — use 'tiny' or a local HF model dir")
     return p
 

@@ -83,6 +83,11 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
         raise UserError(f"{path}:1: cannot read the {what} ({e})") from None
 
 
+def is_model_dir(path: str | os.PathLike) -> bool:
+    """A transformers model directory (it has a ``config.json``): a base model, a policy, or any format above."""
+    return (Path(path) / CONFIG).exists()
+
+
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """``DIR/config.json`` as a dict (UserError when unreadable)."""
     return read_json(Path(path) / CONFIG, "model config")
