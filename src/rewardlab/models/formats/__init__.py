@@ -2,21 +2,18 @@
 them. Nothing outside this package looks for marker files (``rewardlab.json``, ``adapter_config.json``, ...).
 
 :data:`FORMATS` is the ordered table; the first format whose ``detect`` matches names the directory
-(:func:`detect`). One leaf module per format, each with its ``FORMAT`` record (name, detect, load, manifest file):
+(:func:`detect`). One leaf module per format, each with its ``FORMAT`` record (name, detect, load, manifest file);
+in table order:
 
-==============  =====================================================  =============================================
-name            directory                                              detected by
-==============  =====================================================  =============================================
-``prm``         rewardlab PRM checkpoint / transformers token          ``rewardlab.json`` ``kind: prm``, or a
-                classifier (:mod:`.prm`)                               ``*ForTokenClassification`` config.json
-``micro``       MiCRo mixture (:mod:`.micro`)                          ``router.safetensors``
-``dpo``         DPO policy run (:mod:`.dpo`)                           ``rewardlab_dpo.json``
-``armo``        ArmoRM (:mod:`.armo`)                                  ``armo.safetensors``
-``rewardlab``   BT / k-head rewardlab checkpoint (:mod:`.bt`)          ``rewardlab.json``
-``peft``        PEFT/LoRA SEQ_CLS adapter (:mod:`.peft_adapter`)       ``adapter_config.json``, no ``rewardlab.json``
-``openrlhf``    OpenRLHF reward model (:mod:`.openrlhf`)               a value head (config.json / weight names)
-``transformers`` ``*ForSequenceClassification`` (:mod:`.hf_classifier`)  ``architectures`` in config.json
-==============  =====================================================  =============================================
+1. ``prm`` (:mod:`.prm`): a rewardlab PRM checkpoint (``rewardlab.json`` with ``kind: prm``) or a transformers
+   ``*ForTokenClassification`` directory;
+2. ``micro`` (:mod:`.micro`): a MiCRo mixture, ``router.safetensors`` next to a checkpoint;
+3. ``dpo`` (:mod:`.dpo`): a DPO policy run, ``rewardlab_dpo.json`` next to a causal LM;
+4. ``armo`` (:mod:`.armo`): an ArmoRM, ``armo.safetensors`` next to a checkpoint;
+5. ``rewardlab`` (:mod:`.bt`): a BT / k-head rewardlab checkpoint, ``rewardlab.json``;
+6. ``peft`` (:mod:`.peft_adapter`): a PEFT/LoRA SEQ_CLS adapter, ``adapter_config.json`` without ``rewardlab.json``;
+7. ``openrlhf`` (:mod:`.openrlhf`): an OpenRLHF reward model, a value head named in config.json or the weights;
+8. ``transformers`` (:mod:`.hf_classifier`): a ``*ForSequenceClassification`` in config.json's ``architectures``.
 
 - :func:`load` loads a directory as its format: a :class:`Loaded` carrying model, tokenizer, manifest and rendering
   once (a chat-template override is applied by :meth:`Loaded.with_chat_template`, nowhere else). It unpacks as
