@@ -114,3 +114,45 @@ def test_lora_run_saves_a_plain_policy_usable_as_policy(setup):
                                       "--lora-r", "2", "--lora-target", "lm_head"])
     assert isinstance(result.exception, UserError) and "lm_head shares its weight" in str(result.exception)
     assert not (tmp / "tied").exists()
+
+
+@pytest.mark.parametrize("cmd,module,loop,args_cls,flags,expected", [
+    ("bon", "best_of_n", "run_best_of_n", "BoNArgs", ["--n", "5", "--ns", "1", "--ns", "5"],
+     {"n_max": 5, "ns": [1, 5]}),
+    ("rloo", "rloo", "train_rloo", "RLOOArgs", ["--steps", "3", "--k", "4", "--dense"],
+     {"steps": 3, "k": 4, "dense": True, "kl_coef": 0.05}),
+    ("grpo", "rloo", "train_grpo", "GRPOArgs", ["--steps", "2", "--loss", "ppo"],
+     {"steps": 2, "k": 8, "loss": "ppo", "algo": "grpo"}),
+    ("raft", "raft", "train_raft", "RAFTArgs", ["--iterations", "2", "--keep-fraction", "0.5"],
+     {"steps": 2, "keep_fraction": 0.5, "eval_every": 1}),
+    ("dpo", "dpo", "train_online_dpo", "OnlineDPOArgs", ["--iterations", "1", "--ref", "previous", "--beta", "0.2"],
+     {"steps": 1, "ref": "previous", "beta": 0.2, "lr": 5e-7}),
+])
+def test_each_command_runs_its_loop_with_args_from_its_flags(tmp_path, monkeypatch, cmd, module, loop, args_cls,
+                                                             flags, expected):
+    """optimize X calls run_optimization with X's loop function itself and its args dataclass filled from the
+    flags; the shared flags go to RunOptions (and from there into the args in run_optimization: loop_args)."""
+    import importlib
+
+    from rewardlab.optimize import run
+
+    calls = []
+
+    def fake(loop_fn, args, options, *, uwo_default, log):
+        calls.append((loop_fn, args, options, uwo_default))
+        bon = {"table": [], "duplicate_rate": 0.0, "args": {"n_max": 5}, "prompts_with_duplicates": 0, "n_prompts": 0}
+        return {"algorithm": cmd} | (bon if cmd == "bon" else {"evaluations": []})
+
+    monkeypatch.setattr(run, "run_optimization", fake)
+    result = CliRunner().invoke(app, ["optimize", cmd, "--policy", "p", "--reward", "r1", "--reward", "r2",
+                                      "--prompts", "x.jsonl", "-o", str(tmp_path / "out"), "--seed", "7",
+                                      "--temperature", "0.5", *flags])
+    assert result.exit_code == 0, (result.output, result.exception)
+    (loop_fn, args, options, uwo), = calls
+    mod = importlib.import_module(f"rewardlab.optimize.{module}")
+    assert loop_fn is getattr(mod, loop) and type(args) is getattr(mod, args_cls)
+    assert {k: getattr(args, k) for k in expected} == expected
+    assert (options.policy, options.reward, options.seed, options.temperature) == ("p", ["r1", "r2"], 7, 0.5)
+    assert uwo == (0.1 if cmd in ("rloo", "grpo") else 0.5)
+    filled = run.loop_args(args, options, 12)
+    assert (filled.seed, filled.temperature, filled.max_prompt_length, filled.calibration_samples) == (7, 0.5, 12, 2)
