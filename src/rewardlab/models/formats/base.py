@@ -46,7 +46,7 @@ class Loaded:
     ``source`` says where it came from), the :class:`~rewardlab.data.tokenize.Rendering` its inputs get (also set on
     ``model.rendering``), and the format's other pieces in ``parts`` (a DPO run's ``reference``, ...).
 
-    Unpacks as ``model, tokenizer, manifest``, the tuple the loaders returned before this class."""
+    Unpacks (and indexes) as ``model, tokenizer, manifest``, the tuple the loaders returned before this class."""
 
     format: Format
     path: Path
@@ -58,6 +58,9 @@ class Loaded:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.model, self.tokenizer, self.manifest))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.model, self.tokenizer, self.manifest)[index]
 
     def with_chat_template(self, template: str | None) -> Loaded:
         """The chat-template override (template text; None: unchanged), applied to the rendering, the model's
