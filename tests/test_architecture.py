@@ -3,6 +3,8 @@ including those inside functions (a function-level import hides a cycle from Pyt
 
 - no import cycle among the modules of ``rewardlab.models`` (``models/formats/`` included);
 - ``rewardlab.train`` never imports ``rewardlab.rewards`` (Train is an earlier stage than Rewards).
+- no library module imports a CLI module (``*.cli``, ``*_cli``), and no import cycle runs through one;
+- every ``rewardlab optimize`` command is an explicit function that calls its loop (e.g. ``train_raft``) by name.
 """
 
 from __future__ import annotations
@@ -115,3 +117,67 @@ def test_train_never_imports_rewards():
            for m, targets in graph.items() if m == "rewardlab.train" or m.startswith("rewardlab.train.")}
     assert {m: t for m, t in bad.items() if t} == {}
 
+
+# --- the CLI as a face: CLI modules parse, call one library function and print; the library never imports them ---
+
+OPTIMIZE_LOOPS = {"bon": ("best_of_n", "run_best_of_n"), "rloo": ("rloo", "train_rloo"),
+                  "grpo": ("rloo", "train_grpo"), "raft": ("raft", "train_raft"),
+                  "dpo": ("dpo", "train_online_dpo")}  # command -> (module of rewardlab.optimize, loop function)
+
+
+def is_cli(module: str) -> bool:
+    """A command-line module: ``rewardlab.cli``, ``<stage>.cli`` or ``<stage>.<name>_cli``."""
+    last = module.rpartition(".")[2]
+    return last == "cli" or last.endswith("_cli")
+
+
+def test_cli_modules_are_found():
+    names = {m for m in import_graph() if is_cli(m)}
+    assert {"rewardlab.cli", "rewardlab.rewards.cli", "rewardlab.optimize.cli", "rewardlab.evaluate.prm_cli"} <= names
+
+
+def test_no_library_module_imports_a_cli_module():
+    """Library code is called by the CLI, never the reverse (an import inside a function counts)."""
+    graph = import_graph()
+    bad = {m: sorted(t for t in targets if is_cli(t)) for m, targets in graph.items() if not is_cli(m)}
+    assert {m: t for m, t in bad.items() if t} == {}
+
+
+def test_no_import_cycle_through_a_cli_module():
+    found = [c for c in cycles(import_graph(), PACKAGE) if any(is_cli(m) for m in c)]
+    assert found == []
+
+
+def _optimize_commands() -> dict[str, ast.FunctionDef]:
+    """``{name: function}`` of every ``@optimize_app.command(NAME)`` in optimize/cli.py."""
+    tree = ast.parse((SRC / PACKAGE / "optimize" / "cli.py").read_text(encoding="utf-8"))
+    out = {}
+    for node in tree.body:
+        for d in getattr(node, "decorator_list", []):
+            if (isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command"
+                    and isinstance(d.func.value, ast.Name) and d.func.value.id == "optimize_app"):
+                out[d.args[0].value] = node
+    return out
+
+
+def test_every_optimize_command_is_a_function_that_calls_its_loop_by_name():
+    """``rewardlab optimize X`` is one explicit function that imports its loop (e.g. ``train_raft``) from its module
+    and passes it to run_optimization: a grep for the loop finds its command."""
+    import importlib
+
+    import typer.main
+
+    from rewardlab.optimize.cli import optimize_app
+
+    commands = _optimize_commands()
+    registered = typer.main.get_command(optimize_app).commands
+    assert set(commands) == set(registered) == set(OPTIMIZE_LOOPS)
+    for name, fn in commands.items():
+        module, loop = OPTIMIZE_LOOPS[name]
+        imported = {(n.module, a.name) for n in ast.walk(fn) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert (f"rewardlab.optimize.{module}", loop) in imported, name
+        calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                 and n.func.id == "run_optimization"]
+        assert len(calls) == 1 and isinstance(calls[0].args[0], ast.Name) and calls[0].args[0].id == loop, name
+        assert registered[name].callback.__name__ == fn.name, name
+        assert callable(getattr(importlib.import_module(f"rewardlab.optimize.{module}"), loop))
