@@ -9,8 +9,8 @@ import torch
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.tiny import tiny_causal_lm
-from rewardlab.rewards.personalized import MixtureConfig, fit_mixture
 from rewardlab.rewards.registry import load_reward
+from rewardlab.train.mixture import MixtureConfig, fit_mixture
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,12 @@ import pytest
 import torch
 
 from rewardlab.data.records import PreferencePair
+from rewardlab.models.mixture import MixtureRewardModel
 from rewardlab.models.tiny import tiny_reward_model
-from rewardlab.rewards.personalized import (
-    MixtureConfig,
-    MixtureReward,
-    MixtureRewardModel,
-    balance_penalty,
-    fit_group_weights,
-    load_mixture,
-    maxmin_weights,
-    mixture_bt_loss,
-    mixture_probability,
-    save_mixture,
-    train_mixture,
-)
+from rewardlab.rewards.personalized import MixtureReward, load_mixture, save_mixture
 from rewardlab.rewards.registry import load_reward
-from rewardlab.train.losses import bt_loss
+from rewardlab.train.losses import balance_penalty, bt_loss, maxmin_weights, mixture_bt_loss, mixture_probability
+from rewardlab.train.mixture import MixtureConfig, fit_group_weights, train_mixture
 
 
 def sig(x):

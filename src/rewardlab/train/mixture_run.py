@@ -13,14 +13,17 @@ def train_mixture_dir(data: Path, output: Path, *, base: str = "tiny", k: int = 
     """Train the mixture on the pairs of ``data`` (annotators may disagree; no group labels) on ``device``, its
     forwards autocast to ``dtype`` (fp32 master weights), and save it to ``output``, which the new checkpoint
     replaces whole (no mix of old and new files); returns the mean loss per epoch."""
+    from dataclasses import asdict
+
     from rewardlab.data.load import load_pairs
     from rewardlab.io import replacing_dir
-    from rewardlab.rewards.personalized import MixtureConfig, fit_mixture, save_mixture
+    from rewardlab.models.formats.micro import save_mixture
+    from rewardlab.train.mixture import MixtureConfig, fit_mixture
 
     pairs = load_pairs(data, split=split, skip_invalid=skip_invalid)
     cfg = MixtureConfig(k=k, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, balance=balance,
                         seed=seed)
     model, tokenizer, history = fit_mixture(pairs, base, cfg, device=device, dtype=dtype)
     with replacing_dir(output) as tmp:
-        save_mixture(model, tokenizer, tmp, cfg, manifest={"history": history})
+        save_mixture(model, tokenizer, tmp, {"history": history}, {"train": asdict(cfg)}, max_length=cfg.max_length)
     return history

@@ -45,7 +45,8 @@ from rewardlab.lab.world import (
     probs,
     standardize,
 )
-from rewardlab.rewards.personalized import balance_penalty, fit_group_weights, maxmin_weights, mixture_bt_loss
+from rewardlab.train.losses import balance_penalty, maxmin_weights, mixture_bt_loss
+from rewardlab.train.mixture import fit_group_weights
 
 GROUPS = ("A", "B")
 
