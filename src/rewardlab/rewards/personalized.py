@@ -24,7 +24,6 @@ import torch
 
 from rewardlab.data.batching import pad_batch
 from rewardlab.data.records import Prompt, Response
-from rewardlab.models.formats.micro import ROUTER_FILE  # noqa: F401  (re-exported: the file name is the format's)
 from rewardlab.models.mixture import MixtureEncoder, MixtureRewardModel
 
 AGGREGATES = ("router", "min", "mean")
