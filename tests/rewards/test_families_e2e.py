@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from rewardlab.cli import app
 from rewardlab.rewards.registry import load_reward
 from rewardlab.serve.app import ServeConfig, create_app
+from rewardlab.train.config import ArmoConfig
 from rewardlab.train.dpo import DPOConfig, train_dpo
 from rewardlab.train.multiobjective import train_armo
 
@@ -32,7 +33,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoints(world):
     tmp, rated, pairs = world
-    train_armo(rated, pairs, "tiny", tmp / "armo", verbosity="verbosity", epochs=3, max_length=64)
+    train_armo(rated, pairs, ArmoConfig(output=str(tmp / "armo"), verbosity="verbosity", epochs=3, max_length=64))
     train_dpo(pairs, DPOConfig(output=str(tmp / "dpo"), max_steps=2, batch_size=8, max_length=64), progress=False)
     return tmp
 

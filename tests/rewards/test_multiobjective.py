@@ -4,6 +4,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
@@ -18,6 +19,7 @@ from rewardlab.rewards.multiobjective import (
     rotation_rankings,
 )
 from rewardlab.rewards.registry import load_reward
+from rewardlab.train.config import ArmoConfig
 from rewardlab.train.multiobjective import train_armo
 
 
@@ -65,7 +67,8 @@ def synthetic(n_rated=80, n_pairs=60, seed=0):
 def armo_dir(tmp_path_factory):
     rated, pairs = synthetic()
     out = tmp_path_factory.mktemp("armo") / "armo"
-    summary = train_armo(rated, pairs, "tiny", out, verbosity="verbosity", ridge=0.1, epochs=30, max_length=64)
+    summary = train_armo(rated, pairs, ArmoConfig(output=str(out), verbosity="verbosity", ridge=0.1, epochs=30,
+                                                  max_length=64))
     return out, summary, rated, pairs
 
 
@@ -142,3 +145,18 @@ def test_server_inspect_endpoint(armo_dir):
     for key in ("attributes", "decorrelated", "gate", "score"):
         np.testing.assert_allclose(np.array(body[key]), want[key].numpy(), atol=1e-5)
     np.testing.assert_allclose(scored["scores"], want["score"].numpy(), atol=1e-5)
+
+
+def test_train_armo_takes_every_option_from_its_config(tmp_path):
+    """train_armo reads its options from an ArmoConfig, as `rewardlab train --objective armo` builds it (YAML keys
+    gate_hidden and gate_layers included)."""
+    rated, pairs = synthetic(30, 20, seed=2)
+    cfg = ArmoConfig(output=str(tmp_path / "armo"), epochs=2, max_length=64, ridge=0.5, gate_hidden=8, gate_layers=1,
+                     seed=3)
+    summary = train_armo(rated, pairs, cfg)
+    manifest = json.loads((tmp_path / "armo" / "rewardlab.json").read_text())
+    assert manifest["armo"] | {"attributes": None} == {"attributes": None, "verbosity": None, "ridge": 0.5,
+                                                        "gate_hidden": 8, "gate_layers": 1, "base": "tiny"}
+    gate = load_file(str(tmp_path / "armo" / "armo.safetensors"))
+    assert gate["gate.mlp.0.weight"].shape[0] == 8 and "gate.mlp.2.weight" in gate and "gate.mlp.4.weight" not in gate
+    assert summary["n_pairs"] == 20

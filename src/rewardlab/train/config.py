@@ -209,12 +209,16 @@ class ArmoConfig:
     output: str | None = opt(None, "the ArmoRM directory (required)")
     epochs: int = opt(50, "epochs of the gating network")
     lr: float = opt(1e-2, "learning rate of the gating network")
+    gate_hidden: int = opt(64, "armo: hidden width of the gating network's MLP")
+    gate_layers: int = opt(2, "armo: hidden layers of the gating network's MLP")
     seed: int = opt(0, "random seed")
     max_length: int = opt(512, "token budget of prompt + response")
 
     def problems(self) -> list[Problem]:
         checks = [("ridge", self.ridge >= 0, "must be >= 0"), ("epochs", self.epochs >= 1, "must be >= 1"),
-                  ("lr", self.lr > 0, "must be > 0"), ("max_length", self.max_length >= 8, "must be >= 8")]
+                  ("lr", self.lr > 0, "must be > 0"), ("max_length", self.max_length >= 8, "must be >= 8"),
+                  ("gate_hidden", self.gate_hidden >= 1, "must be >= 1"),
+                  ("gate_layers", self.gate_layers >= 0, "must be >= 0")]
         return [(key, message) for key, ok, message in checks if not ok]
 
 

@@ -64,10 +64,8 @@ def _train_armo(cfg: Any, data: Path, eval_data: Path | None, split: str | None,
     check_not_an_input(out, {"--data": data, "--eval": eval_data, "--rated": rated, "--base": cfg.base,
                              "--config": config})
     with output_lock(out):
-        return train_armo(load_rated(rated, split=split), load_pairs(data, split=split), base=cfg.base,
-                          output=out, verbosity=cfg.verbosity, ridge=cfg.ridge,
-                          eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None,
-                          epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed, max_length=cfg.max_length)
+        return train_armo(load_rated(rated, split=split), load_pairs(data, split=split), cfg,
+                          eval_pairs=load_pairs(eval_data, split=eval_split) if eval_data else None)
 
 
 def _train_run(objective: str, cfg: Any, data: Path, eval_data: Path | None, split: str | None,

@@ -4,14 +4,15 @@ gating network, all on features of a frozen backbone (formulas in :mod:`rewardla
 Steps: (1) features of every rated (prompt, response) and every pair response, computed once; (2) per attribute,
 closed-form ridge on the rated rows that carry that attribute; (3) decorrelation coefficients on the predicted
 scores of all those responses (the reference set); (4) the gate and β trained with Adam on the BT loss over the
-pairs, from cached features (the backbone is never run again); (5) saved as a rewardlab checkpoint whose k-output
+pairs, from cached features (the backbone is never run again) — the one loop, on :mod:`rewardlab.train.engine`
+(:class:`GateObjective`; steps 1-3 are closed-form functions); (5) saved as a rewardlab checkpoint whose k-output
 linear head *is* the regression (so a plain ``ModelReward`` of the directory gives the raw attribute scores) plus
-``armo.safetensors`` (gate, β, decorrelation coefficients).
+``armo.safetensors`` (gate, β, decorrelation coefficients). Every option comes from an
+:class:`~rewardlab.train.config.ArmoConfig`, as ``rewardlab train --objective armo`` builds it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from rewardlab.models.armo import (
     decorrelation_coefs,
     ridge_fit,
 )
+from rewardlab.train.batches import EpochPlan
+from rewardlab.train.config import ArmoConfig
+from rewardlab.train.engine import Engine, Loop, Objective
 from rewardlab.train.losses import bt_loss, pairwise_correct
 
 
@@ -66,31 +70,48 @@ def fit_attribute_heads(h: torch.Tensor, rated: list[RatedRow], names: list[str]
     return W, b
 
 
+class GateObjective(Objective):
+    """The gate's objective: ``−log σ(β g(x)ᵀr'_w − β g(x)ᵀr'_l)`` on cached tensors, batches from one
+    ``torch.Generator`` seeded once and permuting the pairs every epoch (replayed from the seed out of turn)."""
+
+    name = "armo"
+
+    def __init__(self, f_prompt: torch.Tensor, r_chosen: torch.Tensor, r_rejected: torch.Tensor, batch_size: int,
+                 seed: int):
+        self.f, self.r_c, self.r_r, self.batch_size, self.seed = f_prompt, r_chosen, r_rejected, batch_size, seed
+        self._drawn, self._gen, self._perm = 0, torch.Generator().manual_seed(seed), torch.arange(0)
+
+    def plan(self, epoch: int, world: int) -> EpochPlan:
+        if epoch < self._drawn - 1:  # asked out of turn: replay the stream from its seed
+            self._drawn, self._gen = 0, torch.Generator().manual_seed(self.seed)
+        while self._drawn <= epoch:
+            self._perm, self._drawn = torch.randperm(len(self.f), generator=self._gen), self._drawn + 1
+        return EpochPlan.from_batches([b.tolist() for b in self._perm.split(self.batch_size)], world)
+
+    def loss(self, gate: torch.nn.Module, idx: list[int], device) -> tuple[torch.Tensor, None]:
+        g = gate(self.f[idx])
+        return bt_loss(armo_score(self.r_c[idx], g, gate.beta), armo_score(self.r_r[idx], g, gate.beta)).mean(), None
+
+
 def train_gate(f_prompt: torch.Tensor, r_chosen: torch.Tensor, r_rejected: torch.Tensor, hidden: int = 64,
                layers: int = 2, epochs: int = 50, lr: float = 1e-2, batch_size: int = 256,
                seed: int = 0) -> GatingNetwork:
-    """Train ``g`` and β on the BT loss ``−log σ(β gᵀr'_w − β gᵀr'_l)`` from cached tensors (``[P, d]``, ``[P, k]``)."""
+    """Train ``g`` and β on the BT loss ``−log σ(β gᵀr'_w − β gᵀr'_l)`` from cached tensors (``[P, d]``, ``[P, k]``):
+    Adam (AdamW without decay), a constant learning rate, on the CPU where the tensors are."""
     torch.manual_seed(seed)
     gate = GatingNetwork(f_prompt.shape[1], r_chosen.shape[1], hidden, layers)
     gate.in_mean.copy_(f_prompt.mean(0))
     gate.in_std.copy_(f_prompt.std(0, unbiased=False).clamp_min(1e-6))
-    opt = torch.optim.Adam(gate.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(f_prompt), generator=gen).split(batch_size):
-            g = gate(f_prompt[idx])
-            loss = bt_loss(armo_score(r_chosen[idx], g, gate.beta), armo_score(r_rejected[idx], g, gate.beta)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    loop = Loop(lr=lr, epochs=epochs, schedule="constant", seed=seed, cpu=f_prompt.device.type == "cpu",
+                place_model=False)
+    Engine(loop, "armo", progress=False).fit(GateObjective(f_prompt, r_chosen, r_rejected, batch_size, seed), gate)
     return gate.eval()
 
 
-def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, output: str | os.PathLike,
-               verbosity: str | None = None, ridge: float = 1.0, eval_pairs: list[PreferencePair] | None = None,
-               epochs: int = 50, lr: float = 1e-2, seed: int = 0, max_length: int = 512, gate_hidden: int = 64,
-               gate_layers: int = 2) -> dict[str, Any]:
-    """Fit and save an ArmoRM to ``output``; returns a summary (attributes, λ's, β, accuracies)."""
+def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], cfg: ArmoConfig,
+               eval_pairs: list[PreferencePair] | None = None) -> dict[str, Any]:
+    """Fit and save an ArmoRM to ``cfg.output`` with the options of ``cfg``; returns a summary (attributes, λ's, β,
+    accuracies)."""
     from rewardlab.io import write_json_atomic
     from rewardlab.models.formats import ARMO
     from rewardlab.models.formats.armo import save_gate
@@ -100,16 +121,19 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
     names = sorted({a for r in rated for a in r.attributes})
     if not names:
         raise UserError("rated rows carry no attributes")
+    verbosity, base, max_length = cfg.verbosity, cfg.base, cfg.max_length
     if verbosity is not None and verbosity not in names:
         raise UserError(f"--verbosity {verbosity!r} is not one of the attributes {names}")
+    if cfg.output is None:
+        raise UserError("--output is required (or set 'output' in --config)")
     texts = [t for r in rated for x in (r.prompt, r.response) for t in _texts(x)]
     texts += [t for p in pairs for x in (p.prompt, p.chosen, p.rejected) for t in _texts(x)]
-    backbone, tokenizer, pooling = load_frozen_backbone(base, texts, seed, max_length)
+    backbone, tokenizer, pooling = load_frozen_backbone(base, texts, cfg.seed, max_length)
     backbone.requires_grad_(False)
     fx = FeatureExtractor(backbone, tokenizer, pooling, max_length)
 
     h_rated = fx.items([r.prompt for r in rated], [r.response for r in rated]).double()
-    W, b = fit_attribute_heads(h_rated, rated, names, ridge)
+    W, b = fit_attribute_heads(h_rated, rated, names, cfg.ridge)
     pp, pr = pairs_to_items(pairs)
     h_pairs = fx.items(pp, pr).double()
     scores = torch.cat([h_rated, h_pairs]) @ W.T + b
@@ -118,9 +142,10 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
 
     r_pairs = decorrelate((h_pairs @ W.T + b).float(), lam, v)
     f_prompt = fx.prompts([p.prompt for p in pairs]).float()
-    gate = train_gate(f_prompt, r_pairs[0::2], r_pairs[1::2], gate_hidden, gate_layers, epochs, lr, seed=seed)
+    gate = train_gate(f_prompt, r_pairs[0::2], r_pairs[1::2], cfg.gate_hidden, cfg.gate_layers, cfg.epochs, cfg.lr,
+                      seed=cfg.seed)
 
-    out = Path(output)
+    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     state = {f"gate.{k}": t.detach().contiguous() for k, t in gate.state_dict().items()}
     if lam is not None:
@@ -130,8 +155,8 @@ def train_armo(rated: list[RatedRow], pairs: list[PreferencePair], base: str, ou
     with torch.no_grad():
         model.head.weight.copy_(W.float())
         model.head.bias.copy_(b.float())
-    info = {"attributes": names, "verbosity": verbosity, "ridge": ridge, "gate_hidden": gate_hidden,
-            "gate_layers": gate_layers, "base": base}
+    info = {"attributes": names, "verbosity": verbosity, "ridge": cfg.ridge, "gate_hidden": cfg.gate_hidden,
+            "gate_layers": cfg.gate_layers, "base": base}
     save_reward_model(model, tokenizer, out, manifest={"max_length": max_length, "attributes": names, "armo": info})
 
     reward = ARMO.load(out).model
