@@ -141,3 +141,15 @@ def test_dpo_resume_from_a_mid_epoch_checkpoint_gives_identical_weights(pair_row
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
 
+
+
+def test_cli_dpo_resume_continues_to_a_larger_max_steps(pair_rows, tmp_path, cli):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows))
+    args = ["train", "--objective", "dpo", "--data", data, "--output", tmp_path / "run", "--batch-size", "8",
+            "--max-length", "48"]
+    assert cli(*args, "--max-steps", "2")[0] == 0
+    code, out, err = cli(*args, "--max-steps", "3", "--resume")
+    assert code == 0, err
+    assert "resumed from" in out + err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["metrics"]["steps"] == 3

@@ -8,7 +8,8 @@ skipped and every one is written to a report instead. Problems of a file as a wh
 never skipped. Loading prints (stderr) what it did to the data: the split it used, how many pairs have an empty
 response, how many prompts it extracted from implicit-prompt rows, how many rows it skipped.
 
-:func:`iter_pairs` streams: one validating pass that keeps no rows, then a second pass that yields them.
+:func:`iter_pairs` streams: one validating pass that keeps no rows, then a second pass that yields them;
+:class:`StreamedPairs` reads a file once, validating as it yields.
 """
 
 from __future__ import annotations
@@ -245,25 +246,33 @@ def _second_pass(path: str | os.PathLike, max_line_bytes: int, split: str | None
 
 
 class StreamedPairs:
-    """The pairs of a data file, validated once (:func:`iter_pairs`) and then streamed on every iteration without
-    being held in memory; iterations after the first validate again quietly (a 'tiny' base reads the data twice:
-    its tokenizer is trained on it, then it is tokenized)."""
+    """The pairs of a data file for one consumer that reads them once (a trainer encoding them): iterating it reads
+    the file in **one** pass that validates each row as it yields it (the rows are not held), and when the pass ends
+    raises exactly what :func:`load_pairs` would — the file's problems, or with ``skip_invalid`` the skipped-rows
+    report and counts — so the consumer learns of a bad file before it writes anything. A file of other rows (k-way,
+    rated) yields nothing and fails at the end the same way. The file must exist when this is made; iterating twice
+    is refused (hold the pairs in a list to use them twice, as a 'tiny' base does)."""
 
     def __init__(self, path: str | os.PathLike, split: str | None = None, skip_invalid: bool = False,
-                 skipped_report: str | os.PathLike | None = None):
-        self.kwargs: dict[str, Any] = dict(split=split, skip_invalid=skip_invalid, skipped_report=skipped_report)
-        self.path = path
-        self._first: Iterator[PreferencePair] | None = iter_pairs(path, **self.kwargs)  # errors before any work
+                 skipped_report: str | os.PathLike | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+        if not data_exists(Path(path)):
+            raise UserError(f"{path}: no such file or directory")
+        self.path, self.split, self.max_line_bytes = path, split, max_line_bytes
+        self.skip_invalid, self.skipped_report = skip_invalid, skipped_report
+        self._read = False
 
     def __iter__(self) -> Iterator[PreferencePair]:
-        import contextlib
-        import io
+        if self._read:
+            raise RuntimeError(f"{self.path}: its pairs stream once; keep them in a list to iterate them again")
+        self._read = True
+        return self._pass()
 
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        with contextlib.redirect_stderr(io.StringIO()):  # its counts were printed by the first pass
-            return iter_pairs(self.path, **self.kwargs)
+    def _pass(self) -> Iterator[PreferencePair]:
+        report = LoadReport(str(self.path))
+        for _, record in _scan(self.path, self.max_line_bytes, self.split, report, report.notes):
+            if report.schema in _KINDS[PreferencePair][1]:
+                yield record  # type: ignore[misc]
+        _accept(report, self.skip_invalid, self.skipped_report, PreferencePair)
 
 
 def _load_typed(path: str | os.PathLike, kind: type, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,

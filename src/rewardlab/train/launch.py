@@ -76,7 +76,6 @@ def _train_run(objective: str, cfg: Any, data: Path, eval_data: Path | None, spl
     import tempfile
 
     from rewardlab.data.load import StreamedPairs
-    from rewardlab.errors import UserError
     from rewardlab.io import check_not_an_input, output_lock
     from rewardlab.train.rundir import check_run_output
 
@@ -90,8 +89,6 @@ def _train_run(objective: str, cfg: Any, data: Path, eval_data: Path | None, spl
 
             return train_prm_command(data, eval_data, cfg, split=split, resume=resume, overwrite=overwrite,
                                      skip_invalid=skip_invalid, eval_split=eval_split)
-        if objective == "dpo" and resume:
-            raise UserError("--resume is not supported for --objective dpo")
         tmp = Path(tempfile.mkdtemp(prefix="rewardlab-skipped-"))  # moved into the output once that exists
         try:
             pairs = StreamedPairs(data, split, skip_invalid, tmp / "skipped.txt")
@@ -99,7 +96,7 @@ def _train_run(objective: str, cfg: Any, data: Path, eval_data: Path | None, spl
             if objective == "dpo":
                 from rewardlab.train.dpo import train_dpo
 
-                summary = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data))
+                summary = train_dpo(pairs, cfg, eval_pairs, overwrite=overwrite, origin=str(data), resume=resume)
                 if (tmp / "skipped.txt").exists():
                     shutil.move(tmp / "skipped.txt", out / "skipped.txt")
                 return summary
