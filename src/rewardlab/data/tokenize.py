@@ -1,4 +1,4 @@
-"""Turn (prompt, response) into token ids for a reward model, with counted truncation (DESIGN §2).
+"""Turn (prompt, response) into token ids for a reward model, with counted truncation.
 
 Rendering is a property of the model (:class:`Rendering`, stored in ``rewardlab.json``), applied the same way at
 train, score, eval and serve time:

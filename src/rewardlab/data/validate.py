@@ -1,4 +1,4 @@
-"""Row schema detection and strict validation (DESIGN §2). Pure functions on parsed JSON values.
+"""Row schema detection and strict validation. Pure functions on parsed JSON values.
 
 Every problem is reported as a message naming the field; the loader prefixes it with ``FILE:LINE:``. Schemas:
 ``pair-plain`` / ``pair-conversational`` / ``pair-implicit`` (TRL preference rows), ``kway`` (RewardBench 2 rows with

@@ -1,4 +1,4 @@
-"""Reward-model metrics: pure functions on score arrays (numpy arrays, torch tensors or lists), DESIGN §5.
+"""Reward-model metrics: pure functions on score arrays (numpy arrays, torch tensors or lists).
 
 Conventions: ``chosen``/``rejected`` are 1-D score arrays of shape ``[n_pairs]``; ``Δ = chosen - rejected``.
 A tie (Δ == 0) always counts as an error (RewardBench convention). Rewards of sampled responses are flat arrays

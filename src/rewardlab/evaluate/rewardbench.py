@@ -1,4 +1,4 @@
-"""RewardBench-2-style k-way scoring (DESIGN §5): best-of-n with the tie rule, the Ties subset's weighted score,
+"""RewardBench-2-style k-way scoring: best-of-n with the tie rule, the Ties subset's weighted score,
 and the unweighted mean over subsets.
 
 Facts follow allenai/reward-bench (``rewardbench/utils.py``: ``reroll_and_score_dataset`` for best-of-n,

@@ -1,4 +1,5 @@
-"""The evaluation suite: every metric of DESIGN §5 for one reward on one dataset (and, optionally, a policy).
+"""The evaluation suite: every metric of :mod:`rewardlab.evaluate.metrics` for one reward on one dataset (and,
+optionally, a policy).
 
 ``evaluate_reward(reward, rows, ...)`` scores the rows and returns an :class:`EvalResult`: a JSON-ready ``metrics``
 dict plus the raw arrays the plots need. The science lives in :mod:`rewardlab.evaluate.metrics` /

@@ -1,4 +1,4 @@
-"""Teacher metrics runner (Razin et al. 2025, DESIGN §5): sample m responses per prompt from a policy, score them
+"""Teacher metrics runner (Razin et al. 2025): sample m responses per prompt from a policy, score them
 with any :class:`~rewardlab.rewards.base.Reward` (and optionally a gold one), report reward variance and on-policy
 accuracy.
 

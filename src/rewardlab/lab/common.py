@@ -58,7 +58,7 @@ def jsonable(x: Any) -> Any:
 def teacher_metrics(world: TabularWorld, tables: torch.Tensor, logits: torch.Tensor, eval_pairs: Pairs,
                     m: int, generator: torch.Generator) -> dict[str, np.ndarray]:
     """Razin et al.'s teacher metrics of each reward table in ``tables`` [R, P, C] for the policy ``logits``,
-    measured the way a practitioner would (DESIGN §5, via :mod:`rewardlab.evaluate.metrics`): m sampled responses
+    measured the way a practitioner would (via :mod:`rewardlab.evaluate.metrics`): m sampled responses
     per prompt -> RV (global standardization) and on-policy accuracy vs r*; off-policy accuracy on ``eval_pairs``
     (fixed pairs ordered by r*). Also the per-prompt RV ([R, P]). Returns numpy arrays over R."""
     ys = sample_responses(logits, m, generator)        # [P, m]

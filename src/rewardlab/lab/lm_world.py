@@ -1,4 +1,4 @@
-"""The transformer level of the gold-reward world (DESIGN §8): real text, a real tiny GPT-2 policy, real RMs.
+"""The transformer level of the gold-reward world: real text, a real tiny GPT-2 policy, real RMs.
 
 * Language: strings over an alphabet of ``n_letters`` letters, one token per letter (a byte-level tokenizer with
   no merges). A random Markov chain over the letters (Dirichlet rows, so each letter has a few likely successors)

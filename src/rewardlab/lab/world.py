@@ -1,4 +1,4 @@
-"""The tabular gold-reward world (DESIGN §8): prompts with fixed candidate sets, a known gold reward r*, softmax
+"""The tabular gold-reward world: prompts with fixed candidate sets, a known gold reward r*, softmax
 policies over the candidates, preference labels drawn from r*, and the constructed "teacher" rewards.
 
 Every prompt x has C candidate responses, each a feature vector φ(x, y) ∈ R^D (feature 0 is a heavy-tailed
@@ -143,7 +143,8 @@ def moments(values: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, t
 
 def standardize(values: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """Standardize rewards [..., P, C] with the global mean and std of r(x, y) over x ~ uniform, y ~ π(x),
-    computed exactly (the population version of DESIGN §5's global standardization)."""
+    computed exactly (the population version of the global standardization in
+    :func:`rewardlab.evaluate.metrics.reward_variance`)."""
     mean, std = moments(values, logits)
     return (values - mean) / std
 

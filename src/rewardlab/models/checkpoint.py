@@ -1,4 +1,4 @@
-"""Reward-model checkpoints (DESIGN §3): the names callers import to save and load them. The code is the format
+"""Reward-model checkpoints: the names callers import to save and load them. The code is the format
 seam's (:mod:`rewardlab.models.formats`; a rewardlab checkpoint is :mod:`rewardlab.models.formats.bt`), which also
 loads imported transformers / OpenRLHF / PEFT reward models through :func:`load_reward_model`."""
 

@@ -1,4 +1,4 @@
-"""RewardModel = any HF backbone + a head on a pooled hidden state (DESIGN §3).
+"""RewardModel = any HF backbone + a head on a pooled hidden state.
 
 Pooling ``last`` takes the hidden state of the **last non-pad token**, located from ``attention_mask`` — never from
 ``pad_token_id`` (pad may equal eos) and without assuming a padding side. Position ids are derived from the mask,

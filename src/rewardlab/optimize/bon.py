@@ -1,4 +1,4 @@
-"""Best-of-n: the KL bound, the duplicate rate and the unbiased estimator of the gold of proxy-best-of-n (DESIGN §6).
+"""Best-of-n: the KL bound, the duplicate rate and the unbiased estimator of the gold of proxy-best-of-n.
 
 KL: ``KL(π_BoN ‖ π₀) ≤ log n − (n − 1)/n`` (Beirami et al. 2024, "Theoretical guarantees on the best-of-n alignment
 policy"). It is an upper bound, exact only when the n samples are all distinct with continuous (tie-free) rewards;

@@ -1,4 +1,4 @@
-"""Advantages and policy losses for the optimize loops — pure functions (DESIGN §6).
+"""Advantages and policy losses for the optimize loops — pure functions.
 
 ``dpo_loss`` (Rafailov et al. 2023) is re-exported from :mod:`rewardlab.train.losses`.
 

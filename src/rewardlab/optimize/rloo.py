@@ -1,4 +1,4 @@
-"""RLOO and GRPO: on-policy policy gradient with k samples per prompt (DESIGN §6), cleanrl-style.
+"""RLOO and GRPO: on-policy policy gradient with k samples per prompt, cleanrl-style.
 
 RLOO (Ahmadian et al. 2024; defaults k = 2, β = 0.05 as in Razin et al. 2025):
     R_i = r(x, y_i) − β · Σ_t log π(y_t)/π₀(y_t)          (KL penalty folded into the reward)

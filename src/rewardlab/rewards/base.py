@@ -103,7 +103,7 @@ def is_batched_function(fn: Callable) -> bool:
 
 
 class FunctionReward:
-    """A verifiable reward from a Python callable (DESIGN §1): per-item or batched (:func:`is_batched_function`).
+    """A verifiable reward from a Python callable: per-item or batched (:func:`is_batched_function`).
 
     Per-item: ``fn(prompt, response) -> float`` once per item; a ``label`` parameter, ``fn(prompt, response,
     label=None)``, also gets each item's dataset label (``None`` when the caller has none) and the reward declares

@@ -1,4 +1,4 @@
-"""Reward shaping applied to any :class:`~rewardlab.rewards.base.Reward` (DESIGN §6).
+"""Reward shaping applied to any :class:`~rewardlab.rewards.base.Reward`.
 
 * Normalization and clipping (Zheng et al. 2023, "Secrets of RLHF in Large Language Models Part I: PPO"):
   ``r' = clip((r − μ) / σ, −c, c)`` with (μ, σ) fixed (given, or measured once on a reference set with

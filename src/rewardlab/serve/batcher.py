@@ -7,7 +7,7 @@ call of ``run`` on a single worker thread, so the event loop keeps accepting req
 rows are then put back in request order and each request's future is resolved.
 
 A request is never split: one larger than the budget runs as a batch of its own. Results equal scoring each request
-alone as long as ``run`` is batch-composition invariant (rewardlab's RewardModel is, DESIGN §3). If a batch of
+alone as long as ``run`` is batch-composition invariant (rewardlab's RewardModel is). If a batch of
 several requests fails, each request is retried alone so that one failure does not fail its neighbours. For a
 reward that is *not* batch-invariant (``merge=False``) every batch is exactly one request, its items in request
 order: a client's scores never depend on another client's items.

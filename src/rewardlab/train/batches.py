@@ -1,4 +1,4 @@
-"""Which pairs go into which micro-batch, process and optimizer step, epoch by epoch (DESIGN §4).
+"""Which pairs go into which micro-batch, process and optimizer step, epoch by epoch.
 
 Every pair is seen once an epoch; nothing is floored away:
 

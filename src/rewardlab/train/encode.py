@@ -1,4 +1,4 @@
-"""Tokenized training pairs, built in one streaming pass and stored compactly (DESIGN §2, §4).
+"""Tokenized training pairs, built in one streaming pass and stored compactly.
 
 Token ids live in :class:`TokenStore`: one flat ``int32`` array plus ``int64`` offsets, i.e. 4 bytes a token and 8 a
 sequence. A list of Python ints costs about 36 bytes a token (a 28-byte int object + an 8-byte list slot, for ids

@@ -1,4 +1,4 @@
-"""Reward-model training losses as pure functions on reward tensors (DESIGN §4).
+"""Reward-model training losses as pure functions on reward tensors.
 
 The pairwise ones take ``r_chosen``, ``r_rejected`` of shape ``[b]`` and return the per-pair loss ``[b]`` (reduce it
 yourself, e.g. a weighted mean), so they compose and test in isolation. The mixture ones (MiCRo, MaxMin-RLHF) take

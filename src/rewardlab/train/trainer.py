@@ -1,4 +1,4 @@
-"""Bradley–Terry reward-model training (DESIGN §4): the pair objective of :mod:`rewardlab.train.engine`, whose loop
+"""Bradley–Terry reward-model training: the pair objective of :mod:`rewardlab.train.engine`, whose loop
 runs on `accelerate` (``accelerate launch`` gives DDP/FSDP/DeepSpeed) and checkpoints, resumes, logs and evaluates.
 
 Each step scores chosen and rejected in **one** forward pass (``[2b, t]``), in length-bucketed batches, and minimizes

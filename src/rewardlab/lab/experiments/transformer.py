@@ -1,4 +1,4 @@
-"""The transformer level (DESIGN §8): the same findings with real generation, a tiny GPT-2 π₀, BT-trained RMs.
+"""The transformer level: the same findings with real generation, a tiny GPT-2 π₀, BT-trained RMs.
 
 Per seed (= a new text world and π₀, see :mod:`rewardlab.lab.lm_world`):
 * sample N answers per prompt from π₀ (:func:`rewardlab.models.generation.sample`), label pairs of them with r*, and

@@ -1,4 +1,4 @@
-"""A rewardlab checkpoint (DESIGN §3): a directory that carries everything needed to score.
+"""A rewardlab checkpoint: a directory that carries everything needed to score.
 
 ``model.safetensors`` (backbone **and** head), ``config.json`` (the backbone's HF config), the tokenizer files, and
 ``rewardlab.json`` (head spec, pooling, how inputs are rendered, max length, normalization stats, data hash, library
