@@ -128,7 +128,7 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
         try:
             res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
         except ChatTemplateError as e:
-            from rewardlab.rewards.scoring import locate_template_error
+            from rewardlab.rewards.records import locate_template_error
 
             raise locate_template_error(r, rows or [], e) from None
         res.metrics["data"] = str(data) if data else None

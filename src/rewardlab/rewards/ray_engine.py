@@ -15,7 +15,7 @@ One streaming run:
    reads a file whole and splits on ``str.splitlines`` (a raw U+2028 inside a JSON string would cut a row in two).
 3. ``map_batches(RewardScorer, compute=ActorPoolStrategy(size=N), num_gpus=G, batch_size=chunk_rows)``: each actor
    builds the reward once from the spec (:func:`rewardlab.rewards.registry.load_reward`) and scores each batch of
-   rows with the local engine's :func:`rewardlab.rewards.scoring.score_rows` -- one ``score`` call per batch, inside
+   rows with the local engine's :func:`rewardlab.rewards.records.score_rows` -- one ``score`` call per batch, inside
    which a model reward sorts the items by token length into forward passes of ``--batch-size`` items (length
    buckets within each block).
 4. The driver iterates the results in input order (``preserve_order``) and streams them into a temp file next to
@@ -114,7 +114,7 @@ class RewardScorer:
     def __call__(self, batch) -> dict[str, list[str]]:
         from rewardlab.data.read import parse_json
         from rewardlab.data.validate import parse_row
-        from rewardlab.rewards.scoring import score_rows
+        from rewardlab.rewards.records import score_rows
 
         if self.column is not None:  # JSONL: raw lines
             values = [parse_json(text) for text in batch.column(self.column).to_pylist()]

@@ -1,16 +1,19 @@
 """Scoring jobs: every row of a data file scored by one reward into a JSONL of records (``rewardlab score``).
 
 :func:`score_file` runs a job on this process (resumable, chunk by chunk: :mod:`rewardlab.rewards.partial`) or on
-Ray Data (:mod:`rewardlab.rewards.ray_engine`); both turn rows into records with :func:`score_rows`, and a chat
-template that refuses a conversation is reported as ``FILE:LINE: field`` problems by :func:`locate_template_error`.
+Ray Data (:mod:`rewardlab.rewards.ray_engine`); both turn rows into records with
+:func:`rewardlab.rewards.records.score_rows` (a module of its own, so that the Ray actors import it without
+importing this one), and a chat template that refuses a conversation is reported as ``FILE:LINE: field`` problems
+by :func:`rewardlab.rewards.records.locate_template_error`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from rewardlab.rewards.records import score_rows
 
 
 def _stderr(line: str) -> None:
@@ -68,56 +71,3 @@ def score_file(reward: str, file: Path, output: Path, *, batch_size: int = 32, c
         partial.write(score_rows(r, rows[start : start + chunk_rows]))
     partial.finish()
     return len(rows)
-
-
-def score_rows(r: Any, rows: Sequence[Any]) -> list[dict]:
-    """Score records for ``rows`` in order (one ``score`` call for all their items)."""
-    from rewardlab.data.records import KWayRow, PreferencePair, row_items
-    from rewardlab.data.tokenize import ChatTemplateError
-
-    prompts, responses, spans = [], [], []
-    for row in rows:
-        items = [x for _, x in row_items(row)]
-        spans.append((len(responses), len(items)))
-        prompts += [row.prompt] * len(items)
-        responses += items
-    try:
-        scores = r.score(prompts, responses).tolist()
-    except ChatTemplateError as e:
-        raise locate_template_error(r, rows, e) from None
-    out = []
-    for row, (start, n) in zip(rows, spans):
-        s = scores[start : start + n]
-        rec = {"id": row.id} if row.id is not None else {}
-        if isinstance(row, PreferencePair):
-            rec.update(chosen_score=s[0], rejected_score=s[1])
-        elif isinstance(row, KWayRow):
-            rec.update(chosen_scores=s[: len(row.chosen)], rejected_scores=s[len(row.chosen) :])
-        else:
-            rec.update(score=s[0])
-        out.append(rec)
-    return out
-
-
-def locate_template_error(r: Any, rows: Sequence[Any], error: Exception) -> Exception:
-    """The chat-template refusal of some item in ``rows``, as ``FILE:LINE: field`` problems: rendered with the
-    reward's encoder when it has one, else scored one item at a time up to the first refused one."""
-    from rewardlab.data.load import DataError, summarize
-    from rewardlab.data.records import row_items
-    from rewardlab.data.tokenize import ChatTemplateError, template_problems
-
-    if hasattr(r, "encoder"):
-        problems = template_problems(r.encoder, rows)
-    else:
-        problems = []
-        for row in rows:
-            for tag, response in row_items(row):
-                try:
-                    r.score([row.prompt], [response])
-                except ChatTemplateError as e:
-                    problems = [f"{row.source}: field '{tag}': the chat template refused this conversation: "
-                                f"{e.reason}"]
-                    break
-            if problems:
-                break
-    return DataError(problems, summarize(problems, 0)) if problems else error
