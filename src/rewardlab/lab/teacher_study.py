@@ -60,9 +60,9 @@ class StudyPreset:
 
 
 PRESETS = {
-    # quick: what fits a shared 2-core box (one 10-step probe of the 135M policy took 130–880 s there under load)
-    "quick": StudyPreset(probe_steps=6, early=3, seeds=2),
-    "standard": StudyPreset(),  # 3 seeds × 10 steps: ≈ 40 min on 2 quiet CPU cores (estimated, not measured)
+    # quick: 3 seeds × 6 steps, 30 min on 2 quiet CPU cores (measured; a 6-step probe of the 135M policy: ~90 s)
+    "quick": StudyPreset(probe_steps=6, early=3, seeds=3),
+    "standard": StudyPreset(),  # 3 seeds × 10 steps: ≈ 45 min on 2 quiet CPU cores (estimated from quick's probes)
     "full": StudyPreset(train_prompts=96, probe_prompts=32, tiny_pairs=(100, 1000), minilm_pairs=600,
                         probe_steps=40, early=10, seeds=5, prompts_per_step=8, eval_prompts=16, eval_samples=4),
     "test": StudyPreset(policy="tiny", train_prompts=8, probe_prompts=4, samples_per_prompt=4, tiny_pairs=(20,),
