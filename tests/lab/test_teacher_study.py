@@ -48,3 +48,26 @@ def test_study_command_runs_end_to_end_on_the_test_preset(cli, tmp_path):
         assert all(np.isfinite(p["gain"]) for p in doc[budget]["proxies"].values())
     assert "verdict:" in out and len(doc["findings"]) == 4
     assert (tmp_path / "s" / "teachers" / "report.html").exists()
+
+
+def test_spearman_critical_values_are_the_tables():
+    """Two-sided α = 0.05 critical values of Spearman's ρ (exact, no ties): n = 5: 1.000, 6: 0.886, 7: 0.786,
+    8: 0.738 (the published tables, e.g. Zar 1972)."""
+    from rewardlab.lab.teacher_study import spearman_critical
+
+    assert [round(spearman_critical(n), 3) for n in (5, 6, 7, 8)] == [1.0, 0.886, 0.786, 0.738]
+    assert spearman_critical(4) == float("inf")  # 4! = 24 orders: the best p is 2/24
+
+
+def test_a_claim_holds_only_when_its_coefficient_is_significant():
+    from rewardlab.lab.teacher_study import findings
+
+    def budget(step, rv, acc):
+        return {"step": step, "proxies": dict.fromkeys("abcdef", {}),
+                "spearman": {"reward_variance": rv, "on_policy_accuracy": acc, "verdict_order": 0.0}}
+
+    noisy = findings(budget(3, 0.37, -0.03), budget(6, 0.26, 0.14))  # the measured quick run (6 proxies)
+    assert noisy[0].endswith("not significant (|ρ| over 6 proxies needs ≥ 0.89 for p < 0.05)")
+    assert findings(budget(3, 0.94, 0.1), budget(6, 0.2, 0.9))[0].endswith("HOLDS")
+    assert findings(budget(3, 0.1, 0.94), budget(6, 0.9, 0.2))[0].endswith("DOES NOT HOLD")
+    assert findings(budget(3, 0.94, 0.1), budget(6, 0.2, 0.9))[1].endswith("HOLDS")

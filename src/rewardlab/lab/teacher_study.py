@@ -25,6 +25,7 @@ Per run (one policy, one set of prompts):
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -150,17 +151,43 @@ def budget_table(doc: dict[str, Any], names: dict[str, str], step: int) -> dict[
     return {"step": step, "proxies": rows, "spearman": corr}
 
 
+def spearman_critical(n: int, alpha: float = 0.05) -> float:
+    """The smallest |ρ| a Spearman coefficient over ``n`` untied items needs for a two-sided p ≤ ``alpha`` under
+    independence: exact (every permutation of ranks) for n ≤ 8, else the normal approximation 1.96 / √(n − 1)
+    (α = 0.05 only). n = 6 gives 0.886, as the tables do; ``inf`` when no ρ can reach it (n ≤ 4)."""
+    if n > 8:
+        return 1.96 / math.sqrt(n - 1)
+    d = n * (n * n - 1)
+    rhos = [abs(1 - 6 * sum((i - r) ** 2 for i, r in enumerate(perm)) / d)
+            for perm in itertools.permutations(range(n))]
+    return min((c for c in set(rhos) if sum(r >= c - 1e-12 for r in rhos) / len(rhos) <= alpha),
+               default=math.inf)  # n ≤ 4: no ρ is significant
+
+
+def _claim(direction: bool, rho: float, n: int) -> str:
+    crit = spearman_critical(n)
+    if not direction:
+        return "DOES NOT HOLD"
+    if abs(rho) >= crit:
+        return "HOLDS"
+    if math.isinf(crit):
+        return f"in that direction, but {n} proxies cannot give p < 0.05"
+    return f"in that direction, but not significant (|ρ| over {n} proxies needs ≥ {crit:.2f} for p < 0.05)"
+
+
 def findings(early: dict[str, Any], late: dict[str, Any]) -> list[str]:
-    """Plain statements of what held and what did not, from the Spearman coefficients."""
+    """Plain statements of what held and what did not, from the Spearman coefficients: a claim "holds" only when it
+    points the claimed way and the deciding coefficient is significant over this many proxies
+    (:func:`spearman_critical`); a difference of two insignificant coefficients is said to be one."""
     e, lt = early["spearman"], late["spearman"]
+    n = len(early["proxies"])
     out = []
     rv, acc = e["reward_variance"], e["on_policy_accuracy"]
     out.append(f"early ({early['step']} steps): Spearman with the gold gain is {rv:+.2f} for reward variance and "
-               f"{acc:+.2f} for on-policy accuracy — RV predicts better early: "
-               + ("HOLDS" if rv > acc else "DOES NOT HOLD"))
-    out.append(f"late ({late['step']} steps): on-policy accuracy {lt['on_policy_accuracy']:+.2f} vs reward "
-               f"variance {lt['reward_variance']:+.2f} — accuracy gains weight later: "
-               + ("HOLDS" if lt["on_policy_accuracy"] - lt["reward_variance"] > acc - rv else "DOES NOT HOLD"))
+               f"{acc:+.2f} for on-policy accuracy — RV predicts better early: " + _claim(rv > acc, rv, n))
+    late_acc, late_rv = lt["on_policy_accuracy"], lt["reward_variance"]
+    out.append(f"late ({late['step']} steps): on-policy accuracy {late_acc:+.2f} vs reward variance {late_rv:+.2f} — "
+               "accuracy gains weight later: " + _claim(late_acc - late_rv > acc - rv, late_acc, n))
     for b in (early, late):
         v = b["spearman"]["verdict_order"]
         out.append(f"{b['step']} steps: the pre-probe verdict order has Spearman {v:+.2f} with the realized gain")
