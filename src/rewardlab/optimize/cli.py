@@ -126,12 +126,9 @@ def bon_command(
     ns: list[int] = typer.Option([], "--ns", help="n values to report (default: powers of 2, N)."),
 ) -> None:
     from rewardlab.optimize.best_of_n import BoNArgs, run_best_of_n
-    from rewardlab.optimize.run import RunOptions, run_optimization
+    from rewardlab.optimize.run import run_optimization, shared_options
 
-    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
-                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
-                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
-                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    run = shared_options(locals())
     args = BoNArgs(n_max=n_max, ns=list(ns))
     _report(run_optimization(run_best_of_n, args, run, uwo_default=0.5, log=_err), output)
 
@@ -156,12 +153,9 @@ def rloo_command(
 ) -> None:
     """RLOO: leave-one-out REINFORCE (or PPO-clip) with a KL penalty to the initial policy."""
     from rewardlab.optimize.rloo import RLOOArgs, train_rloo
-    from rewardlab.optimize.run import RunOptions, run_optimization
+    from rewardlab.optimize.run import run_optimization, shared_options
 
-    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
-                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
-                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
-                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    run = shared_options(locals())
     args = RLOOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
                     prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
                     eval_samples=eval_samples, save_every=save_every, resume=resume, dense=dense,
@@ -187,12 +181,9 @@ def grpo_command(
 ) -> None:
     """GRPO: group-normalized advantages, k3 KL to the initial policy in the loss."""
     from rewardlab.optimize.rloo import GRPOArgs, train_grpo
-    from rewardlab.optimize.run import RunOptions, run_optimization
+    from rewardlab.optimize.run import run_optimization, shared_options
 
-    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
-                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
-                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
-                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    run = shared_options(locals())
     args = GRPOArgs(steps=steps, k=k, kl_coef=kl_coef, loss=loss, ppo_epochs=ppo_epochs, minibatch_size=minibatch_size,
                     prompts_per_step=prompts_per_step, lr=lr, eval_every=eval_every, eval_prompts=eval_prompts,
                     eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
@@ -220,12 +211,9 @@ def raft_command(
 ) -> None:
     """RAFT: sample K, keep the best per prompt, fine-tune on it, repeat."""
     from rewardlab.optimize.raft import RAFTArgs, train_raft
-    from rewardlab.optimize.run import RunOptions, run_optimization
+    from rewardlab.optimize.run import run_optimization, shared_options
 
-    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
-                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
-                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
-                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    run = shared_options(locals())
     args = RAFTArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
                     keep_fraction=keep_fraction, sft_epochs=sft_epochs, eval_prompts=eval_prompts,
                     eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
@@ -254,12 +242,9 @@ def dpo_command(
 ) -> None:
     """Online iterative DPO: K samples, best vs worst pair, β = 0.1, reference = the initial policy."""
     from rewardlab.optimize.dpo import OnlineDPOArgs, train_online_dpo
-    from rewardlab.optimize.run import RunOptions, run_optimization
+    from rewardlab.optimize.run import run_optimization, shared_options
 
-    run = RunOptions(policy=policy, reward=reward, prompts=prompts, output=output, gold=gold, max_prompts=max_prompts,
-                     split=split, aggregate=aggregate, uwo_lambda=uwo_lambda, normalize=normalize, clip=clip, par=par,
-                     max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length, temperature=temperature,
-                     top_p=top_p, seed=seed, batch_size=batch_size, device=device, dtype=dtype, report_to=report_to)
+    run = shared_options(locals())
     args = OnlineDPOArgs(steps=steps, k=k, minibatch_size=minibatch_size, prompts_per_step=prompts_per_step, lr=lr,
                          beta=beta, ref=ref, epochs=epochs, eval_prompts=eval_prompts, eval_samples=eval_samples,
                          save_every=save_every, resume=resume, lora_r=lora_r, lora_alpha=lora_alpha,
