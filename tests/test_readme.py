@@ -218,7 +218,7 @@ def workspace(tmp_path_factory):
 def _env(ws: Path) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_CACHE=str(ws / "hub"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=str(REPO))  # the curl stand-in and `python -c` import from here, never from the checkout
+               PYTHONPATH=str(REPO))  # as in a checkout: the blocks run from the repository root in the README
     env.pop("REWARDLAB_TOKEN", None)
     return env
 
