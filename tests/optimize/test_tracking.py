@@ -12,25 +12,6 @@ import pytest
 from rewardlab import tracking
 from tests.test_tracking import tb_scalars
 
-REWARDS = """
-def letters(prompt, response):
-    return sum(c in "abcdefghijklmnopqrstuvwxyz" for c in response) / 4
-
-def vowels(prompt, response):
-    return float(sum(c in "aeiou" for c in response))
-"""
-
-
-@pytest.fixture
-def setup(tmp_path, monkeypatch, corpus):
-    """(tmp_path, the options of a tiny run: policy, prompts, proxy and gold rewards, --eval-prompts last)."""
-    (tmp_path / "tracking_rewards_mod.py").write_text(REWARDS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in corpus[:16]))
-    return tmp_path, ["--policy", "tiny", "--prompts", prompts, "--reward", "python:tracking_rewards_mod:letters",
-                      "--gold", "python:tracking_rewards_mod:vowels", "--max-new-tokens", "8", "--eval-prompts", "4"]
-
 
 def run(cli, *args) -> str:
     code, out, err = cli("optimize", *map(str, args))
