@@ -245,7 +245,6 @@ def test_block_runs_as_written(block: Block, workspace: Path):
     result = subprocess.run(["bash", "-c", script], cwd=workspace, env=_env(workspace), capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    print(result.stderr)
     for k in ran:  # what a command promises in its comment that a test can see
         if k.startswith("curl") and "steps" in k:
             scored, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index('{"model"'):])
