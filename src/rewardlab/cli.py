@@ -31,13 +31,14 @@ def _register_all() -> None:
     from rewardlab.models import cli as models_cli
     from rewardlab.optimize import cli as optimize_cli
     from rewardlab.rewards import cli as rewards_cli
+    from rewardlab.rewards import strength_cli as rewards_strength_cli
     from rewardlab.serve import cli as serve_cli
     from rewardlab.teachers import cli as teachers_cli
     from rewardlab.train import cli as train_cli
     from rewardlab.train import mixture_cli as train_mixture_cli
 
-    for module in (data_cli, train_cli, rewards_cli, evaluate_judge_cli, train_mixture_cli, models_cli, evaluate_cli,
-                   evaluate_prm_cli, optimize_cli, teachers_cli, serve_cli, lab_cli):
+    for module in (data_cli, train_cli, rewards_cli, rewards_strength_cli, evaluate_judge_cli, train_mixture_cli,
+                   models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli, teachers_cli, serve_cli, lab_cli):
         module.register(app)
 
 
