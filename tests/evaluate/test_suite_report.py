@@ -48,7 +48,7 @@ def test_pair_metrics_ensemble_members_and_temperature():
     assert out["ensemble"]["mean_std"] == pytest.approx(M.ensemble_disagreement(c - r).mean())
     val = np.random.default_rng(1).permutation(40)[:20]
     d = c.mean(1) - r.mean(1)
-    assert out["calibration"]["fitted"]["temperature"] == pytest.approx(M.fit_temperature(d[val]))
+    assert out["calibration"]["fitted"]["fitted_temperature"] == pytest.approx(M.fit_temperature(d[val]))
 
 
 def test_evaluate_kway_matches_rb2_scores():
@@ -137,6 +137,8 @@ def test_evaluate_ensemble_reward_uses_members_and_its_aggregation():
 def test_temperature_at_bound_flagged_on_separable_split():
     pairs = [PreferencePair("p", f"c{i}", f"r{i}") for i in range(10)]
     sep = pair_metrics(np.arange(1.0, 11.0), np.zeros(10), pairs)  # every Δ > 0: no finite MLE
-    assert sep["calibration"]["fitted"]["at_bound"] and sep["calibration"]["fitted"]["temperature"] < 0.0102
+    f = sep["calibration"]["fitted"]
+    assert f["at_bound"] and f["fitted_temperature"] < 0.0102
+    assert f["temperature"] == 1.0 and not f["kept"] and f["test_ece_kept"] == f["test_ece_raw"]  # not used
     mixed = pair_metrics(np.array([2.0, 2, 2, -2] * 4), np.zeros(16), [pairs[0]] * 16, seed=3)
     assert not mixed["calibration"]["fitted"]["at_bound"]

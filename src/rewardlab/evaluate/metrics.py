@@ -189,6 +189,50 @@ def fit_temperature(
     return float(math.exp(res.x))
 
 
+def held_out_temperature(delta: ArrayLike, val: ArrayLike, test: ArrayLike, n_bins: int = 10, folds: int = 5,
+                         seed: int = 0, bounds: tuple[float, float] = (1e-2, 1e2)) -> dict[str, Any]:
+    """Temperature scaling of p = σ(Δ/T) that is kept only when it helps (Guo et al. 2017, with a guard).
+
+    ``fitted``: T minimizing the NLL on the ``val`` pairs (:func:`fit_temperature`). It is *kept*
+    (``temperature = fitted``) only when (1) the validation pairs are not separable — with every Δ > 0 the NLL
+    falls as T → 0, the fit ends at ``bounds[0]`` and σ(Δ/T) ≈ 1 for every pair, so held-out ECE becomes
+    1 − accuracy — and (2) ``folds``-fold cross-validation *within* ``val`` says it lowers ECE: each fold is scaled
+    by the T fitted on the other folds, and the pooled ECE of those probabilities must be below the ECE of σ(Δ) on
+    the same pairs. Otherwise ``temperature = 1``. The ``test`` pairs take no part in the choice; they report the
+    ECE and NLL of σ(Δ) (``test_*_raw``), of the fitted T (``test_*_scaled``) and of the kept T (``test_*_kept``).
+    """
+    d = as_numpy(delta)
+    val, test = np.asarray(val, dtype=int), np.asarray(test, dtype=int)
+    lo, hi = bounds
+    t = fit_temperature(d[val], bounds=bounds)
+    at_bound = not lo * 1.01 < t < hi / 1.01
+    separable = bool(np.all(d[val] > 0))
+    k = min(folds, len(val))
+    cv_raw = cv_scaled = math.nan
+    if k >= 2:
+        parts = np.array_split(np.random.default_rng(seed).permutation(val), k)
+        p_cv = np.concatenate([preference_probs(d[part], fit_temperature(d[np.setdiff1d(val, part)], bounds=bounds))
+                               for part in parts])
+        order = np.concatenate(parts)
+        cv_raw = expected_calibration_error(preference_probs(d[order]), None, n_bins)
+        cv_scaled = expected_calibration_error(p_cv, None, n_bins)
+    if separable or at_bound:
+        kept, reason = 1.0, "the validation pairs are separable: the NLL has no finite minimizer" if separable \
+            else "the fit ended at its search bound"
+    elif not cv_scaled < cv_raw:
+        kept, reason = 1.0, f"cross-validated ECE within the validation pairs does not improve ({cv_scaled:.4f} " \
+            f"with T fitted on the other folds vs {cv_raw:.4f} at T = 1)"
+    else:
+        kept, reason = t, f"cross-validated ECE within the validation pairs improves ({cv_raw:.4f} -> {cv_scaled:.4f})"
+    out: dict[str, Any] = {"temperature": kept, "fitted_temperature": t, "kept": kept != 1.0, "reason": reason,
+                           "at_bound": at_bound, "n_val": int(len(val)), "n_test": int(len(test)),
+                           "cv_ece_raw": cv_raw, "cv_ece_scaled": cv_scaled}
+    for name, temp in (("raw", 1.0), ("scaled", t), ("kept", kept)):
+        out[f"test_ece_{name}"] = expected_calibration_error(preference_probs(d[test], temp), None, n_bins)
+        out[f"test_nll_{name}"] = preference_nll(d[test], temp)
+    return out
+
+
 def calibration(delta: ArrayLike, n_bins: int = 10, temperature: float = 1.0) -> dict[str, Any]:
     """ECE, Brier, NLL and reliability-diagram data of p = σ(Δ/T) for (chosen, rejected) pairs."""
     p = preference_probs(delta, temperature)

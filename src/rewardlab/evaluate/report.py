@@ -278,7 +278,11 @@ LABELS = {
     "ece": "ECE (10 bins, T = 1)", "brier": "Brier score", "nll": "NLL of σ(Δ)", "n_val": "validation pairs",
     "n_test": "held-out pairs", "test_ece_raw": "held-out ECE, T = 1", "test_ece_scaled": "held-out ECE, fitted T",
     "test_nll_raw": "held-out NLL, T = 1", "test_nll_scaled": "held-out NLL, fitted T",
-    "temperature": "fitted temperature T", "spearman": "Spearman(reward, length)",
+    "test_ece_kept": "held-out ECE, kept T", "test_nll_kept": "held-out NLL, kept T",
+    "cv_ece_raw": "validation ECE (cross-validated), T = 1",
+    "cv_ece_scaled": "validation ECE (cross-validated), fitted T",
+    "fitted_temperature": "fitted temperature T (NLL)", "kept": "fitted T kept",
+    "temperature": "temperature T", "spearman": "Spearman(reward, length)",
     "acc_chosen_shorter": "accuracy, chosen shorter", "acc_chosen_longer": "accuracy, chosen longer",
     "n_chosen_shorter": "pairs, chosen shorter", "n_chosen_longer": "pairs, chosen longer",
     "reward_variance": "reward variance (RV)", "on_policy_accuracy": "on-policy accuracy",
@@ -321,10 +325,12 @@ def _model_section(r: EvalResult) -> str:
         if "fitted" in cal:
             f = cal["fitted"]
             body += f"<p>temperature fitted on {f['n_val']} pairs, tested on the other {f['n_test']}:</p>"
-            if f.get("at_bound"):
+            if "reason" in f:  # the kept T and why (evaluate.metrics.held_out_temperature)
+                body += f"<p>kept T = {_fmt(f['temperature'])}: {html.escape(f['reason'])}</p>"
+            elif f.get("at_bound"):
                 body += ("<p><b>T is at its search bound</b>: the validation pairs are (nearly) separable, so the "
                          "NLL has no finite minimizer; do not use this T.</p>")
-            body += _kv_table(f, skip=("n_val", "n_test"))
+            body += _kv_table(f, skip=("n_val", "n_test", "reason"))
         cards.append(_card("Calibration of p = σ(Δ)", body))
         cards.append(_card("Length bias", _kv_table(p["length_bias"])))
         if "ensemble" in p:

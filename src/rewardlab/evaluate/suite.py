@@ -52,7 +52,8 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
     ``[n, k]``) member scores, which default to the ``[n, k]`` inputs when k > 1.
 
     Calibration: ECE/Brier/NLL of σ(Δ) on all pairs; a temperature fitted on a seeded ``val_fraction`` of the
-    pairs and ECE/NLL before/after it on the rest (``test``).
+    pairs, kept only when it helps there, and ECE/NLL at T = 1, the fitted T and the kept T on the rest
+    (:func:`rewardlab.evaluate.metrics.held_out_temperature`).
     """
     c, r = scalar(chosen), scalar(rejected)
     delta = c - r
@@ -72,17 +73,7 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
     perm = np.random.default_rng(seed).permutation(len(pairs))
     n_val = int(len(pairs) * val_fraction)
     if n_val >= 2 and len(pairs) - n_val >= 1:
-        val, test = perm[:n_val], perm[n_val:]
-        lo, hi = 1e-2, 1e2
-        t = M.fit_temperature(delta[val], bounds=(lo, hi))
-        # on a separable validation split (every Δ > 0) the NLL has no finite minimizer: T hits the search bound
-        cal["fitted"] = {"temperature": t, "at_bound": not lo * 1.01 < t < hi / 1.01,
-                         "n_val": n_val, "n_test": len(test),
-                         "test_ece_raw": M.expected_calibration_error(M.preference_probs(delta[test]), None, n_bins),
-                         "test_ece_scaled": M.expected_calibration_error(M.preference_probs(delta[test], t), None,
-                                                                         n_bins),
-                         "test_nll_raw": M.preference_nll(delta[test]),
-                         "test_nll_scaled": M.preference_nll(delta[test], t)}
+        cal["fitted"] = M.held_out_temperature(delta, perm[:n_val], perm[n_val:], n_bins, seed=seed)
     out["calibration"] = cal
     out["length_bias"] = M.length_bias(c, r, [response_length(p.chosen) for p in pairs],
                                        [response_length(p.rejected) for p in pairs])
