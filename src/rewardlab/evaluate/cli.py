@@ -17,7 +17,10 @@ from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option
 def eval_command(
     reward: str = typer.Argument(..., help="Reward spec: a checkpoint directory, python:MODULE:FN, ..."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for metrics.json, report.html, PNGs."),
-    data: Path | None = typer.Option(None, "--data", help="Preference pairs or k-way (RB2) rows."),
+    data: Path | None = typer.Option(None, "--data", help="Preference pairs, k-way (RB2) rows, or rated rows "
+                                     "(response + attributes: per-attribute MSE, Pearson, Spearman)."),
+    rated: Path | None = typer.Option(None, "--rated", help="Rated rows beside --data pairs: per-attribute metrics "
+                                      "of a multi-objective reward, its preference score's accuracy on the pairs."),
     split: str | None = typer.Option(None, "--split", help="Split of a saved DatasetDict --data (default: train, "
                                      "or its only split)."),
     policy: Path | None = typer.Option(None, "--policy", help="HF causal LM directory, for teacher metrics."),
@@ -44,12 +47,13 @@ def eval_command(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
 ) -> None:
-    """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance."""
+    """Evaluate a reward model as a teacher: accuracy, RB-style scores, calibration, length bias, reward variance;
+    on rated rows, per-attribute MSE, Pearson and Spearman."""
     from rewardlab.evaluate.run import run_eval
     from rewardlab.io import check_not_an_input, check_output_dir, output_lock, spec_paths
 
     check_output_dir(output)
-    check_not_an_input(output, {"REWARD": spec_paths(reward), "--data": data, "--policy": policy,
+    check_not_an_input(output, {"REWARD": spec_paths(reward), "--data": data, "--rated": rated, "--policy": policy,
                                 "--prompts": prompts, "--gold": spec_paths(gold),
                                 "--compare": [p for c in compare for p in spec_paths(c)], "--sections": sections,
                                 "--chat-template": chat_template})
@@ -60,17 +64,25 @@ def eval_command(
                                   max_prompts=max_prompts, compare=compare, sections=sections,
                                   val_fraction=val_fraction, seed=seed, device=device, dtype=dtype,
                                   chat_template=chat_template, attn_implementation=attn_implementation,
-                                  skip_invalid=skip_invalid, log=lambda line: typer.echo(line, err=True))
+                                  skip_invalid=skip_invalid, rated=rated,
+                                  log=lambda line: typer.echo(line, err=True))
     for res in results:  # every compared model, not only the first
         s = res.metrics["summary"]
         ci = {k: s.get(f"{k}_ci") for k in s}
         shown = ", ".join(f"{k}={v:.3f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if ci[k] and None not in ci[k]
                                             else "") for k, v in s.items() if isinstance(v, float))
         typer.echo(f"{res.name}: {shown}")
+        for attr, v in (res.metrics.get("attributes") or {}).get("attributes", {}).items():
+            typer.echo(f"  {attr}: n={v['n']} " + " ".join(f"{k}={_num(v[k])}" for k in ("mse", "pearson",
+                                                                                             "spearman")))
     if policy is not None and len(results) > 1:  # a rollout: teacher metrics
         typer.echo("for a verdict on which is the better teacher for this policy (direction first, checked by "
                    "gold-tracked probes): rewardlab teachers")
     typer.echo(f"wrote {paths['report.html']} and {len(paths) - 1} other files")
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{v:.4g}"
 
 
 def register(app: typer.Typer) -> None:

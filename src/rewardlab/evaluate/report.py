@@ -41,7 +41,8 @@ COLUMNS = [
     ("rb2_overall", "RB2 overall", 1), ("ece", "ECE", -1), ("brier", "Brier", -1),
     ("length_spearman", "Len. Spearman", 0), ("acc_chosen_shorter", "Acc (chosen shorter)", 1),
     ("acc_chosen_longer", "Acc (chosen longer)", 1), ("reward_variance", "Reward variance", 1),
-    ("on_policy_accuracy", "On-policy acc.", 1),
+    ("on_policy_accuracy", "On-policy acc.", 1), ("attribute_mse", "Attr. MSE (mean)", -1),
+    ("attribute_pearson", "Attr. Pearson (mean)", 1), ("attribute_spearman", "Attr. Spearman (mean)", 1),
 ]
 
 
@@ -304,6 +305,9 @@ def _card(title: str, body: str) -> str:
     return f"<div class='card'><h3>{html.escape(title)}</h3>{body}</div>"
 
 
+ATTR_COLS = ("n", "mse", "pearson", "spearman", "mean_pred", "mean_rating")
+
+
 def _model_section(r: EvalResult) -> str:
     m = r.metrics
     cards = []
@@ -344,6 +348,15 @@ def _model_section(r: EvalResult) -> str:
         for name, v in m["kway"]["subsets"].items():
             if "ties" in v:
                 cards.append(_card(f"{name}: terms of the weighted score", _kv_table(v["ties"])))
+    if "attributes" in m:
+        a = m["attributes"]
+        rows = "".join(f"<tr><th>{html.escape(k)}</th>" + "".join(f"<td>{_fmt(v[c])}</td>" for c in ATTR_COLS)
+                       + "</tr>" for k, v in a["attributes"].items())
+        extra = "".join(f"<p>{html.escape(t)}: {html.escape(', '.join(a[k]))}</p>" for k, t in
+                        (("not_in_model", "rated, not predicted"), ("not_rated", "predicted, not rated")) if a[k])
+        cards.append(_card(f"Attributes ({a['n_rows']} rated rows)", "<table><tr><th>attribute</th>"
+                           + "".join(f"<th>{c.replace('_', ' ')}</th>" for c in ATTR_COLS) + f"</tr>{rows}</table>"
+                           + extra))
     if "teacher" in m:
         cards.append(_card("Teacher metrics (policy samples)", _kv_table(m["teacher"])))
     return f"<h2>{html.escape(r.name)}</h2><div class='cards'>{''.join(cards)}</div>"

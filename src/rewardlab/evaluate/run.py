@@ -50,16 +50,19 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
              top_p: float = 1.0, max_prompts: int | None = None, compare: list[str] | None = None,
              sections: Path | None = None, val_fraction: float = 0.5, seed: int = 0, device: str = "auto",
              dtype: str = "auto", chat_template: Path | None = None, attn_implementation: str | None = None,
-             skip_invalid: bool = False, log: Callable[[str], None] = _stderr) -> tuple[list[Any], dict[str, Path]]:
+             skip_invalid: bool = False, rated: Path | None = None,
+             log: Callable[[str], None] = _stderr) -> tuple[list[Any], dict[str, Path]]:
     """Evaluate the reward spec ``reward`` (and each of ``compare``: another spec, or an earlier eval output
-    directory with its metrics.json) on ``data``'s pairs or k-way rows and/or as a teacher of ``policy`` (samples of
-    its ``prompts``, on-policy accuracy against ``gold``), and write the report (metrics.json, report.html, PNGs) into
-    ``output``; returns the results (:class:`~rewardlab.evaluate.suite.EvalResult`, the main one first) and the
-    written paths. ``log`` gets the warnings (truncated prompts, a compared output measured on other data)."""
+    directory with its metrics.json) on ``data``'s pairs or k-way rows, on rated rows (``data`` of rated rows, or
+    ``rated`` beside pairs in ``data``: per-attribute MSE, Pearson and Spearman) and/or as a teacher of ``policy``
+    (samples of its ``prompts``, on-policy accuracy against ``gold``), and write the report (metrics.json,
+    report.html, PNGs) into ``output``; returns the results (:class:`~rewardlab.evaluate.suite.EvalResult`, the main
+    one first) and the written paths. ``log`` gets the warnings (truncated prompts, a compared output measured on
+    other data)."""
     import json
 
     from rewardlab.data.load import load_prompts, load_rows
-    from rewardlab.data.records import KWayRow, PreferencePair
+    from rewardlab.data.records import KWayRow, PreferencePair, RatedRow
     from rewardlab.data.tokenize import ChatTemplateError
     from rewardlab.errors import UserError
     from rewardlab.evaluate.report import write_report
@@ -71,18 +74,27 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
     from rewardlab.rewards.registry import load_reward
 
     compare = list(compare or [])
-    if data is None and policy is None:
-        raise UserError("rewardlab eval: give --data FILE and/or --policy PATH (with --prompts)")
+    if data is None and policy is None and rated is None:
+        raise UserError("rewardlab eval: give --data FILE, --rated FILE and/or --policy PATH (with --prompts)")
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     sec_map, weights = _load_sections(str(sections) if sections else None)
     rows = load_rows(data, split=split, skip_invalid=skip_invalid) if data is not None else None
+    rated_rows = None
+    if rows and all(isinstance(r, RatedRow) for r in rows):  # --data of rated rows: attribute metrics only
+        if rated is not None:
+            raise UserError(f"--data {data} holds rated rows already; give --rated FILE beside --data PAIRS")
+        rated_rows, rows = rows, None
+    elif rated is not None:
+        from rewardlab.data.load import load_rated
+
+        rated_rows = load_rated(rated, split=split, skip_invalid=skip_invalid)
     if rows and not all(isinstance(r, PreferencePair) for r in rows) and not all(isinstance(r, KWayRow)
                                                                               for r in rows):
-        kind = "rated (response + attributes)" if getattr(rows[0], "attributes", None) else "response"
-        raise UserError(f"{rows[0].source}: expected preference pairs or k-way rows, found {kind} rows")
+        raise UserError(f"{rows[0].source}: expected preference pairs, k-way rows or rated rows (response + "
+                        "attributes), found response rows")
     if rows and isinstance(rows[0], KWayRow):
         from rewardlab.data.load import DataError, summarize
         from rewardlab.evaluate.rewardbench import ties_row_problems
@@ -126,14 +138,18 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
                         attn_implementation=attn_implementation)
         name = _unique(spec, taken)  # every reward is named by the spec as typed (variants of one dir differ)
         try:
-            res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg)
+            res = evaluate_reward(r, rows, name, sec_map, weights, rollout, gold_reward, val_fraction, seed, cfg,
+                                  rated=rated_rows)
         except ChatTemplateError as e:
             from rewardlab.rewards.records import locate_template_error
 
             raise locate_template_error(r, rows or [], e) from None
         res.metrics["data"] = str(data) if data else None
+        if rated_rows:
+            res.metrics["rated"] = str(rated or data)
         results.append(res)
-    meta = {"reward": reward, "data": str(data) if data else None, "split": split,
+    meta = {"reward": reward, "data": str(data) if data else None, "rated": str(rated) if rated else None,
+            "split": split,
             "policy": str(policy) if policy else None, "gold": gold, "num_samples": num_samples if policy else None,
             "seed": seed, "compare": ", ".join(compare) or None, "device": str(dev),
             "dtype": str(torch_dtype).removeprefix("torch."), **truncation}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.data.records import KWayRow, PreferencePair, Response
+from rewardlab.data.records import KWayRow, PreferencePair, RatedRow, Response
 from rewardlab.evaluate import metrics as M
 from rewardlab.evaluate.rewardbench import KWayScores, rb2_scores
 from rewardlab.evaluate.teacher import scalar, score_items, teacher_metrics
@@ -200,6 +200,8 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
         "acc_chosen_longer": get("pairs", "length_bias", "acc_chosen_longer"),
         "reward_variance": get("teacher", "reward_variance"),
         "on_policy_accuracy": get("teacher", "on_policy_accuracy"),
+        "attribute_mse": get("attributes", "mean_mse"), "attribute_pearson": get("attributes", "mean_pearson"),
+        "attribute_spearman": get("attributes", "mean_spearman"),
     }
     for key in CI_KEYS:
         rep = replicates(m, key)
@@ -219,12 +221,17 @@ def _dig(d: Any, keys: Sequence[str]) -> Any:
 def evaluate_reward(reward, rows: Sequence[PreferencePair | KWayRow] | None, name: str,
                     sections: Mapping[str, Sequence[str]] | None = None, weights: Mapping[str, float] | None = None,
                     rollout=None, gold=None, val_fraction: float = 0.5, seed: int = 0,
-                    sampling=None) -> EvalResult:
-    """Evaluate ``reward`` on ``rows`` (all pairs, or all k-way rows) and, given a ``rollout`` of a policy, as a
-    teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across rewards;
-    ``sampling`` is the :class:`~rewardlab.evaluate.teacher.SamplingConfig` it was drawn with (recorded)."""
+                    sampling=None, rated: Sequence[RatedRow] | None = None) -> EvalResult:
+    """Evaluate ``reward`` on ``rows`` (all pairs, or all k-way rows), on ``rated`` rows (per-attribute MSE, Pearson
+    and Spearman of its attribute outputs, :mod:`rewardlab.evaluate.attributes`) and, given a ``rollout`` of a
+    policy, as a teacher (RV; on-policy accuracy when ``gold`` is given). The same rollout can be reused across
+    rewards; ``sampling`` is the :class:`~rewardlab.evaluate.teacher.SamplingConfig` it was drawn with (recorded)."""
     metrics: dict[str, Any] = {"name": name}
     arrays: dict[str, np.ndarray] = {}
+    if rated:
+        from rewardlab.evaluate.attributes import evaluate_attributes
+
+        metrics["attributes"] = evaluate_attributes(reward, rated, description=f"attributes of {name}")
     calibrated_on = _calibrate_ensemble(reward, rows, rollout)
     if calibrated_on:
         metrics["ensemble_standardized_on"] = calibrated_on

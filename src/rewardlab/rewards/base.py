@@ -14,6 +14,12 @@ Two optional declarations a reward may make (read with the helpers below, never 
   (:func:`score_with_labels`).
 - ``uses_columns = True``: ``score(..., columns={name: [one value per item]})`` takes extra per-item dataset
   columns (a TRL dataset's ``solution``, verl's ``data_source``/``extra_info``); only batched Python functions do.
+- ``attribute_names: list[str]``: a multi-objective reward's named outputs, ``attributes(prompts, responses) ->
+  [n, k]`` with column j the score of attribute ``attribute_names[j]`` (ArmoRM's regression heads, a DPA reward's
+  base, a k-output checkpoint whose manifest names its ``attributes``). Read with :func:`attribute_names`.
+- ``member_names: list[str]``: a reward made of members (an ensemble): ``score_members(prompts, responses) -> [n, m]``
+  gives the member columns the reward aggregates and ``aggregate_members(scores [n, m]) -> [n]`` aggregates them,
+  so ``score == aggregate_members(score_members(...))`` from one pass. Read with :func:`member_names`.
 """
 
 from __future__ import annotations
@@ -47,6 +53,19 @@ def is_batch_invariant(reward: Any) -> bool:
 def uses_labels(reward: Any) -> bool:
     """True when ``reward.score`` takes ``labels=`` (declared with ``uses_labels``)."""
     return bool(getattr(reward, "uses_labels", False))
+
+
+def attribute_names(reward: Any) -> list[str] | None:
+    """The names of ``reward``'s per-attribute outputs (declared with ``attribute_names``), or None."""
+    names = getattr(reward, "attribute_names", None)
+    return list(names) if names else None
+
+
+def member_names(reward: Any) -> list[str] | None:
+    """The names of ``reward``'s member columns (declared with ``member_names``), or None for a reward without
+    members."""
+    names = getattr(reward, "member_names", None)
+    return list(names) if names else None
 
 
 def clean_label(label: Any) -> Any:

@@ -67,5 +67,17 @@ class ModelReward(PooledScorer):
         """Reference ``{"mean", "std", "n", "source"}`` of the manifest (``rewardlab calibrate``), or None."""
         return self.manifest.get("normalization")
 
+    @property
+    def attribute_names(self) -> list[str] | None:
+        """The manifest's ``attributes`` when they name this k-output model's outputs (an ArmoRM directory read as a
+        plain checkpoint: its regression heads), else None (rewards.base)."""
+        names = self.manifest.get("attributes")
+        ok = isinstance(names, list) and self.num_outputs > 1 and len(names) == self.num_outputs
+        return [str(n) for n in names] if ok else None
+
+    def attributes(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
+        """The k outputs ``[n, k]``, column j named ``attribute_names[j]``."""
+        return self.score(prompts, responses)
+
     def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
         return self.score_ids(self.encode(prompts, responses))

@@ -69,6 +69,7 @@ class ArmoReward(ArmoRM):
                  name: str = "armo"):
         super().__init__(extractor, weight, bias, names, gate, verbosity, decorrelation)
         self.name = name
+        self.attribute_names = list(names)  # attributes(): the raw ridge-head scores (rewards.base)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, **kwargs) -> ArmoReward:
@@ -106,6 +107,7 @@ class DirectionalReward:
             raise UserError(str(e)) from None
         if self.names and len(self.direction) != len(self.names):
             raise UserError(f"direction has {len(self.direction)} weights for {len(self.names)} attributes")
+        self.attribute_names = list(self.names)  # attributes(): the base's per-attribute scores (rewards.base)
 
     def attributes(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
         fn = getattr(self.base, "attributes", None)
