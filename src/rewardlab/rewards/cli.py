@@ -107,7 +107,8 @@ def inspect(
     rotate: str | None = typer.Option(None, "--rotate", help="A,B: DPA rankings as v(θ) = cos θ·e_A + sin θ·e_B "
                                       "rotates over θ ∈ [−90°, 90°] (within each prompt's responses)."),
     angles: int = typer.Option(7, "--angles", help="Number of angles for --rotate."),
-    show: int = typer.Option(8, "--show", help="Items (and prompts for --rotate) printed."),
+    show: int = typer.Option(8, "--show", help="Items printed; for --rotate, prompt groups printed and the best "
+                             "items of each ranking."),
     device: str = device_option(),
     dtype: str = dtype_option(),
     split: str | None = typer.Option(None, help=SPLIT_HELP),
@@ -137,14 +138,20 @@ def inspect(
         table.add_row(escape(rec["id"]), f"{rec['score']:.4g}", *[f"{rec['attributes'][n]:.4g}" for n in names], *gate)
     console.print(table)
     if rot := result.rotation:
-        rotated = Table(title=f"DPA rotation over ({rot.a}, {rot.b}): ranking (best first) per θ")
+        rotated = Table(title=f"DPA rotation over ({rot.a}, {rot.b}): the {show} best items (ROW:TAG, best first) "
+                        f"per θ; ROW = the row's id, else L<line of {file}>")
         rotated.add_column("prompt")
         for t in rot.thetas:
             rotated.add_column(f"{t:.0f}°")
-        for prompt, cells in rot.groups[:show]:
-            rotated.add_row(escape(prompt[:30]), *cells)
+        for prompt, ranks in rot.groups[:show]:
+            rotated.add_row(escape(prompt[:30]), *[escape(" ".join(r[:show]) + (f" … +{len(r) - show}"
+                                                                                 if len(r) > show else ""))
+                                                   for r in ranks])
         console.print(rotated)
-        console.print(f"rotation: the ranking changes with θ for {rot.changed} of {len(rot.groups)} prompt groups")
+        if rot.pooled:
+            console.print("rotation: no prompt has two responses, so all items are ranked together")
+        console.print(f"rotation: the ranking changes with θ for {rot.changed} of {len(rot.groups)} prompt groups"
+                      + (f" ({show} shown)" if len(rot.groups) > show else ""))
     if output:
         typer.echo(f"wrote {len(result.items)} items to {output}")
 

@@ -15,8 +15,9 @@ class Rotation:
     a: str
     b: str
     thetas: list[float]
-    groups: list[tuple[str, list[str]]]  # (prompt, per θ: the group's item tags best first, space-separated)
+    groups: list[tuple[str, list[list[str]]]]  # (prompt, per θ: the group's item ids best first)
     changed: int  # groups whose ranking changes with θ
+    pooled: bool = False  # no prompt has two responses: all items are ranked as one group
 
 
 @dataclass
@@ -28,8 +29,17 @@ class Inspection:
     rotation: Rotation | None = field(default=None)
 
 
+def row_id(row: Any, n: int) -> str:
+    """A row's name in the output: its ``id`` when it has one, else ``L<line>`` (its line in the file; a row of a
+    saved dataset, its row number) or, without a source, ``#<index>``."""
+    if row.id is not None:
+        return str(row.id)
+    return f"L{row.source.line}" if row.source is not None else f"#{n}"
+
+
 def items(rows: Any) -> tuple[list, list, list]:
-    """Flatten rows into (prompts, responses, ids): pairs → chosen, rejected; k-way → all; rated → the response."""
+    """Flatten rows into (prompts, responses, ids): pairs → chosen, rejected; k-way → all; rated → the response.
+    An item's id is ``ROW:TAG`` (:func:`row_id`, e.g. ``L12:chosen``)."""
     from rewardlab.data.records import row_items
 
     prompts, responses, ids = [], [], []
@@ -37,7 +47,7 @@ def items(rows: Any) -> tuple[list, list, list]:
         for tag, x in row_items(row):
             prompts.append(row.prompt)
             responses.append(x)
-            ids.append(f"{row.id if row.id is not None else n}:{tag}")
+            ids.append(f"{row_id(row, n)}:{tag}")
     return prompts, responses, ids
 
 
@@ -89,10 +99,11 @@ def _rotation(rotate: str, angles: int, names: list[str], attributes: Any, promp
     groups: dict[str, list[int]] = {}
     for n, p in enumerate(prompts):
         groups.setdefault(str(p), []).append(n)
-    multi = [g for g in groups.values() if len(g) > 1] or [list(range(len(prompts)))]
+    multi = [g for g in groups.values() if len(g) > 1]
+    pooled = not multi
     changed, shown = 0, []
-    for g in multi:
+    for g in multi or [list(range(len(prompts)))]:
         ranks = rotation_rankings(attributes[g], names.index(a), names.index(b), thetas)
         changed += len({tuple(x) for x in ranks}) > 1
-        shown.append((str(prompts[g[0]]), [" ".join(ids[g[i]].split(":")[-1] for i in x) for x in ranks]))
-    return Rotation(a, b, thetas, shown, changed)
+        shown.append(("(all items)" if pooled else str(prompts[g[0]]), [[ids[g[i]] for i in x] for x in ranks]))
+    return Rotation(a, b, thetas, shown, changed, pooled)
