@@ -132,6 +132,12 @@ def minibatches(n: int, size: int, seed: int) -> list[list[int]]:
     return [order[i : i + size] for i in range(0, n, size)]
 
 
+def reward_metrics(reward: Reward, prefix: str = "") -> dict[str, Any]:
+    """What a reward reports about its last ``score`` call (``batch_metrics``: a ``maxmin:`` reward's group means
+    and worst group, :mod:`rewardlab.rewards.maxmin`), keys prefixed; {} for rewards that report nothing."""
+    return {prefix + k: v for k, v in (getattr(reward, "batch_metrics", None) or {}).items()}
+
+
 class GoldTracker:
     """Evaluates a policy against its initial version: proxy mean, gold mean, KL(π‖π₀) and d = √KL.
 
@@ -161,9 +167,10 @@ class GoldTracker:
         kl = sequence_kl_nonneg(logps, ref_logps, mask).mean().item()  # k3: a measured KL is never < 0
         row = {"step": step, "proxy_mean": self.proxy.score(ro.prompts, ro.responses).float().mean().item(),
                "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)),
-               "response_tokens": mask.sum(1).mean().item()}
+               "response_tokens": mask.sum(1).mean().item(), **reward_metrics(self.proxy, "proxy_")}
         if self.gold is not None:
             row["gold_mean"] = self.gold.score(ro.prompts, ro.responses).float().mean().item()
+            row |= reward_metrics(self.gold, "gold_")
         self.history = [h for h in self.history if h["step"] != step] + [row]
         return row
 
@@ -238,6 +245,7 @@ class Session:
                                    functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
         self.tracking = RunTracker(args.report_to, self.out, name, asdict(args))  # refuses a missing package now
         self.rows: list[dict] = []
+        self.reward_info: dict[str, Any] = {}  # what the reward said of the last rollout's batch (reward_metrics)
         self.warnings: list[str] = []  # said at the end of the run and kept in summary.json
         self.start = 0
         self.t0 = time.perf_counter()
@@ -290,6 +298,7 @@ class Session:
                         seed=step_seed(a.seed, step), batch_size=a.batch_size,
                         max_prompt_length=self.max_prompt_length)
         r = self.reward.score(ro.prompts, ro.responses).float().to(self.device)
+        self.reward_info = reward_metrics(self.reward, "reward_")  # logged with this step's train row
         if r.dim() != 1:
             raise ValueError("the reward must return one scalar per response; aggregate multi-output rewards "
                              "(e.g. ensemble:mean:SPEC)")
@@ -297,6 +306,8 @@ class Session:
 
     # -- logging -----------------------------------------------------------------------------------------------
     def log(self, step: int, metrics: dict[str, Any], kind: str = "train") -> None:
+        if kind == "train":
+            metrics = {**metrics, **self.reward_info}
         row = {"kind": kind, "step": step, "time_s": round(time.perf_counter() - self.t0, 3), **metrics}
         self.rows.append(row)
         if self.out is not None:

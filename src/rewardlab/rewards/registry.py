@@ -12,6 +12,8 @@ Spec forms:
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
 - ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs, each member standardized with
   its manifest's ``normalization`` (``rewardlab calibrate``) → EnsembleReward (rewards/ensemble.py)
+- ``maxmin[=raw]:SPEC1,SPEC2,...`` — MaxMin-RLHF's worst group: per call, the group (member output, mixture head)
+  with the lowest mean reward, each group standardized on π₀'s samples → MaxMinReward (rewards/maxmin.py)
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an
   OpenRLHF-protocol server); the bearer token comes from ``$REWARDLAB_TOKEN`` → RemoteReward
 - ``rule:NAME:ARG`` — a verifiable rule (exact / numeric / regex / length) → FunctionReward (rewards/rules.py)
@@ -67,6 +69,10 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.ensemble import ensemble_from_spec
 
         return ensemble_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
+    if spec.startswith(("maxmin:", "maxmin=")):
+        from rewardlab.rewards.maxmin import maxmin_from_spec
+
+        return maxmin_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
     if spec.startswith(("http://", "https://", "openrlhf+http://", "openrlhf+https://")):
         from rewardlab.rewards.remote import RemoteReward
 
@@ -112,8 +118,8 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         cls = getattr(importlib.import_module(module), name)
         return cls.from_pretrained(path, device=device, **{k: options[k] for k in takes})
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory, a hub id (org/name) or a known spec form "
-                    "(python:MODULE:FN, ensemble:METHOD:SPECS, http://HOST:PORT, rule:, mix:, dpo:, armo:, dpa:, "
-                    "judge:, micro:, prm:)")
+                    "(python:MODULE:FN, ensemble:METHOD:SPECS, maxmin:SPECS, http://HOST:PORT, rule:, mix:, dpo:, "
+                    "armo:, dpa:, judge:, micro:, prm:)")
 
 
 def import_function(spec: str):

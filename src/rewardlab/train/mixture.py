@@ -100,9 +100,17 @@ def train_mixture(model: MixtureRewardModel, tokenizer, pairs: Sequence[Preferen
 
 def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig, device: str | None = None,
                 dtype: str | None = None) -> tuple[MixtureRewardModel, Any, list[float]]:
-    """A mixture RM on ``base`` ('tiny': a tiny model whose tokenizer is trained on the pairs' text, else a local HF
-    model directory / .gguf file) trained on ``pairs`` on ``device`` in ``dtype`` (:mod:`rewardlab.models.device`;
-    None = auto; see :func:`train_mixture`); returns (model, tokenizer, loss per epoch)."""
+    """A mixture RM (:func:`build_mixture`) trained on ``pairs`` on ``device`` in ``dtype``
+    (:mod:`rewardlab.models.device`; None = auto; see :func:`train_mixture`); returns (model, tokenizer, loss per
+    epoch)."""
+    model, tokenizer = build_mixture(pairs, base, cfg, device)
+    return model, tokenizer, train_mixture(model, tokenizer, pairs, cfg, dtype=dtype)
+
+
+def build_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig,
+                  device: str | None = None) -> tuple[MixtureRewardModel, Any]:
+    """An untrained mixture RM with ``cfg.k`` heads on ``base`` ('tiny': a tiny model whose tokenizer is trained on
+    the pairs' text, else a local HF model directory / .gguf file), on ``device``; returns (model, tokenizer)."""
     from rewardlab.models.device import resolve_device
     from rewardlab.models.reward_model import RewardModel
 
@@ -117,8 +125,7 @@ def fit_mixture(pairs: Sequence[PreferencePair], base: str, cfg: MixtureConfig, 
 
         backbone, tokenizer = load_backbone(base)
         rm = RewardModel(backbone, num_outputs=cfg.k, pooling=default_pooling(backbone.config))
-    model = MixtureRewardModel(rm).to(resolve_device(device))
-    return model, tokenizer, train_mixture(model, tokenizer, pairs, cfg, dtype=dtype)
+    return MixtureRewardModel(rm).to(resolve_device(device)), tokenizer
 
 
 def _as_text(x: Any) -> str:
