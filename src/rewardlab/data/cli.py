@@ -1,4 +1,5 @@
-"""`rewardlab data validate|stats`."""
+"""`rewardlab data validate|stats|confidence-pairs` (``denoise`` is registered by
+:mod:`rewardlab.rewards.strength_cli`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,30 @@ def stats(
 
     for line in describe_file(file, tokenizer, max_length, split, skip_invalid, step_separator):
         typer.echo(line)
+
+
+@data_app.command("confidence-pairs")
+def confidence_pairs(
+    file: Path = typer.Argument(..., help="Preference pairs (prompt/chosen/rejected)."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL of the augmented pairs (two per input pair)."),
+    seed: int = typer.Option(0, help="Seed of the appended confidence scores."),
+    instruction: str | None = typer.Option(None, help="Text appended to every prompt to ask for the statement "
+                                           "('' for none).", show_default="ask for 'Confidence: N', N in 0..10"),
+    split: str | None = typer.Option(None, help=SPLIT_HELP),
+    skip_invalid: bool = typer.Option(False, help="Skip invalid rows (counted) instead of failing."),
+) -> None:
+    """PPO-M's calibrated reward-modeling data (Leng et al. 2024): each pair becomes (chosen + high confidence ≻
+    chosen + low) and (rejected + low ≻ rejected + high), scores drawn from 7..10 and 0..3; train a reward model
+    on them with `rewardlab train`."""
+    from rewardlab.data.confidence import INSTRUCTION, write_confidence_pairs
+    from rewardlab.io import check_not_an_input, check_output_file, output_lock
+
+    check_output_file(output, "--output")
+    check_not_an_input(output, {"FILE": file})
+    with output_lock(output):
+        n, rows = write_confidence_pairs(file, output, seed, INSTRUCTION if instruction is None else instruction,
+                                         split, skip_invalid)
+    typer.echo(f"wrote {rows} pairs ({n} input pairs x 2) to {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,8 @@ Spec forms:
   (rewards/personalized.py; a bare PATH with ``router.safetensors`` loads the same)
 - ``prm:DIR[:min|last|product|mean]`` — a process reward model (rewardlab PRM or transformers token classifier), step
   rewards aggregated (default min) → PRMReward (rewards/prm.py; a bare PRM PATH loads the same)
+- ``ppoc:[w=W,alpha=A,mean=M:]SPEC`` — PPO-C's calibrated reward: SPEC's reward of the answer without its
+  ``Confidence: N`` statement, moved by w·(r − running mean)·(N/10 − 0.5) → PPOCReward (rewards/calibrated.py)
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.personalized import mixture_reward_from_spec
 
         return mixture_reward_from_spec(spec, device=device)
+    if spec.startswith("ppoc:"):
+        from rewardlab.rewards.calibrated import ppoc_from_spec
+
+        return ppoc_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
     from rewardlab.hub import local_model_path
     from rewardlab.models.formats import detect
 

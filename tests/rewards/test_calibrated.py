@@ -1,0 +1,69 @@
+"""PPO-C's calibrated reward (rewards/calibrated.py) against hand computations, and its spec."""
+
+import pytest
+import torch
+
+from rewardlab.errors import UserError
+from rewardlab.rewards.base import FunctionReward, is_batch_invariant
+from rewardlab.rewards.calibrated import PPOCReward, calibrated_reward
+from rewardlab.rewards.registry import load_reward
+
+
+def answer_length(prompt, response):
+    return float(len(response))
+
+
+LENGTH = FunctionReward(answer_length)
+
+
+def test_calibrated_reward_by_hand():
+    r = torch.tensor([4.0, 2.0, 6.0])
+    out = calibrated_reward(r, torch.tensor([8.0, 2.0, 5.0]), 3.1, w=2.0)
+    # 4 + 2·(4 − 3.1)·(0.8 − 0.5) = 4.54; 2 + 2·(2 − 3.1)·(0.2 − 0.5) = 2.66; s = 0.5 leaves 6
+    assert out.tolist() == pytest.approx([4.54, 2.66, 6.0])
+
+
+def test_running_mean_confidence_and_missing_statements_by_hand():
+    ppoc = PPOCReward(LENGTH, w=2.0, alpha=0.1, mean=3.0)
+    out = ppoc.score(["p"] * 3, ["abcd Confidence: 8", "ab\nconfidence: 2/10.", "abcdef"])
+    # base rewards of the answers without the statement: 4, 2, 6; Δr_1 = 0.1·mean(4, 2, 6) + 0.9·3 = 3.1
+    assert ppoc.running_mean == pytest.approx(3.1)
+    assert out.tolist() == pytest.approx([4.54, 2.66, 6.0])  # no statement: the base reward, unadjusted
+    assert ppoc.missing == 1 and ppoc.scored == 3
+    assert ppoc.batch_metrics == pytest.approx({"running_mean": 3.1, "confidence_missing": 1 / 3,
+                                                "confidence_mean": 5.0})
+    out = ppoc.score(["p"], ["a Confidence: 10"])  # Δr_2 = 0.1·1 + 0.9·3.1 = 2.89; 1 + 2·(1 − 2.89)·0.5
+    assert ppoc.running_mean == pytest.approx(2.89)
+    assert out.tolist() == pytest.approx([1 - 1.89])
+    assert ppoc.score(["p"], ["abc Confidence: 42"]).tolist() == pytest.approx(  # clipped to 10
+        [3 + 2 * (3 - (0.1 * 3 + 0.9 * 2.89)) * 0.5])
+    assert not is_batch_invariant(ppoc)
+
+
+def test_running_mean_starts_from_calibration_or_the_first_batch():
+    ppoc = PPOCReward(LENGTH, alpha=0.5)
+    ppoc.calibrate(["p", "p"], ["aa Confidence: 9", "aaaa"])  # Δr_0 = mean(2, 4) = 3 (statements stripped)
+    assert ppoc.running_mean == pytest.approx(3.0)
+    fresh = PPOCReward(LENGTH, w=1.0, alpha=0.5)
+    out = fresh.score(["p", "p"], ["aaaaaa Confidence: 10", "aa Confidence: 0"])  # Δr_1 = mean(6, 2) = 4
+    assert fresh.running_mean == pytest.approx(4.0)
+    assert out.tolist() == pytest.approx([6 + 2 * 0.5, 2 + (-2) * (-0.5)])
+
+
+def test_conversation_responses_read_the_last_message():
+    ppoc = PPOCReward(LENGTH, mean=0.0, alpha=1.0)
+    conv = [{"role": "assistant", "content": "abc Confidence: 10"}]
+    base = FunctionReward(lambda p, y: float(len(y[-1]["content"])))
+    ppoc.base = base
+    assert ppoc.score(["p"], [conv]).tolist() == pytest.approx([3 + 2 * (3 - 3) * 0.5])
+
+
+def test_spec_forms(tmp_path):
+    r = load_reward(f"ppoc:w=1,alpha=0.5,mean=2:python:{__name__}:answer_length")
+    assert isinstance(r, PPOCReward) and (r.w, r.alpha, r.running_mean) == (1.0, 0.5, 2.0)
+    d = load_reward(f"ppoc:python:{__name__}:answer_length")
+    assert (d.w, d.alpha, d.running_mean) == (2.0, 0.1, None)
+    assert d.score(["p"], ["abcd Confidence: 10"]).tolist() == pytest.approx([4.0])  # first batch: r = Δr_1
+    for bad in ("ppoc:", "ppoc:w=1:", "ppoc:beta=1:python:x:y", "ppoc:alpha=0:python:x:y", "ppoc:w=a:python:x:y"):
+        with pytest.raises(UserError):
+            load_reward(bad)
