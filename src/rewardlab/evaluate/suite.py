@@ -97,17 +97,17 @@ class _Members:
 
 def score_with_members(reward, prompts: Sequence, responses: Sequence, description: str = "scoring"
                        ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(scalar scores ``[n]``, member scores ``[n, k]`` or None). An ensemble (``score_members``) is scored once
-    per member and aggregated with its own rule (mean / WCO / UWO); a k-output reward is reduced by its
-    ``aggregate`` when it has one (an imported classifier), else by the mean."""
-    if hasattr(reward, "score_members") and hasattr(reward, "method"):
+    """(scalar scores ``[n]``, member scores ``[n, k]`` or None). A reward with members (an ensemble,
+    :func:`~rewardlab.rewards.base.member_names`) is scored once per member and aggregated with its own rule
+    (``aggregate_members``: mean / WCO / UWO / BRME); a k-output reward is reduced by its ``aggregate`` when it has
+    one (an imported classifier), else by the mean."""
+    from rewardlab.rewards.base import member_names
+
+    if member_names(reward) is not None:
         import torch
 
-        from rewardlab.rewards.ensemble import aggregate
-
         mem = score_items(_Members(reward), prompts, responses, description=description)
-        agg = aggregate(torch.from_numpy(mem).float(), reward.method, getattr(reward, "uwo_lambda", 0.5))
-        return M.as_numpy(agg), mem
+        return M.as_numpy(reward.aggregate_members(torch.from_numpy(mem).float())), mem
     s = score_items(reward, prompts, responses, description=description)
     aggregate = getattr(reward, "aggregate", None)
     if callable(aggregate) and s.ndim == 2:  # e.g. an imported classifier's class logits: not members

@@ -105,6 +105,8 @@ def load_run(run: RunOptions, uwo_default: float, train: bool, ref: str = "initi
     from rewardlab.rewards.registry import load_reward
     from rewardlab.rewards.shaping import NormalizedReward, PARReward
 
+    if run.aggregate == "brme":  # its heads and λ are the spec's: ensemble:brme=λ:SPEC,...
+        raise UserError("--aggregate brme: give the BRME ensemble as one spec, --reward 'ensemble:brme=λ:A,B,...'")
     if run.aggregate not in AGGREGATES:
         raise UserError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {run.aggregate!r}")
     if run.normalize not in METHODS:

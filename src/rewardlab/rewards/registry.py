@@ -11,7 +11,9 @@ Spec forms:
   ``fn(prompts, completions, **kwargs) -> list[float]`` (rule: :func:`~rewardlab.rewards.base.is_batched_function`)
   → FunctionReward; MODULE is imported with the current directory on ``sys.path`` (:func:`import_function`)
 - ``ensemble:METHOD[=LAMBDA]:SPEC1,SPEC2,...`` — mean / wco / uwo over member specs, each member standardized with
-  its manifest's ``normalization`` (``rewardlab calibrate``) → EnsembleReward (rewards/ensemble.py)
+  its manifest's ``normalization`` (``rewardlab calibrate``) → EnsembleReward (rewards/ensemble.py);
+  ``ensemble:brme=λ:SPEC1,...`` is BRME (Yan et al. 2024): each member a k-head checkpoint read as one Gaussian head
+  (mean, std of its outputs), ``λ·(the head of lowest std) + (1 − λ)·(the lowest head mean)``, λ ∈ [0, 1] required
 - ``maxmin[=raw]:SPEC1,SPEC2,...`` — MaxMin-RLHF's worst group: per call, the group (member output, mixture head)
   with the lowest mean reward, each group standardized on π₀'s samples → MaxMinReward (rewards/maxmin.py)
 - ``http://HOST:PORT`` / ``https://...`` — a running reward server (native protocol; ``openrlhf+http://...`` for an

@@ -348,11 +348,14 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         if body.steps and not served.is_prm:
             raise InputError("per-step rewards need a process reward model (serve a prm: reward); ask without "
                              "'steps'", 422, param="steps")
+        members = served.is_ensemble if body.members is None else body.members  # an ensemble's by default
         out: dict[str, Any] = {"model": served.name, "scores": [], "normalized": None, "members": None}
+        if members and served.is_ensemble:
+            out["member_names"] = served.member_names()
         if body.steps:
             out["step_rewards"] = []
         if not body.items:
-            out.update(normalized=[] if body.normalize else None, members=[] if body.members else None)
+            out.update(normalized=[] if body.normalize else None, members=[] if members else None)
             return JSONResponse(out)
         prompts = [P.to_plain(it.prompt) for it in body.items]
         responses = [P.to_plain(it.response) for it in body.items]
@@ -361,8 +364,10 @@ def create_app(reward: Any, config: ServeConfig | None = None, name: str | None 
         out["scores"] = _clean(raw)
         if body.normalize:
             out["normalized"] = _clean(served.normalize(raw))
-        if body.members:
+        if members:
             out["members"] = _clean(served.matrix(rows))
+            if served.is_ensemble:  # the widths of k-output members are known once scored
+                out["member_names"] = served.member_names()
         if body.steps:
             out["step_rewards"] = [[_num(v) for v in s] for s in served.steps(rows)]
         return JSONResponse(out)

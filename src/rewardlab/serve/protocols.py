@@ -247,7 +247,8 @@ class ScoreItem(BaseModel):
 class ScoreRequest(_Request):
     items: list[ScoreItem]
     normalize: StrictBool = Field(default=False, description="Also return scores standardized with manifest stats.")
-    members: StrictBool = Field(default=False, description="Also return every output/member score per item.")
+    members: StrictBool | None = Field(default=None, description="Also return every output/member score per item "
+                                       "(default: yes for a reward with members, an ensemble; no otherwise).")
     steps: StrictBool = Field(default=False, description="Also return per-step rewards (a process reward model).")
 
 
@@ -256,6 +257,8 @@ class ScoreResponse(BaseModel):
     scores: list[float | None]
     normalized: list[float | None] | None = None
     members: list[list[float | None]] | None = None
+    member_names: list[str] | None = Field(default=None, description="The members' names, one per column of "
+                                           "'members' (a reward with members).")
     step_rewards: list[list[float | None]] | None = Field(default=None, description="Per item, the reward of each "
                                                           "step (null: dropped by truncation); with 'steps'.")
 

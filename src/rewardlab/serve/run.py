@@ -60,6 +60,7 @@ def load_served_reward(model: str, *, device: str = "auto", dtype: str = "auto",
     normalization statistics (``rewardlab calibrate``); an ensemble's members standardized (on ``reference``'s
     responses, else each member's manifest statistics), its notes logged."""
     from rewardlab.errors import UserError
+    from rewardlab.rewards.base import member_names
     from rewardlab.rewards.ensemble import ready_for_scoring
     from rewardlab.rewards.registry import load_reward
 
@@ -70,7 +71,7 @@ def load_served_reward(model: str, *, device: str = "auto", dtype: str = "auto",
         raise UserError(f"{model}: --normalize needs 'normalization' stats in the model's manifest (run "
                         "`rewardlab calibrate DIR --data FILE` or `--prompts FILE --policy DIR`)"
                         + ("; an ensemble's members are standardized already, without it" if
-                           hasattr(reward, "score_members") else ""))
+                           member_names(reward) is not None else ""))
     for line in ready_for_scoring(reward, model, reference):
         log(line)
     return reward

@@ -29,9 +29,10 @@ padding settings (an HF fast tokenizer mutates its Rust state when ``truncation=
 call, which races across threads): truncation happens on the ids, in the reward's encoder.
 
 Scalar reward of a k-output reward: ``reward.aggregate(rows)`` when the reward defines it, else the mean over
-outputs. An ensemble (``score_members`` + ``method``, e.g. :class:`~rewardlab.rewards.ensemble.EnsembleReward`) is
-run once for its member scores and aggregated with its own method, so ``/v1/score`` can return both the aggregate
-(``scores``, equal to ``ensemble.score``) and the members (``members``).
+outputs. A reward with members (it declares ``member_names``, :mod:`rewardlab.rewards.base`; e.g.
+:class:`~rewardlab.rewards.ensemble.EnsembleReward`) is run once for its member scores (``score_members``) and
+aggregated with its own rule (``aggregate_members``), so ``/v1/score`` returns both the aggregate (``scores``, equal
+to ``reward.score``) and the members (``members``, named by ``member_names``).
 
 A process reward model (duck-typed: ``step_scores`` + ``separator``, e.g. :class:`~rewardlab.rewards.prm.PRMReward`)
 is run once per batch for its step rewards; ``run`` returns rows ``[aggregate, n_steps, p_1, ..., p_S]`` padded with
@@ -48,7 +49,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.rewards.base import clean_label, is_batch_invariant, score_with_labels, uses_labels
+from rewardlab.rewards.base import clean_label, is_batch_invariant, member_names, score_with_labels, uses_labels
 
 PAD_SLACK = 1.25  # a dynamic batch is scored in groups whose longest item is at most 1.25x their shortest
 BYTES_PER_TOKEN_CAP = 16  # default max_item_bytes = 16 * max_item_tokens (English text is ~4 bytes per token)
@@ -101,7 +102,7 @@ class ServedReward:
         self.max_item_tokens = max_item_tokens
         self.max_item_bytes = max_item_bytes or BYTES_PER_TOKEN_CAP * max_item_tokens
         self.is_model = all(hasattr(reward, a) for a in ("encode", "encode_text", "score_ids", "tokenizer"))
-        self.is_ensemble = not self.is_model and hasattr(reward, "score_members") and hasattr(reward, "method")
+        self.is_ensemble = not self.is_model and member_names(reward) is not None
         self.batch_invariant = is_batch_invariant(reward)
         self.is_prm = (not self.is_model and not self.is_ensemble and callable(getattr(reward, "step_scores", None))
                        and hasattr(reward, "separator"))
@@ -312,6 +313,10 @@ class ServedReward:
         return out
 
     # ------------------------------------------------------------------ outputs
+    def member_names(self) -> list[str] | None:
+        """The names of the member columns (a reward with members), else None."""
+        return member_names(self.reward) if self.is_ensemble else None
+
     def steps(self, rows: torch.Tensor) -> list[list[float]]:
         """A PRM's per-step rewards of each item (NaN: a step dropped by truncation)."""
         return [row[2 : 2 + int(row[1])].tolist() for row in rows]
@@ -331,9 +336,7 @@ class ServedReward:
         if rows.shape[1] == 1 and not self.is_ensemble:
             return rows[:, 0]
         if self.is_ensemble:
-            from rewardlab.rewards.ensemble import aggregate as ensemble_aggregate
-
-            return ensemble_aggregate(rows, self.reward.method, getattr(self.reward, "uwo_lambda", 0.5))
+            return self.reward.aggregate_members(rows)
         aggregate = getattr(self.reward, "aggregate", None)
         return aggregate(rows) if callable(aggregate) else rows.mean(dim=1)
 
