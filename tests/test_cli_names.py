@@ -16,6 +16,7 @@ NO_MODEL = {
     "data validate": "reads data only",
     "data stats": "a tokenizer only",
     "data show": "a tokenizer only",
+    "overopt": "reads optimize run directories only",
 }
 
 

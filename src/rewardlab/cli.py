@@ -30,6 +30,7 @@ def _register_all() -> None:
     from rewardlab.lab import cli as lab_cli
     from rewardlab.models import cli as models_cli
     from rewardlab.optimize import cli as optimize_cli
+    from rewardlab.optimize import overopt_cli as optimize_overopt_cli
     from rewardlab.rewards import cli as rewards_cli
     from rewardlab.rewards import strength_cli as rewards_strength_cli
     from rewardlab.serve import cli as serve_cli
@@ -38,7 +39,8 @@ def _register_all() -> None:
     from rewardlab.train import mixture_cli as train_mixture_cli
 
     for module in (data_cli, train_cli, rewards_cli, rewards_strength_cli, evaluate_judge_cli, train_mixture_cli,
-                   models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli, teachers_cli, serve_cli, lab_cli):
+                   models_cli, evaluate_cli, evaluate_prm_cli, optimize_cli, optimize_overopt_cli, teachers_cli,
+                   serve_cli, lab_cli):
         module.register(app)
 
 
