@@ -141,6 +141,7 @@ def test_train_never_imports_rewards():
 
 OPTIMIZE_LOOPS = {"bon": ("best_of_n", "run_best_of_n"), "rloo": ("rloo", "train_rloo"),
                   "grpo": ("rloo", "train_grpo"), "raft": ("raft", "train_raft"),
+                  "superhf": ("superhf", "train_superhf"),
                   "dpo": ("dpo", "train_online_dpo")}  # command -> (module of rewardlab.optimize, loop function)
 
 

@@ -107,6 +107,8 @@ def test_lora_run_saves_a_plain_policy_usable_as_policy(setup):
      {"steps": 2, "k": 8, "loss": "ppo", "algo": "grpo"}),
     ("raft", "raft", "train_raft", "RAFTArgs", ["--iterations", "2", "--keep-fraction", "0.5"],
      {"steps": 2, "keep_fraction": 0.5, "eval_every": 1}),
+    ("superhf", "superhf", "train_superhf", "SuperHFArgs", ["--iterations", "2", "--kl-coef", "0.1"],
+     {"steps": 2, "k": 16, "kl_coef": 0.1, "keep_fraction": 1.0, "eval_every": 1}),
     ("dpo", "dpo", "train_online_dpo", "OnlineDPOArgs", ["--iterations", "1", "--ref", "previous", "--beta", "0.2"],
      {"steps": 1, "ref": "previous", "beta": 0.2, "lr": 5e-7}),
 ])

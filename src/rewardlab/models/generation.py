@@ -245,16 +245,26 @@ def sample(model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_ne
     )
 
 
-def _logprobs_chunk(model, prompt_ids, response_ids, T: int, pad_id: int, temperature: float):
+def response_logits(model, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
+                    pad_id: int = 0, T: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(logits [b, T, V] float32, response ids [b, T], mask [b, T])``: ``logits[i, t]`` is the model's next-token
+    distribution (unnormalized) before response token ``t`` of item i (left-padded prompts, right-padded responses,
+    ``T`` = the longest response unless given). Differentiable unless called under ``no_grad``."""
     device = next(model.parameters()).device
     p, pm = pad_batch(prompt_ids, pad_id, side="left", device=device)
     Lp = p.shape[1]
     r, rm = pad_batch(response_ids, pad_id, side="right", device=device)
-    extra = T - r.shape[1]  # T is the longest response of the whole call, so chunks line up
+    extra = (r.shape[1] if T is None else T) - r.shape[1]
     r, rm = torch.nn.functional.pad(r, (0, extra), value=pad_id), torch.nn.functional.pad(rm, (0, extra))
     ids, mask = torch.cat([p, r], 1), torch.cat([pm, rm], 1)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask)).logits
-    logits = logits[:, Lp - 1 : Lp - 1 + T, :].float() / temperature  # position t predicts token t+1
+    return logits[:, Lp - 1 : Lp - 1 + r.shape[1], :].float(), r, rm  # position t predicts token t+1
+
+
+def _logprobs_chunk(model, prompt_ids, response_ids, T: int, pad_id: int, temperature: float):
+    # T is the longest response of the whole call, so chunks line up
+    logits, r, rm = response_logits(model, prompt_ids, response_ids, pad_id, T)
+    logits = logits / temperature
     logps = logits.gather(-1, r[..., None]).squeeze(-1) - logits.logsumexp(-1)
     return logps * rm, rm.to(logps.dtype)
 

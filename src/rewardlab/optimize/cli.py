@@ -1,9 +1,9 @@
-"""`rewardlab optimize {bon,raft,rloo,grpo,dpo}`. Imports only typer at module level; heavy imports are inside.
+"""`rewardlab optimize {bon,raft,superhf,rloo,grpo,dpo}`. Imports only typer at module level; heavy imports are inside.
 
 One function per command: it parses its options, fills the loop's args dataclass and calls
 :func:`rewardlab.optimize.run.run_optimization` with its loop function (``run_best_of_n``, ``train_rloo``,
-``train_grpo``, ``train_raft``, ``train_online_dpo``), then prints the table. The options every command shares are
-declared once below (the ``typer.Option`` constants) and named as the fields of
+``train_grpo``, ``train_raft``, ``train_superhf``, ``train_online_dpo``), then prints the table. The options every
+command shares are declared once below (the ``typer.Option`` constants) and named as the fields of
 :class:`~rewardlab.optimize.run.RunOptions` and of the loops' args dataclasses.
 """
 
@@ -16,8 +16,8 @@ import typer
 
 from rewardlab.models.device import device_option, dtype_option
 
-optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, RLOO, GRPO, online DPO), "
-                           "tracking a gold reward to show overoptimization.", no_args_is_help=True)
+optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, SuperHF, RLOO, GRPO, online "
+                           "DPO), tracking a gold reward to show overoptimization.", no_args_is_help=True)
 
 # the options of every command
 POLICY = typer.Option(..., "--policy", help="HF causal LM directory, or 'tiny' (a random tiny GPT-2 whose tokenizer "
@@ -219,6 +219,40 @@ def raft_command(
                     eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
                     lora_alpha=lora_alpha, lora_target=lora_target)
     _report(run_optimization(train_raft, args, run, uwo_default=0.5, log=_err), output)
+
+
+@optimize_app.command("superhf")
+def superhf_command(
+    policy: str = POLICY, reward: list[str] = REWARD, prompts: Path = PROMPTS, output: Path = OUTPUT,
+    gold: str | None = GOLD, max_prompts: int | None = MAX_PROMPTS, split: str | None = SPLIT,
+    aggregate: str = AGGREGATE, uwo_lambda: float | None = UWO_LAMBDA, normalize: str = NORMALIZE,
+    clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
+    max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
+    seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
+    report_to: str = REPORT_TO,
+    steps: int = typer.Option(4, "--iterations", help="Iterations (each one evaluated). Each samples "
+                              "--prompts-per-iteration × --num-samples responses (64 × 16 = 1024 by default)."),
+    k: int = typer.Option(16, "--num-samples", "-m", "--k", help="Completions per prompt (the paper's superbatch); "
+                          "the best one is kept."),
+    kl_coef: float = typer.Option(0.35, "--kl-coef", min=0.0, help="β of the KL prior KL(π ‖ π_ref) in the loss "
+                                  "(the paper's default; 0: RAFT)."),
+    minibatch_size: int = typer.Option(16, "--minibatch-size", help="Completions per optimizer step."),
+    prompts_per_step: int = IT_PROMPTS_OPTION, lr: float = typer.Option(1e-5, "--lr"),
+    sft_epochs: int = typer.Option(1, "--sft-epochs"),
+    eval_prompts: int = EVAL_PROMPTS_OPTION, eval_samples: int = EVAL_SAMPLES_OPTION, save_every: int = SAVE_EVERY,
+    resume: bool = RESUME, lora_r: int = LORA_R, lora_alpha: int = LORA_ALPHA, lora_target: str = LORA_TARGET,
+) -> None:
+    """SuperHF: sample K, keep the best per prompt, fine-tune on it with cross-entropy + β·KL to the initial
+    policy, repeat."""
+    from rewardlab.optimize.run import run_optimization, shared_options
+    from rewardlab.optimize.superhf import SuperHFArgs, train_superhf
+
+    run = shared_options(locals())
+    args = SuperHFArgs(steps=steps, k=k, kl_coef=kl_coef, minibatch_size=minibatch_size,
+                       prompts_per_step=prompts_per_step, lr=lr, sft_epochs=sft_epochs, eval_prompts=eval_prompts,
+                       eval_samples=eval_samples, save_every=save_every, resume=resume, lora_r=lora_r,
+                       lora_alpha=lora_alpha, lora_target=lora_target)
+    _report(run_optimization(train_superhf, args, run, uwo_default=0.5, log=_err), output)
 
 
 @optimize_app.command("dpo")

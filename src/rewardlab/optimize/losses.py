@@ -112,3 +112,29 @@ def sft_loss(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Token-mean negative log-likelihood of the response tokens, ``−Σ_{i,t} log π(y_{i,t}) / Σ mask`` (RAFT's
     fine-tuning step). Inputs ``[b, T]``; returns a scalar."""
     return -(logps * mask).sum() / mask.sum().clamp_min(1)
+
+
+def token_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """Exact per-position ``KL(π‖π_ref) = Σ_v π(v) (log π(v) − log π_ref(v))`` over the whole vocabulary from
+    next-token logits ``[b, T, V]`` (``ref_logits`` detached); returns ``[b, T]``, every entry ≥ 0."""
+    logp = logits.log_softmax(-1)
+    return (logp.exp() * (logp - ref_logits.detach().log_softmax(-1))).sum(-1)
+
+
+def superhf_loss(logits: torch.Tensor, ref_logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                 kl_coef: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SuperHF's loss on the reward-filtered completions (Mukobi et al. 2023, "SuperHF: Supervised Iterative
+    Learning from Human Feedback"): supervised cross-entropy plus a KL prior to the reference model,
+
+        L = −(1/N) Σ_{i,t} log π(y_{i,t})  +  β · (1/N) Σ_{i,t} KL(π(·|x_i, y_{i,<t}) ‖ π_ref(·|x_i, y_{i,<t}))
+
+    both averaged over the N = Σ mask completion tokens, the KL exact over the vocabulary at each of them.
+    ``logits``, ``ref_logits``: ``[b, T, V]``; ``targets`` (token ids), ``mask``: ``[b, T]``. Returns
+    ``(L, cross-entropy, KL)``. The direction KL(π‖π_ref) is that of the KL-regularized objective the paper
+    derives SuperHF from; the authors' released trainer computes the reverse, KL(π_ref‖π) (torch's KLDivLoss with
+    the reference as target), per completion token, clamped at 0."""
+    logp = logits.log_softmax(-1)
+    n = mask.sum().clamp_min(1)
+    ce = -(logp.gather(-1, targets[..., None]).squeeze(-1) * mask).sum() / n
+    kl = (token_kl(logits, ref_logits) * mask).sum() / n
+    return ce + kl_coef * kl, ce, kl
