@@ -67,3 +67,20 @@ def test_spec_forms(tmp_path):
     for bad in ("ppoc:", "ppoc:w=1:", "ppoc:beta=1:python:x:y", "ppoc:alpha=0:python:x:y", "ppoc:w=a:python:x:y"):
         with pytest.raises(UserError):
             load_reward(bad)
+
+
+def test_in_an_optimize_loop(tokenizer, corpus, tmp_path):
+    """The loop calibrates Δr_0 on initial-policy samples, folds each rollout in and logs what the reward saw."""
+    import json
+
+    from rewardlab.models.tiny import tiny_causal_lm
+    from rewardlab.optimize.raft import RAFTArgs, train_raft
+
+    ppoc = PPOCReward(LENGTH, w=2.0, alpha=0.1)
+    args = RAFTArgs(steps=1, k=2, prompts_per_step=4, max_new_tokens=6, eval_prompts=2, eval_samples=2)
+    train_raft(tiny_causal_lm(tokenizer, seed=0), tokenizer, ppoc, corpus[:8], args, output_dir=tmp_path,
+               progress=False)
+    train = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    # the tiny LM states no confidence: every reward is the base reward, and the log says so
+    assert train[0]["reward_confidence_missing"] == 1.0 and ppoc.missing == ppoc.scored > 0
+    assert isinstance(train[0]["reward_running_mean"], float)
