@@ -90,3 +90,17 @@ def test_a_small_run_end_to_end():
         assert all(0 <= at[lv][m] <= 1 for m in ("noisy", "flip", "drop", "smooth+margin", "ensemble"))
     assert [c.id for c in res.claims] == ["denoise-flip-0.25", "denoise-flip-0.4"]
     assert any("clean labels" in line for line in res.lines)
+
+
+def test_flipping_recovers_part_of_the_accuracy_lost_to_25_percent_noise():
+    """The measured effect, asserted only as widely as it held: over 20 seeds (default config) flip − noisy was
+    > 0 in 19 (mean +0.035 gold accuracy, noise cost 0.127); here the mean over seeds 0–2 must be > 0, each seed's
+    noise cost > 0.03 (it was ≥ 0.063 in all 20), and flipping must not beat clean labels on average. At 40% noise
+    the gain was not consistent (14 of 20 seeds), so nothing is asserted there."""
+    res = run(DenoiseConfig(noise_levels=(0.25,)), [0, 1, 2])
+    at = [o["levels"][0.25] for o in res.data["per_seed"]]
+    gain = [a["flip"] - a["noisy"] for a in at]
+    cost = [o["clean"] - a["noisy"] for o, a in zip(res.data["per_seed"], at)]
+    assert np.mean(gain) > 0
+    assert min(cost) > 0.03
+    assert np.mean([a["flip"] for a in at]) < np.mean(res.data["clean"])
