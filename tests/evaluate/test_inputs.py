@@ -87,14 +87,12 @@ def test_ties_rows_with_unusable_ids_exit_2_before_the_reward_loads(cli, tmp_pat
     assert not (tmp_path / "r").exists()
 
 
-def test_rated_and_response_rows_are_named_by_their_schema(cli, tmp_path, no_work):
-    rated = write_rows(tmp_path / "rated.jsonl", ["", {"prompt": "q", "response": "a", "attributes": {"h": 1}}])
+def test_response_rows_are_named_by_their_schema(cli, tmp_path, no_work):
+    """Rated rows are evaluated per attribute (tests/evaluate/test_attributes.py); response rows are refused."""
     plain = write_rows(tmp_path / "resp.jsonl", [{"prompt": "q", "response": "a"}])
-    code, _, stderr = cli("eval", "rule:length:10", "--data", rated, "-o", tmp_path / "r")
-    assert code == 2 and stderr == (f"{rated}:2: expected preference pairs or k-way rows, found rated (response + "
-                                    "attributes) rows\n")
     code, _, stderr = cli("eval", "rule:length:10", "--data", plain, "-o", tmp_path / "r")
-    assert code == 2 and stderr == f"{plain}:1: expected preference pairs or k-way rows, found response rows\n"
+    assert code == 2 and stderr == (f"{plain}:1: expected preference pairs, k-way rows or rated rows (response + "
+                                    "attributes), found response rows\n")
 
 
 def test_split_picks_the_datasetdict_split(cli, tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
     sec_map, weights = _load_sections(str(sections) if sections else None)
     rows = load_rows(data, split=split, skip_invalid=skip_invalid) if data is not None else None
     rated_rows = None
-    if rows and all(isinstance(r, RatedRow) for r in rows):  # --data of rated rows: attribute metrics only
+    if rows and all(isinstance(r, RatedRow) and r.attributes for r in rows):  # rated --data: attribute metrics
         if rated is not None:
             raise UserError(f"--data {data} holds rated rows already; give --rated FILE beside --data PAIRS")
         rated_rows, rows = rows, None
