@@ -5,8 +5,9 @@ KL: the table's ``kl`` is the bound ``KL(π_BoN ‖ π₀) ≤ log n − (n−1)
 n samples are distinct with continuous rewards; ``duplicate_rate`` (per n, and at n = N in the summary) is the
 fraction of samples that repeat another sample's response to the same prompt, the measure of how loose it can be.
 
-The policy samples in its own dtype. Prompts keep their last ``max_prompt_length`` tokens (None: what fits the
-policy with ``max_new_tokens``); the summary records the cap and the number of truncated prompts.
+The policy samples in its own dtype, on ``args.engine`` (transformers or vLLM, :mod:`rewardlab.models.engines`).
+Prompts keep their last ``max_prompt_length`` tokens (None: what fits the policy with ``max_new_tokens``); the
+summary records the cap and the number of truncated prompts.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import torch
 from rewardlab.data.records import Prompt, Response
 from rewardlab.evaluate.report import plotting
 from rewardlab.io import write_json_atomic, write_text_atomic
-from rewardlab.models.generation import count_truncated, prompt_length_cap, sample
+from rewardlab.models.engines import policy_sampler
+from rewardlab.models.generation import count_truncated, prompt_length_cap
 from rewardlab.optimize.bon import bon_estimate, bon_kl, duplicate_rate
 from rewardlab.optimize.common import plot_overoptimization, step_seed
 from rewardlab.optimize.fits import fit_bon
@@ -49,6 +51,7 @@ class BoNArgs:
     batch_size: int = 64
     calibration_samples: int = 2
     report_to: str = "none"  # also log the table (step = n) to: tensorboard | wandb | none | a comma list
+    engine: str = "transformers"  # policy sampling engine: transformers | vllm
 
 
 def default_ns(N: int) -> list[int]:
@@ -122,12 +125,14 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
         bar.update(done, what)
 
     try:
-        for r in calibrated:
-            ref = sample(policy, tokenizer, prompts, args.calibration_samples, args.max_new_tokens, args.temperature,
-                         args.top_p, step_seed(args.seed, 0, 3), args.batch_size, cap, lambda _: tick("calibrating"))
+        with policy_sampler(args.engine, policy, tokenizer) as sample:  # shut down before the rewards score
+            refs = [sample(policy, tokenizer, prompts, args.calibration_samples, args.max_new_tokens,
+                           args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size, cap,
+                           lambda _: tick("calibrating")) for _ in calibrated]
+            ro = sample(policy, tokenizer, prompts, N, args.max_new_tokens, args.temperature, args.top_p, args.seed,
+                        args.batch_size, cap, lambda _: tick(f"sampling {N} per prompt"))
+        for r, ref in zip(calibrated, refs):
             calibrate(r, ref.prompts, ref.responses)
-        ro = sample(policy, tokenizer, prompts, N, args.max_new_tokens, args.temperature, args.top_p, args.seed,
-                    args.batch_size, cap, lambda _: tick(f"sampling {N} per prompt"))
         with torch.no_grad():
             bar.update(done, "scoring (proxy)")  # the live bar names the running pass
             proxy = reward.score(ro.prompts, ro.responses).float().view(len(prompts), N)

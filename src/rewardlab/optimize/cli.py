@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from rewardlab.models.device import device_option, dtype_option
+from rewardlab.models.engines import engine_option
 
 optimize_app = typer.Typer(help="Optimize a policy against a reward (best-of-n, RAFT, SuperHF, RLOO, GRPO, online "
                            "DPO), tracking a gold reward to show overoptimization.", no_args_is_help=True)
@@ -48,6 +49,10 @@ SEED = typer.Option(0, "--seed")
 BATCH_SIZE = typer.Option(64, "--batch-size", help="Sequences per generation / log-prob forward.")
 DEVICE = device_option()
 DTYPE = dtype_option("Training keeps fp32 master weights (autocast).")
+ENGINE = engine_option("bon samples the policy once; the training loops copy its new weights into vLLM before each "
+                       "sampling that follows an update (every rloo/grpo step, every raft/superhf/dpo iteration) and "
+                       "compute every log-prob with torch, so vLLM's samples stand for the policy's: the same "
+                       "distribution up to float rounding.")
 REPORT_TO = typer.Option("none", "--report-to", help="Also log the metrics.jsonl numbers (bon: its table, step = n) "
                          "to tensorboard (OUTPUT/runs/) and/or wandb: tensorboard | wandb | none, or a comma list "
                          "(TRL's report_to).")
@@ -119,7 +124,7 @@ def bon_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     n_max: int = typer.Option(64, "--num-samples", "-m", "--n", help="Samples per prompt (N): every prompt (all of "
                               "--prompts unless --max-prompts) is sampled N times and each sample scored by --reward "
                               "and --gold, so the default costs 64 generations per prompt."),
@@ -141,7 +146,7 @@ def rloo_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     steps: int = _pg_steps(2), k: int = _pg_k(2),
     kl_coef: float = typer.Option(0.05, "--kl-coef", help="β of the KL penalty in the reward."),
     loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
@@ -171,7 +176,7 @@ def grpo_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     steps: int = _pg_steps(8), k: int = _pg_k(8),
     kl_coef: float = typer.Option(0.04, "--kl-coef", help="β of the k3 KL term in the loss."),
     loss: str = PG_LOSS, ppo_epochs: int = PG_PPO_EPOCHS, minibatch_size: int = PG_MINIBATCH_SIZE,
@@ -199,7 +204,7 @@ def raft_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     steps: int = _iterations(4), k: int = IT_K_OPTION,
     minibatch_size: int = typer.Option(16, "--minibatch-size", help="Responses per optimizer step."),
     prompts_per_step: int = IT_PROMPTS_OPTION, lr: float = typer.Option(1e-5, "--lr"),
@@ -229,7 +234,7 @@ def superhf_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     steps: int = typer.Option(4, "--iterations", help="Iterations (each one evaluated). Each samples "
                               "--prompts-per-iteration × --num-samples responses (64 × 16 = 1024 by default)."),
     k: int = typer.Option(16, "--num-samples", "-m", "--k", help="Completions per prompt (the paper's superbatch); "
@@ -263,7 +268,7 @@ def dpo_command(
     clip: float | None = CLIP, par: int = PAR, max_new_tokens: int = MAX_NEW_TOKENS,
     max_prompt_length: int | None = MAX_PROMPT_LENGTH, temperature: float = TEMPERATURE, top_p: float = TOP_P,
     seed: int = SEED, batch_size: int = BATCH_SIZE, device: str = DEVICE, dtype: str = DTYPE,
-    report_to: str = REPORT_TO,
+    report_to: str = REPORT_TO, engine: str = ENGINE,
     steps: int = _iterations(3), k: int = IT_K_OPTION,
     minibatch_size: int = typer.Option(16, "--minibatch-size", help="Pairs per optimizer step."),
     prompts_per_step: int = IT_PROMPTS_OPTION, lr: float = typer.Option(5e-7, "--lr"),

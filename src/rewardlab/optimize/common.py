@@ -18,6 +18,12 @@ fp32 master weights and the optimizer updates them; sampling and log-prob forwar
 the chosen dtype (:meth:`Session.amp`), the frozen references are stored in it, and fp16 losses go through a
 gradient scaler (:meth:`Session.update`). In fp32 nothing changes.
 
+Sampling engine (``args.engine``, :mod:`rewardlab.models.engines`): every sample of the policy (rollouts, gold-tracking
+evaluations, calibration) goes through :meth:`Session.sample_policy`. With ``vllm`` the engine holds a copy of the
+policy's weights, refreshed there whenever an update changed them (every step of RLOO/GRPO, every iteration of RAFT
+and online DPO; LoRA: the merged weights); the losses' log-probs are always torch's, so vLLM's samples stand for the
+policy's: the same distribution up to the two engines' float rounding (fp32: the same greedy tokens).
+
 LoRA (``args.lora_r > 0``): only a fresh adapter is trained, and π₀ is the policy with the adapter disabled instead
 of a frozen copy; ``policy/`` is saved merged (memory saved, saving, resume: :mod:`rewardlab.optimize.lora`).
 
@@ -50,6 +56,7 @@ from rewardlab.evaluate.report import plotting
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
 from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
 from rewardlab.models.device import resolve_dtype
+from rewardlab.models.engines import policy_sampler
 from rewardlab.models.generation import (
     Rollout,
     count_truncated,
@@ -59,7 +66,14 @@ from rewardlab.models.generation import (
     sequence_logprobs,
 )
 from rewardlab.optimize.fits import describe, fit_gao, from_dict
-from rewardlab.optimize.lora import AdapterOff, attach_lora, load_adapter, save_adapter, save_merged
+from rewardlab.optimize.lora import (
+    AdapterOff,
+    attach_lora,
+    load_adapter,
+    merged_state_dict,
+    save_adapter,
+    save_merged,
+)
 from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate
@@ -92,6 +106,7 @@ class LoopArgs:
     lora_r: int = 0  # LoRA rank on the policy (0: full fine-tuning; rewardlab.optimize.lora)
     lora_alpha: int = 16  # LoRA scaling α (the update is scaled by α / r)
     lora_target: str = "all-linear"  # adapted modules: all-linear or comma-separated module names
+    engine: str = "transformers"  # policy sampling engine: transformers | vllm (rewardlab.models.engines)
 
 
 def frozen_copy(model: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.nn.Module:
@@ -154,12 +169,13 @@ class GoldTracker:
                              top_p=top_p, seed=step_seed(seed, 0, 2), batch_size=batch_size,
                              max_prompt_length=max_prompt_length)
         self.amp = amp or contextlib.nullcontext
+        self.sampler: Callable[..., Rollout] = sample  # generation.sample's signature (Session: its engine's)
         self.history: list[dict[str, float]] = []
 
     @torch.no_grad()
     def evaluate(self, policy, ref, tokenizer, step: int) -> dict[str, float]:
         with self.amp():
-            ro = sample(policy, tokenizer, self.prompts, **self.sampling)
+            ro = self.sampler(policy, tokenizer, self.prompts, **self.sampling)
             pad = tokenizer.pad_token_id or 0
             t, bs = self.sampling["temperature"], self.sampling["batch_size"]
             logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, t, bs)
@@ -233,6 +249,9 @@ class Session:
         self.max_prompt_length = prompt_length_cap(policy, args.max_new_tokens, args.max_prompt_length)
         self.truncated_prompts = count_truncated(tokenizer, self.prompts, self.max_prompt_length)
         disable_dropout(policy)
+        self.closing = contextlib.ExitStack()  # the sampling engine, shut down by finish()
+        self.draw = self.closing.enter_context(policy_sampler(args.engine, policy, tokenizer, self.dtype))
+        self.weights_version = self.synced_version = 0  # updates (and checkpoint loads) so far / held by the engine
         self.lora = attach_lora(policy, args.lora_r, args.lora_alpha, args.lora_target) if args.lora_r else None
         # π₀, the KL reference for the penalty and for gold tracking: a frozen copy, or (LoRA) the adapter switched off
         self.ref = self.frozen(policy) if self.lora is None else AdapterOff(policy, self.lora)
@@ -243,6 +262,7 @@ class Session:
                                    args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
                                    self.max_prompt_length,
                                    functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
+        self.tracker.sampler = self.sample_policy
         self.tracking = RunTracker(args.report_to, self.out, name, asdict(args))  # refuses a missing package now
         self.rows: list[dict] = []
         self.reward_info: dict[str, Any] = {}  # what the reward said of the last rollout's batch (reward_metrics)
@@ -252,9 +272,9 @@ class Session:
         for r in (reward, gold):
             if r is not None and callable(getattr(r, "calibrate", None)):
                 with self.amp():
-                    ro = sample(self.ref, tokenizer, self.prompts, args.calibration_samples, args.max_new_tokens,
-                                args.temperature, args.top_p, step_seed(args.seed, 0, 3), args.batch_size,
-                                self.max_prompt_length)
+                    ro = self.sample_policy(self.ref, tokenizer, self.prompts, args.calibration_samples,
+                                            args.max_new_tokens, args.temperature, args.top_p,
+                                            step_seed(args.seed, 0, 3), args.batch_size, self.max_prompt_length)
                 calibrate(r, ro.prompts, ro.responses)
         if args.resume and self.out is not None and (self.out / "checkpoint" / "state.json").exists():
             self._load_checkpoint()
@@ -284,7 +304,21 @@ class Session:
         norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.weights_version += 1
         return float(norm)
+
+    # -- sampling ------------------------------------------------------------------------------------------------
+    def sample_policy(self, model, tokenizer, prompts: Sequence[Prompt], *args: Any, **kwargs: Any) -> Rollout:
+        """:func:`rewardlab.models.generation.sample` on the run's engine. With vLLM, the engine first gets the
+        policy's weights when an update changed them since its last copy; ``model`` is the policy, or π₀ before any
+        update (calibration: the same weights then)."""
+        if self.draw is not sample:
+            if model is not self.policy and self.weights_version:
+                raise ValueError("the vLLM engine holds the policy: π₀ can be sampled there only before any update")
+            if self.synced_version != self.weights_version:
+                self.draw.sync(merged_state_dict(self.policy) if self.lora is not None else self.policy.state_dict())
+                self.synced_version = self.weights_version
+        return self.draw(model, tokenizer, prompts, *args, **kwargs)
 
     # -- the shared first phase of every loop ----------------------------------------------------------------------
     @torch.no_grad()
@@ -294,9 +328,9 @@ class Session:
         a = self.args
         batch = prompt_batch(self.prompts, a.prompts_per_step, a.seed, step)
         with self.amp():
-            ro = sample(self.policy, self.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
-                        seed=step_seed(a.seed, step), batch_size=a.batch_size,
-                        max_prompt_length=self.max_prompt_length)
+            ro = self.sample_policy(self.policy, self.tokenizer, batch, k, a.max_new_tokens, a.temperature,
+                                    a.top_p, seed=step_seed(a.seed, step), batch_size=a.batch_size,
+                                    max_prompt_length=self.max_prompt_length)
         r = self.reward.score(ro.prompts, ro.responses).float().to(self.device)
         self.reward_info = reward_metrics(self.reward, "reward_")  # logged with this step's train row
         if r.dim() != 1:
@@ -369,6 +403,7 @@ class Session:
             saved = AutoModelForCausalLM.from_pretrained(ck / "policy", use_safetensors=True)
             self.policy.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(load_state(ck, "optimizer"))
+        self.weights_version += 1  # the engine must get the checkpoint's weights
         self.start = int(state["step"])
         self.tracker.history = state["history"]
         metrics = self.out / "metrics.jsonl"
@@ -385,6 +420,7 @@ class Session:
         self.progress.close()
         if not any(h["step"] == self.args.steps for h in self.tracker.history):
             self.evaluate(self.args.steps)
+        self.closing.close()  # the sampling engine: nothing samples after the last evaluation
         hist = sorted(self.tracker.history, key=lambda h: h["step"])
         self.tracker.history = hist
         fit = self.tracker.fit(self.fit_form)

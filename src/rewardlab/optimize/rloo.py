@@ -39,7 +39,7 @@ import torch
 from rewardlab.data.records import Prompt
 from rewardlab.data.stepwise import step_spans
 from rewardlab.errors import UserError
-from rewardlab.models.generation import Rollout, sample, sequence_kl, sequence_logprobs
+from rewardlab.models.generation import Rollout, sequence_kl, sequence_logprobs
 from rewardlab.optimize.common import LoopArgs, Session, minibatches, prompt_batch, step_seed
 from rewardlab.optimize.losses import (
     grpo_advantages,
@@ -171,8 +171,9 @@ def dense_rollout(s: Session, step: int, k: int) -> tuple[Rollout, torch.Tensor,
     a = s.args
     batch = prompt_batch(s.prompts, a.prompts_per_step, a.seed, step)
     with s.amp():
-        ro = sample(s.policy, s.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
-                    seed=step_seed(a.seed, step), batch_size=a.batch_size, max_prompt_length=s.max_prompt_length)
+        ro = s.sample_policy(s.policy, s.tokenizer, batch, k, a.max_new_tokens, a.temperature, a.top_p,
+                             seed=step_seed(a.seed, step), batch_size=a.batch_size,
+                             max_prompt_length=s.max_prompt_length)
     per_step = s.reward.step_scores(ro.prompts, ro.responses)
     method = getattr(s.reward, "aggregate", "min")
     r = torch.tensor([aggregate_steps(p, method) for p in per_step], dtype=torch.float32, device=s.device)

@@ -43,6 +43,7 @@ class RunOptions:
     device: str = "auto"
     dtype: str = "auto"
     report_to: str = "none"
+    engine: str = "transformers"
 
 
 def shared_options(arguments: dict[str, Any]) -> RunOptions:
@@ -63,8 +64,10 @@ def run_optimization(loop: Callable[..., dict[str, Any]], args: Any, run: RunOpt
     gets ``run``'s sampling options of the same names, the resolved prompt budget and ``calibration_samples``.
     ``uwo_default``: λ of ``--aggregate uwo`` when ``run.uwo_lambda`` is None. ``log`` gets the truncation notice."""
     from rewardlab.io import output_lock
+    from rewardlab.models.engines import check_engine
     from rewardlab.optimize.common import LoopArgs
 
+    check_engine(run.engine)  # vLLM missing: exit 2 before anything is created
     check_run_output(run)
     with output_lock(run.output):  # one writer: a second run would interleave its rows in metrics.jsonl
         train = isinstance(args, LoopArgs)  # the policy is trained (best-of-n only samples it)
