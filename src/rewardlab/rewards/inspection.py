@@ -67,13 +67,16 @@ def inspect_reward(reward: str, file: Path, *, rotate: str | None = None, angles
     prompts, responses, ids = items(rows)
     if hasattr(r, "inspect"):
         info = r.inspect(prompts, responses)
-    else:
-        attrs = r.attributes(prompts, responses) if hasattr(r, "attributes") else r.score(prompts, responses)
+    else:  # a k-output reward's outputs are its attributes; a DPA reward's are its base's (rewards.base)
+        from rewardlab.rewards.base import attribute_names
+
+        score = r.score(prompts, responses)
+        named = attribute_names(r)
+        attrs = score if score.dim() == 2 or not named else r.attributes(prompts, responses)
         if attrs.dim() != 2:
             raise UserError(f"{reward}: a scalar reward has no attributes to inspect")
-        names = getattr(r, "names", None) or (getattr(r, "manifest", {}) or {}).get("attributes")
-        info = {"names": names or [f"out{i}" for i in range(attrs.shape[1])], "attributes": attrs,
-                "score": r.score(prompts, responses) if hasattr(r, "attributes") else attrs.mean(1)}
+        info = {"names": named or [f"out{i}" for i in range(attrs.shape[1])], "attributes": attrs,
+                "score": score.mean(1) if score.dim() == 2 else score}
     names = info["names"]
     per_item = [{"id": i, "score": float(info["score"][n])} for n, i in enumerate(ids)]
     for key in ("attributes", "decorrelated", "gate"):
