@@ -50,6 +50,16 @@ def test_running_mean_starts_from_calibration_or_the_first_batch():
     assert out.tolist() == pytest.approx([6 + 2 * 0.5, 2 + (-2) * (-0.5)])
 
 
+def test_running_mean_starts_from_a_checkpoints_stored_mean():
+    class Stored(FunctionReward):
+        normalization = {"mean": 1.5, "std": 2.0, "n": 10}
+
+    ppoc = PPOCReward(Stored(answer_length))
+    ppoc.calibrate(["p"], ["aaaa"])  # the stored mean wins over initial-policy samples (the authors' Δr_0)
+    assert ppoc.running_mean == 1.5
+    assert PPOCReward(Stored(answer_length), mean=0.5).running_mean == 0.5
+
+
 def test_conversation_responses_read_the_last_message():
     ppoc = PPOCReward(LENGTH, mean=0.0, alpha=1.0)
     conv = [{"role": "assistant", "content": "abc Confidence: 10"}]

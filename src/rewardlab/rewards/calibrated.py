@@ -11,10 +11,11 @@ For a batch of responses y_i with verbalized confidence c_i ∈ [0, 10] (``Confi
 
 So a response better than the running average (r_i > Δr_t) gains reward by stating high confidence and loses by
 stating low; a worse one the other way round; s_i = 0.5 changes nothing. Defaults w = 2, α = 0.1 are the authors'
-PPO-C runs (their released training scripts). Δr_0 is the mean base reward of the initial policy's samples when the
-optimize loop calls :meth:`PPOCReward.calibrate` (the authors start from the reward model's mean), ``mean=M`` when
-given, else the first batch's mean. Δr_t is updated with each ``score`` call *before* the batch is adjusted, so the
-reward of an item depends on what was scored before it and on its batch: the wrapper declares
+PPO-C runs (their released training scripts). Δr_0, first found of: ``mean=M``; the base checkpoint's reference mean
+(``normalization.mean`` of its manifest, ``rewardlab calibrate`` / ``train --eval``: the authors start from their
+reward model's stored mean); the mean base reward of the initial policy's samples, when the optimize loop calls
+:meth:`PPOCReward.calibrate`; the first scored batch's mean. Δr_t is updated with each ``score`` call *before* the
+batch is adjusted, so the reward of an item depends on what was scored before it and on its batch: the wrapper declares
 ``batch_invariant = False`` (the server scores it one request at a time; ``rewardlab score`` folds in each
 ``--batch-size`` batch of items, the optimize loops each step's rollout — as the paper each PPO batch — and also
 each gold-tracking evaluation's samples). After each call ``batch_metrics`` holds Δr_t, the share of the batch
@@ -59,6 +60,9 @@ class PPOCReward:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.base, self.w, self.alpha = base, float(w), float(alpha)
+        stored = getattr(base, "normalization", None)  # a checkpoint's manifest statistics, when it has them
+        if mean is None and isinstance(stored, dict) and isinstance(stored.get("mean"), (int, float)):
+            mean = stored["mean"]
         self.running_mean: float | None = None if mean is None else float(mean)
         self.missing = 0  # responses scored without a confidence statement (reward left unadjusted)
         self.scored = 0
