@@ -17,6 +17,13 @@ candidates (:func:`rewardlab.lab.world.neutral_pairs`). Methods (the paper's §2
 Reported per noise level: gold accuracy of each method, mean ± sd over seeds, the share of the accuracy lost to noise
 that a method wins back, (acc − acc_noisy) / (acc_clean − acc_noisy), and how well μ̂ < 0 finds the flipped labels
 (precision, recall). Seconds per seed on one CPU core: every proxy of a step trains at once (batched MLPs).
+
+Measured (default world, M = 5, 1000 pairs, 20 seeds): clean labels 0.755 gold accuracy. 25% flipped: noisy 0.628,
+flip 0.663 (> noisy in 19/20 seeds: 27% of the loss won back), flip + margin 0.671 (20/20, 34%), the ensemble itself
+0.676 (38%) — the retrained RM about matches the ensemble it was denoised with, it does not beat it. 40% flipped:
+noisy 0.554, every method +0.015 to +0.017 (7–9%), > noisy in only 13–16 of 20 seeds. μ̂ < 0 flags 16–17% of the
+pairs with precision ≈ 0.5 against the injected flips. With 3000 pairs (10 seeds) the gains hold at both levels
+(25%: flip +0.045, 36%; 40%: flip +0.043, 17%; 10/10 seeds each); M = 10 changes little.
 """
 
 from __future__ import annotations
