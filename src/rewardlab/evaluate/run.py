@@ -50,15 +50,15 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
              top_p: float = 1.0, max_prompts: int | None = None, compare: list[str] | None = None,
              sections: Path | None = None, val_fraction: float = 0.5, seed: int = 0, device: str = "auto",
              dtype: str = "auto", chat_template: Path | None = None, attn_implementation: str | None = None,
-             skip_invalid: bool = False, rated: Path | None = None,
+             skip_invalid: bool = False, rated: Path | None = None, engine: str = "transformers",
              log: Callable[[str], None] = _stderr) -> tuple[list[Any], dict[str, Path]]:
     """Evaluate the reward spec ``reward`` (and each of ``compare``: another spec, or an earlier eval output
     directory with its metrics.json) on ``data``'s pairs or k-way rows, on rated rows (``data`` of rated rows, or
     ``rated`` beside pairs in ``data``: per-attribute MSE, Pearson and Spearman) and/or as a teacher of ``policy``
-    (samples of its ``prompts``, on-policy accuracy against ``gold``), and write the report (metrics.json,
-    report.html, PNGs) into ``output``; returns the results (:class:`~rewardlab.evaluate.suite.EvalResult`, the main
-    one first) and the written paths. ``log`` gets the warnings (truncated prompts, a compared output measured on
-    other data)."""
+    (samples of its ``prompts`` drawn on ``engine``, on-policy accuracy against ``gold``), and write the report
+    (metrics.json, report.html, PNGs) into ``output``; returns the results
+    (:class:`~rewardlab.evaluate.suite.EvalResult`, the main one first) and the written paths. ``log`` gets the
+    warnings (truncated prompts, a compared output measured on other data)."""
     import json
 
     from rewardlab.data.load import load_prompts, load_rows
@@ -70,9 +70,11 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
     from rewardlab.evaluate.teacher import SamplingConfig, sample_rollout
     from rewardlab.models.backbone import load_causal_lm
     from rewardlab.models.device import read_chat_template, resolve_device, resolve_dtype
+    from rewardlab.models.engines import check_engine
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.registry import load_reward
 
+    check_engine(engine)  # vLLM missing: exit 2 before anything is read or written
     compare = list(compare or [])
     if data is None and policy is None and rated is None:
         raise UserError("rewardlab eval: give --data FILE, --rated FILE and/or --policy PATH (with --prompts)")
@@ -117,7 +119,7 @@ def run_eval(reward: str, output: Path, *, data: Path | None = None, split: str 
             log(f"{prompts or data}: {truncation['truncated_prompts']} of {len(prompt_list)} prompts are longer than "
                 f"{cap} tokens and keep their last {cap} (--max-prompt-length)")
         cfg = SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed, max_prompt_length=cap)
+                             top_p=top_p, seed=seed, max_prompt_length=cap, engine=engine)
         rollout = sample_rollout(lm, tok, prompt_list, cfg)
         gold_reward = load_reward(gold, device=str(dev), dtype=dtype) if gold else None
     elif gold:

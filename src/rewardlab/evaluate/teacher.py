@@ -22,7 +22,8 @@ from rewardlab.evaluate import metrics as M
 
 @dataclass
 class SamplingConfig:
-    """How responses are drawn from the policy: ``num_samples`` (m) per prompt, seeded, batched."""
+    """How responses are drawn from the policy: ``num_samples`` (m) per prompt, seeded, batched, on ``engine``
+    (transformers or vllm, :mod:`rewardlab.models.engines`)."""
 
     num_samples: int = 10
     max_new_tokens: int = 64
@@ -31,6 +32,7 @@ class SamplingConfig:
     seed: int = 0
     batch_size: int = 64
     max_prompt_length: int | None = None
+    engine: str = "transformers"
 
 
 def _progress(description: str):
@@ -48,15 +50,18 @@ def sample_rollout(policy, tokenizer, prompts: Sequence[Prompt], config: Samplin
                    sampler: Callable | None = None):
     """Draw ``config.num_samples`` responses per prompt; returns a ``Rollout`` (``.responses``, ``.group``, ...).
 
-    ``sampler`` has the signature of :func:`rewardlab.models.generation.sample` (the default). Prompts are sampled
+    ``sampler`` has the signature of :func:`rewardlab.models.generation.sample` (default: ``config.engine``'s,
+    :func:`rewardlab.models.engines.policy_sampler`, shut down when the rollout is drawn). Prompts are sampled
     in chunks of about ``batch_size`` responses for the progress bar; chunk ``c`` uses seed ``config.seed + c``,
     so the rollout is a deterministic function of (policy, prompts, config).
     """
+    from rewardlab.models.engines import policy_sampler
     from rewardlab.models.generation import Rollout
 
-    if sampler is None:
-        from rewardlab.models.generation import sample as sampler
     cfg = config or SamplingConfig()
+    if sampler is None:
+        with policy_sampler(cfg.engine, policy, tokenizer) as engine:
+            return sample_rollout(policy, tokenizer, prompts, cfg, engine)
     per_chunk = max(1, cfg.batch_size // cfg.num_samples)
     parts: list = []
     with _progress(f"sampling {cfg.num_samples}/prompt") as bar:

@@ -169,13 +169,15 @@ class GoldTracker:
                              top_p=top_p, seed=step_seed(seed, 0, 2), batch_size=batch_size,
                              max_prompt_length=max_prompt_length)
         self.amp = amp or contextlib.nullcontext
-        self.sampler: Callable[..., Rollout] = sample  # generation.sample's signature (Session: its engine's)
         self.history: list[dict[str, float]] = []
 
     @torch.no_grad()
-    def evaluate(self, policy, ref, tokenizer, step: int) -> dict[str, float]:
+    def evaluate(self, policy, ref, tokenizer, step: int, sampler: Callable[..., Rollout] = sample
+                 ) -> dict[str, float]:
+        """One evaluation row; ``sampler`` has :func:`~rewardlab.models.generation.sample`'s signature (a Session
+        passes its engine's, :meth:`Session.sample_policy`)."""
         with self.amp():
-            ro = self.sampler(policy, tokenizer, self.prompts, **self.sampling)
+            ro = sampler(policy, tokenizer, self.prompts, **self.sampling)
             pad = tokenizer.pad_token_id or 0
             t, bs = self.sampling["temperature"], self.sampling["batch_size"]
             logps, mask = sequence_logprobs(policy, ro.prompt_ids, ro.response_ids, pad, t, bs)
@@ -262,7 +264,6 @@ class Session:
                                    args.max_new_tokens, args.temperature, args.top_p, args.seed, args.batch_size,
                                    self.max_prompt_length,
                                    functools.partial(autocast, self.device, self.dtype))  # not self.amp: no cycle
-        self.tracker.sampler = self.sample_policy
         self.tracking = RunTracker(args.report_to, self.out, name, asdict(args))  # refuses a missing package now
         self.rows: list[dict] = []
         self.reward_info: dict[str, Any] = {}  # what the reward said of the last rollout's batch (reward_metrics)
@@ -355,7 +356,7 @@ class Session:
         self.progress.update(step + 1, shown)
 
     def evaluate(self, step: int) -> dict[str, float]:
-        row = self.tracker.evaluate(self.policy, self.ref, self.tokenizer, step)
+        row = self.tracker.evaluate(self.policy, self.ref, self.tokenizer, step, self.sample_policy)
         self.log(step, {k: v for k, v in row.items() if k != "step"}, kind="eval")
         return row
 

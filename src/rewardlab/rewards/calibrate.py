@@ -79,29 +79,34 @@ def rows_reference(path: Path, split: str | None = None, skip_invalid: bool = Fa
 
 def policy_reference(policy: str, prompts_path: Path, samples: int, max_new_tokens: int, temperature: float = 1.0,
                      top_p: float = 1.0, seed: int = 0, batch_size: int = 64, max_prompts: int | None = None,
-                     device: str = "auto", dtype: str = "auto", split: str | None = None
-                     ) -> tuple[list[Prompt], list[Response], dict[str, Any]]:
-    """(prompts, responses, source): ``samples`` responses per prompt sampled from ``policy`` (a causal LM dir)."""
+                     device: str = "auto", dtype: str = "auto", split: str | None = None,
+                     engine: str = "transformers") -> tuple[list[Prompt], list[Response], dict[str, Any]]:
+    """(prompts, responses, source): ``samples`` responses per prompt sampled from ``policy`` (a causal LM dir) on
+    ``engine`` (:mod:`rewardlab.models.engines`)."""
     from rewardlab.data.load import load_prompts
     from rewardlab.models.backbone import load_causal_lm
     from rewardlab.models.device import resolve_device, resolve_dtype
-    from rewardlab.models.generation import sample
+    from rewardlab.models.engines import policy_sampler
     from rewardlab.rewards.partial import file_fingerprint
 
     prompts = load_prompts(prompts_path, split=split)[:max_prompts]
     dev = resolve_device(device)
     model, tokenizer = load_causal_lm(policy, device=dev, dtype=resolve_dtype(dtype, dev))
-    rollout = sample(model, tokenizer, prompts, samples, max_new_tokens, temperature=temperature, top_p=top_p,
-                     seed=seed, batch_size=batch_size)
+    with policy_sampler(engine, model, tokenizer) as sample:
+        rollout = sample(model, tokenizer, prompts, samples, max_new_tokens, temperature=temperature, top_p=top_p,
+                         seed=seed, batch_size=batch_size)
     source = {"policy": str(policy), "prompts": str(prompts_path), "sha256": file_fingerprint(Path(prompts_path)),
               "n_prompts": len(prompts), "samples_per_prompt": samples, "max_new_tokens": max_new_tokens,
-              "temperature": temperature, "top_p": top_p, "seed": seed}
+              "temperature": temperature, "top_p": top_p, "seed": seed, "engine": engine}
     return rollout.prompts, rollout.responses, source
 
 
 def check_calibrate_args(prompts: Path | None, policy: str | None, data: Path | None, samples: int,
-                         max_new_tokens: int) -> None:
-    """Every option problem at once, before anything is loaded."""
+                         max_new_tokens: int, engine: str = "transformers") -> None:
+    """Every option problem at once, before anything is loaded (an unusable ``engine`` first, alone)."""
+    from rewardlab.models.engines import check_engine
+
+    check_engine(engine)
     problems = []
     if prompts is None and data is None:
         problems.append("give --prompts PROMPTS.jsonl with --policy POLICY, and/or --data FILE")
@@ -149,7 +154,7 @@ def calibrate_checkpoint(model: Path, *, data: Path | None = None, policy: str |
                          prompts: Path | None = None, samples: int = 4, max_new_tokens: int = 64,
                          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 32,
                          max_prompts: int | None = None, device: str = "auto", dtype: str = "auto",
-                         split: str | None = None, skip_invalid: bool = False
+                         split: str | None = None, skip_invalid: bool = False, engine: str = "transformers"
                          ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``rewardlab calibrate``: score the reference set (``data``'s responses, checked before any model is loaded,
     and/or ``samples`` responses per prompt of ``prompts`` from ``policy``) with the checkpoint ``model`` and store
@@ -163,7 +168,7 @@ def calibrate_checkpoint(model: Path, *, data: Path | None = None, policy: str |
         ref_prompts, responses, source["data"] = rows_reference(data, split, skip_invalid)
     if policy is not None:
         p, r, source["policy"] = policy_reference(policy, prompts, samples, max_new_tokens, temperature, top_p, seed,
-                                                  batch_size, max_prompts, device, dtype, split)
+                                                  batch_size, max_prompts, device, dtype, split, engine)
         ref_prompts, responses = ref_prompts + p, responses + r
     reward = ModelReward.from_pretrained(model, device=device, dtype=dtype, batch_size=batch_size)
     record = normalization_record(score_reference(reward, ref_prompts, responses), source, str(model))

@@ -10,6 +10,7 @@ import typer
 
 from rewardlab.data.cli import SPLIT_HELP
 from rewardlab.models.device import ATTN_HELP, CHAT_TEMPLATE_HELP, device_option, dtype_option
+from rewardlab.models.engines import engine_option
 
 REFERENCE_HELP = ("Ensemble specs: standardize every member on this data file's responses (default: each member's "
                   "manifest normalization, from `rewardlab calibrate`).")
@@ -83,19 +84,21 @@ def calibrate(
     split: str | None = typer.Option(None, help=SPLIT_HELP),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows (each counted and named) "
                                       "instead of failing."),
+    engine: str = engine_option("Samples --policy (recorded in the normalization's source)."),
 ) -> None:
     """Store the reward's mean and std on a reference set as "normalization" in DIR/rewardlab.json (used by
     `serve --normalize`, /v1/score normalize and ensemble specs)."""
     from rewardlab.io import output_lock
     from rewardlab.rewards import calibrate as C
 
-    C.check_calibrate_args(prompts, policy, data, samples, max_new_tokens)
+    C.check_calibrate_args(prompts, policy, data, samples, max_new_tokens, engine)
     C.writable_manifest(model)
     with output_lock(model, "DIR"):  # one writer of DIR/rewardlab.json (and none while a run writes DIR)
         record, old = C.calibrate_checkpoint(model, data=data, policy=policy, prompts=prompts, samples=samples,
                                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                              seed=seed, batch_size=batch_size, max_prompts=max_prompts,
-                                             device=device, dtype=dtype, split=split, skip_invalid=skip_invalid)
+                                             device=device, dtype=dtype, split=split, skip_invalid=skip_invalid,
+                                             engine=engine)
     was = f" (was {C.describe(old)})" if isinstance(old, dict) and "n" in old else ""
     typer.echo(f"{model}: normalization {C.describe(record)}{was} -> {model}/rewardlab.json")
 

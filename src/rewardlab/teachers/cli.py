@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rewardlab.models.device import CHAT_TEMPLATE_HELP, device_option, dtype_option, read_chat_template
+from rewardlab.models.engines import engine_option
 
 
 def teachers_command(
@@ -28,6 +29,8 @@ def teachers_command(
     max_prompt_length: int | None = typer.Option(None, "--max-prompt-length", help="Prompt tokens kept (the last "
                                                  "ones). Default: the policy's positions − --max-new-tokens."),
     temperature: float = typer.Option(1.0, "--temperature"),
+    engine: str = engine_option("Draws the shared sample; the RL probes sample with transformers (each trains its "
+                                "own copy of the policy for a few steps)."),
     max_prompts: int | None = typer.Option(None, "--max-prompts", help="Use only the first N prompts."),
     probe_steps: int = typer.Option(10, "--probe-steps", help="RL steps per reward and seed (0: no RL probe; "
                                     "needs --gold)."),
@@ -65,7 +68,7 @@ def teachers_command(
                         f"and {probe_optimizer!r}")
     cfg = TeachersConfig(
         sampling=SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                                seed=seed, max_prompt_length=max_prompt_length),
+                                seed=seed, max_prompt_length=max_prompt_length, engine=engine),
         probe=ProbeConfig(steps=probe_steps, seeds=probe_seeds, seed=seed, algo=probe_algo, lr=probe_lr,
                           optimizer=probe_optimizer, prompts_per_step=probe_prompts_per_step,
                           max_new_tokens=max_new_tokens, k=2 if probe_algo == "rloo" else 4,

@@ -115,10 +115,12 @@ def run_teachers(policy: str, rewards: Sequence[str], prompts_path: str | Path, 
     from rewardlab.io import check_not_an_input, check_output_dir, output_lock, spec_paths
     from rewardlab.models.backbone import load_policy
     from rewardlab.models.device import resolve_device
+    from rewardlab.models.engines import check_engine
     from rewardlab.models.generation import count_truncated, prompt_length_cap
     from rewardlab.rewards.registry import load_reward
 
     cfg = cfg or TeachersConfig()
+    check_engine(cfg.sampling.engine)  # vLLM missing: exit 2 before anything is created
     out = check_output_dir(output)
     check_not_an_input(output, {"--policy": policy, "--prompts": prompts_path, "--data": data,
                                 "--reward": [p for spec in rewards for p in spec_paths(spec)],
