@@ -38,7 +38,9 @@ def train_mixture_em_dir(data: Path, output: Path, *, user_field: str | None = N
     annotators named by ``user_field`` (none: every pair its own unit), or — ``group_field`` — one BT head per given
     group (K = the number of groups, heads in sorted group order). Saved to ``output`` as a mixture checkpoint
     (``micro:DIR``; ``maxmin:micro:DIR`` optimizes its worst group) with ``groups.json`` (each unit's group); the
-    manifest names the groups. Returns what ``groups.json`` holds."""
+    manifest names the groups. Returns what ``groups.json`` holds: method, field, k, group names, converged, one row
+    per round (:class:`~rewardlab.train.mixture_em.EMResult`) and ``assignment`` — each unit's head (EM), or each head's
+    group name (given groups)."""
     from dataclasses import asdict
 
     from rewardlab.data.load import load_pairs
