@@ -125,12 +125,44 @@ class RewardModel(nn.Module):
             attention_mask = torch.where(read.any(-1, keepdim=True), read, first.to(read.dtype))
         return pool(out.last_hidden_state, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                packed=None) -> torch.Tensor:
+        """Rewards ``[b, k]`` of a padded batch, or with ``packed`` (a :class:`rewardlab.models.packing.Packed`)
+        of the sequences packed in it, in their order (see :meth:`forward_packed`). A keyword, so that wrappers
+        (DDP, accelerate) see every forward."""
+        if packed is not None:
+            return self.forward_packed(packed)
         if self.head is None:
             rewards = self._backbone(input_ids, attention_mask)[0].logits.float()
         else:
             pooled = self.features(input_ids, attention_mask)
             rewards = self.head(pooled.to(self.head_weight_dtype)).float()
+        if self.output_std is not None and not self.training:
+            rewards = (rewards - self.output_mean) / self.output_std
+        return rewards
+
+    def packable(self, max_length: int | None = None) -> tuple[bool, str]:
+        """Whether :meth:`forward_packed` is exact for this model (a decoder family whose attention takes a custom
+        mask, see :func:`rewardlab.models.packing.supports_packing`), and if not, why."""
+        if self.head is None or self.encoder or self.pooling != "last":
+            return False, "only last-token-pooled decoders share prompts (encoders see the whole sequence)"
+        if not self._takes_position_ids:
+            return False, f"{type(self.backbone).__name__} takes no position_ids"
+        from rewardlab.models.packing import supports_packing
+
+        return supports_packing(self.backbone, max_length)
+
+    def forward_packed(self, packed) -> torch.Tensor:
+        """Rewards ``[n, k]`` of the sequences packed in ``packed`` (:func:`rewardlab.models.packing.pack`), in their
+        input order: equal to :meth:`forward` on them one by one when :meth:`packable` says so."""
+        attn = getattr(self.backbone.config, "_attn_implementation", None)
+        if attn == "sdpa":
+            mask = packed.attention_mask  # boolean: True = attend
+        else:  # eager adds the mask to the scores
+            mask = packed.additive_mask(next(self.backbone.parameters()).dtype)
+        out = self.backbone(input_ids=packed.input_ids, attention_mask=mask, position_ids=packed.position_ids)
+        hidden = out.last_hidden_state.flatten(0, 1)[packed.read]
+        rewards = self.head(hidden.to(self.head_weight_dtype)).float()
         if self.output_std is not None and not self.training:
             rewards = (rewards - self.output_mean) / self.output_std
         return rewards

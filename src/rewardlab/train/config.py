@@ -78,6 +78,8 @@ class TrainConfig:
     lora_dropout: float = opt(0.0, "dropout of the LoRA adapters, in [0, 1)")
     lora_target: str = opt("all-linear", "LoRA target modules: 'all-linear' or comma-separated module names")
     bucket: bool = opt(True, "length-bucketed batches (little padding)")
+    packing: str = opt("auto", "auto: a decoder encodes each pair's prompt once ([prompt | chosen | rejected] with a "
+                       "block mask; exact) where its attention allows, else separately (said once) | off")
     disable_dropout: bool = opt(True, "switch the backbone's dropout off (as TRL's RewardConfig): dropout only adds "
                                 "noise to reward differences")
     mixed_precision: str = opt("auto", "auto (bf16 on a capable GPU, else fp32) | no | bf16 | fp16")
@@ -140,6 +142,7 @@ class TrainConfig:
             ("lora_alpha", self.lora_alpha >= 1, "must be >= 1"),
             ("lora_dropout", 0 <= self.lora_dropout < 1, "must be in [0, 1)"),
             ("lora_target", bool(self.lora_target.strip()), "must name the target modules (or all-linear)"),
+            ("packing", self.packing in ("auto", "off"), "must be auto or off"),
             ("mixed_precision", self.mixed_precision in ("auto", "no", "bf16", "fp16"),
              "must be auto, no, bf16 or fp16"),
             ("device", self.device in ("auto", "cpu", "cuda"), "must be auto, cpu or cuda (pick a GPU with "

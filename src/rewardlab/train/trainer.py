@@ -28,6 +28,7 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.errors import UserError
 from rewardlab.io import save_safetensors
 from rewardlab.models.backbone import disable_dropout
+from rewardlab.models.packing import pack, packing_decision
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.train.batches import EpochPlan, make_batches, steps_per_epoch
 from rewardlab.train.config import TrainConfig
@@ -38,11 +39,21 @@ from rewardlab.train.rundir import check_run_output, clear_run, run_identity
 
 
 def forward_pair_batch(model: torch.nn.Module, data: EncodedPairs, idx: list[int], pad_id: int,
-                       device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards for chosen and rejected of the pairs ``idx`` in one forward: two tensors ``[b, k]``."""
+                       device, packed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards for chosen and rejected of the pairs ``idx`` in one forward: two tensors ``[b, k]``. ``packed``:
+    prompt-shared rows (:func:`rewardlab.models.packing.pack`; each prompt encoded once, exact), else one padded
+    row per sequence."""
     seqs = [data.chosen[i] for i in idx] + [data.rejected[i] for i in idx]
-    ids, mask = pad_batch(seqs, pad_id)
-    rewards = model(ids.to(device), mask.to(device))
+    if packed:
+        skip = getattr(model.module if hasattr(model, "module") else model, "skip_token_id", None)
+        # a row per prompt ([prompt | chosen | rejected], more when pairs share a prompt), groups of at most two of
+        # the batch's longest sequences: filling rows with several groups would grow the attention kept for
+        # backward with the square of the row
+        width = 2 * max(len(s) for s in seqs)
+        rewards = model(packed=pack(seqs, pad_id, width, skip_token_id=skip, fill=False).to(device))
+    else:
+        ids, mask = pad_batch(seqs, pad_id)
+        rewards = model(ids.to(device), mask.to(device))
     return rewards[: len(idx)], rewards[len(idx) :]
 
 
@@ -58,11 +69,12 @@ def pair_loss(r_c: torch.Tensor, r_r: torch.Tensor, data: EncodedPairs, idx: lis
 
 
 @torch.no_grad()
-def evaluate_pairs(model: RewardModel, data: EncodedPairs, pad_id: int, device, batch_size: int = 64) -> dict:
+def evaluate_pairs(model: RewardModel, data: EncodedPairs, pad_id: int, device, batch_size: int = 64,
+                   packed: bool = False) -> dict:
     model.eval()
     correct, losses = [], []
     for idx in make_batches(data.lengths(), batch_size, seed=0, epoch=0, bucket=True):
-        r_c, r_r = forward_pair_batch(model, data, idx, pad_id, device)
+        r_c, r_r = forward_pair_batch(model, data, idx, pad_id, device, packed)
         losses.append(bt_loss(r_c[:, 0], r_r[:, 0]))
         correct.append(pairwise_correct(r_c[:, 0], r_r[:, 0]))
     model.train()
@@ -94,8 +106,9 @@ class PairObjective(Objective):
     name, unit, rate_key = "train", "pairs", "pairs_per_s"
     shown, eval_shown = ("accuracy", "acc"), ("eval_accuracy", "eval accuracy")
 
-    def __init__(self, train: EncodedPairs, eval_data: EncodedPairs | None, cfg: TrainConfig, pad_id: int):
-        self.train, self.eval_data, self.cfg, self.pad_id = train, eval_data, cfg, pad_id
+    def __init__(self, train: EncodedPairs, eval_data: EncodedPairs | None, cfg: TrainConfig, pad_id: int,
+                 packed: bool = False):
+        self.train, self.eval_data, self.cfg, self.pad_id, self.packed = train, eval_data, cfg, pad_id, packed
         self.lengths = train.lengths()
 
     def plan(self, epoch: int, world: int) -> EpochPlan:
@@ -103,7 +116,7 @@ class PairObjective(Objective):
         return EpochPlan.build(self.lengths, cfg.batch_size, cfg.seed, epoch, cfg.bucket, world)
 
     def loss(self, model: torch.nn.Module, idx: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
-        r_c, r_r = forward_pair_batch(model, self.train, idx, self.pad_id, device)
+        r_c, r_r = forward_pair_batch(model, self.train, idx, self.pad_id, device, self.packed)
         return pair_loss(r_c, r_r, self.train, idx, self.cfg, device)
 
     def metrics(self, stats: list[torch.Tensor]) -> dict[str, float]:
@@ -112,7 +125,7 @@ class PairObjective(Objective):
     def evaluate(self, model: torch.nn.Module, accelerator) -> dict[str, float] | None:
         if self.eval_data is None or not len(self.eval_data):
             return None
-        return evaluate_pairs(model, self.eval_data, self.pad_id, accelerator.device)
+        return evaluate_pairs(model, self.eval_data, self.pad_id, accelerator.device, packed=self.packed)
 
 
 def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainConfig, eval_data: EncodedPairs | None,
@@ -123,7 +136,8 @@ def train_loop(model: RewardModel, tokenizer, train: EncodedPairs, cfg: TrainCon
     if cfg.disable_dropout:
         disable_dropout(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    result = engine.fit(PairObjective(train, eval_data, cfg, pad_id), model,
+    packed = packing_decision(model, cfg.max_length, cfg.packing)
+    result = engine.fit(PairObjective(train, eval_data, cfg, pad_id, packed), model,
                         run_identity(cfg, train.data_hash, engine.world))
     return {**result.final, "steps": result.step, "train_pairs": len(train), "pairs_seen": result.seen,
             "world_size": result.world}
