@@ -90,6 +90,9 @@ def train(
                                               "of the tokenizer's (recorded in rewardlab.json)."),
     attn_implementation: str | None = typer.Option(None, "--attn-implementation", help="transformers attention: "
                                                    "eager, sdpa, flash_attention_2, ..."),
+    packing: str | None = typer.Option(None, help="auto: a decoder encodes each pair's prompt once (prompt, "
+                                       "chosen, rejected in one row with a block mask; exact) where its attention "
+                                       "allows, else separately (said once) | off.", show_default=shown("packing")),
     split: str | None = typer.Option(None, help="Split of a saved DatasetDict (--data and --eval)."),
     eval_split: str | None = typer.Option(None, help="Split of --eval's DatasetDict (default: --split), e.g. test "
                                           "when --data and --eval are the same directory."),
@@ -122,7 +125,7 @@ def train(
                  mixed_precision=flag_defaults.mixed_precision(mixed_precision, dtype),
                  disable_dropout=None if dropout is None else not dropout,
                  gradient_checkpointing=gradient_checkpointing, drop_ties=drop_ties, device=device,
-                 chat_template=_str(chat_template), attn_implementation=attn_implementation)
+                 chat_template=_str(chat_template), attn_implementation=attn_implementation, packing=packing)
     try:
         opts = load_options(config, flags)  # every key checked: nothing exists yet
     except UserError as e:  # --dtype sets mixed_precision: name the flag that was typed
