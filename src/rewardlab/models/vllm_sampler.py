@@ -16,9 +16,11 @@ Weights: the engine loads a copy of the model written to a temporary directory (
 as they are in memory, e.g. a random ``tiny`` policy). :meth:`VLLMSampler.sync` copies new weights in place
 (vLLM's ``reload_weights`` with an iterator over a state dict, then the prefix cache is reset: its keys and values
 were computed with the old weights). The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless
-set), so a sync passes tensors, not files. Memory: on a CPU the KV cache gets 2 GiB (``VLLM_CPU_KVCACHE_SPACE``, in
-GiB, overrides it); on a GPU vLLM takes 30% of the device's memory, leaving the rest to the torch copy of the policy
-(and, when training, its reference, gradients and optimizer state).
+set), so a sync passes tensors, not files; on a CPU its threads are torch's (``VLLM_CPU_OMP_THREADS_BIND=nobind``
+unless set; vLLM's CPU worker then ignores later ``torch.set_num_threads`` calls in this process). Memory: on a CPU
+the KV cache gets 2 GiB (``VLLM_CPU_KVCACHE_SPACE``, in GiB, overrides it); on a GPU vLLM takes 30% of the device's
+memory, leaving the rest to the torch copy of the policy (and, when training, its reference, gradients and optimizer
+state).
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ def request_seed(seed: int, i: int) -> int:
 
 
 def _configure_vllm_env() -> None:
-    """In-process engine and warnings-only logs on stderr (stdout is the command's), unless the user set them."""
+    """Unless the user set them: the engine in this process; on a CPU, no thread pinning (vLLM's ``auto`` binding
+    keeps a core for a scheduler process there is none of here, and pins this process's torch threads too: the
+    transformers path would lose a core); errors only, on stderr (stdout is the command's)."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
