@@ -125,3 +125,38 @@ def test_what_cannot_pack_says_why():
     ok, why = window.packable(max_length=64)
     assert not ok and "sliding" in why
     assert window.packable(max_length=16)[0]  # every sequence within the window: the window never binds
+
+
+IMPORTED = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma2", "phi3", "gpt_neox", "opt")
+
+
+@pytest.mark.parametrize("family", IMPORTED)
+def test_imported_classifiers_score_prompt_shared_as_separately(family, corpus, tmp_path):
+    """A transformers decoder classifier directory, loaded as users load one: packed (the default) and unpacked
+    scoring agree on m responses per prompt, and the unpacked scores are transformers' own logits (tested in
+    test_hf_import / test_hf_more_families)."""
+    from rewardlab.rewards.registry import load_reward
+    from tests.models.hf_families import save_family
+    from tests.models.test_hf_more_families import _decoder, family_tokenizer
+
+    if family in ("gpt2", "llama", "mistral"):
+        save_family(family, corpus, tmp_path)
+    else:
+        tok = family_tokenizer("gpt2", corpus)
+        torch.manual_seed(0)
+        from transformers import AutoModelForSequenceClassification
+
+        AutoModelForSequenceClassification.from_config(_decoder(family, tok, 1)).save_pretrained(tmp_path)
+        tok.save_pretrained(tmp_path)
+    reward = load_reward(str(tmp_path), device="cpu")
+    assert reward.packing, f"{family} should score prompt-shared"
+    rng = random.Random(0)
+    prompts, responses = [], []
+    for _ in range(4):
+        prompt = " ".join(rng.choice(corpus).split()[:rng.randint(3, 12)])
+        for _ in range(rng.randint(1, 4)):
+            prompts.append(prompt)
+            responses.append(" " + " ".join(rng.choice(corpus).split()[:rng.randint(1, 6)]))
+    packed = reward.score(prompts, responses)
+    reward.packing = False
+    torch.testing.assert_close(packed, reward.score(prompts, responses), rtol=0, atol=1e-5)

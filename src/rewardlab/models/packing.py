@@ -34,7 +34,7 @@ import torch
 
 # decoder families whose transformers implementation takes a 4D additive mask as given and positions from position_ids
 # (rotary or learned absolute), tested in tests/models/test_packing.py
-PACKABLE_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma"}
+PACKABLE_TYPES = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt_neox", "opt"}
 EXACT_ATTENTION = {"sdpa", "eager"}
 
 
