@@ -23,6 +23,7 @@ def overopt(
     """Overlay the gold-vs-√KL curves of several optimize runs with each run's Gao et al. (2022) fit; print α, β, R²,
     the fitted peak d* and the gold there per run, flag fits outside Gao's form (α ≤ 0 or β ≤ 0), and say how the
     peak moves across the runs."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -36,14 +37,15 @@ def overopt(
     if json_out:
         check_output_file(json_out, "--json")
     result = compare_runs(runs, label, by, output, form)
-    table = Table(title=f"Gao et al. fits, runs {result['order']}")
-    for col in ("run", "form", "points", "α", "β", "R²", "d* (fit)", "gold at d*", "best observed (d)"):
+    table = Table(title=f"Gao et al. fits, runs {result['order']} (d* and g(d*): the fitted peak; best: the largest "
+                  "gold gain measured, at d)", box=box.SIMPLE_HEAD)
+    for col in ("run", "form", "n", "α", "β", "R²", "d*", "g(d*)", "best (d)"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in result["runs"]:
         key = f" ({by}={r['key']:g})" if r["key"] is not None and by != "label" else ""
         table.add_row(r["label"] + key, r["form"], str(r["points"]),
                       *(_fmt(r[k]) for k in ("alpha", "beta", "r2", "d_peak", "gold_peak")),
-                      f"{r['observed_best_gold']:.4g} ({r['observed_best_d']:.3g})")
+                      f"{r['observed_best_gold']:.3g} ({r['observed_best_d']:.3g})")
     console = Console()
     console.print(table)
     for r in result["runs"]:
@@ -63,7 +65,7 @@ def overopt(
 
 
 def _fmt(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"
+    return "—" if x is None else f"{x:.3g}"
 
 
 def register(app: typer.Typer) -> None:
