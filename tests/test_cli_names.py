@@ -17,6 +17,7 @@ NO_MODEL = {
     "data stats": "a tokenizer only",
     "data show": "a tokenizer only",
     "overopt": "reads optimize run directories only",
+    "data confidence-pairs": "rewrites pairs (PPO-M's confidence statements); no model",
 }
 
 
