@@ -4,9 +4,12 @@ Same tiny GPT-2 backbone config, same pairs, same batch size, one epoch each; pr
 - equal-length pairs: everyone should sit at the bare-loop limit (ours vs bare on *identical* batches);
 - skewed lengths: length-bucketed batches pay off (ours vs TRL with CPU-appropriate settings, TRL tuned the way a
   careful user would — length-grouped sampling, ``train_sampling_strategy="group_by_length"`` with a precomputed
-  ``length`` column (``group_by_length=True`` on older transformers) — and TRL's defaults).
+  ``length`` column (``group_by_length=True`` on older transformers) — and TRL's defaults);
+- hh-shaped pairs (long multi-turn prompts, short responses: ``_common.make_hh_pairs``): rewardlab encodes each
+  pair's prompt once (prompt-shared rows), every other contender twice.
 
     python benchmarks/train_throughput.py [--pairs 2000] [--batch-size 16] [--layers 4] [--embd 128]
+                                          [--shapes equal,skewed,hh]
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import tempfile
 import time
 
 import torch
-from _common import make_pairs, tokenizer_for
+from _common import make_hh_pairs, make_pairs, tokenizer_for
 
 from rewardlab.data.batching import pad_batch
 from rewardlab.models.backbone import disable_dropout
@@ -100,8 +103,9 @@ def trl(tok, pairs, args, cpu_settings: bool, group_by_length: bool = False) -> 
     return rate
 
 
-def run_set(skewed: bool, args) -> dict[str, float]:
-    pairs = make_pairs(args.pairs, skewed=skewed)
+def run_set(shape: str, args) -> dict[str, float]:
+    skewed = shape != "equal"
+    pairs = make_hh_pairs(args.pairs) if shape == "hh" else make_pairs(args.pairs, skewed=skewed)
     tok = tokenizer_for(pairs)
     data = encode_pairs(pairs, tok, max_length=1024)
     methods = {
@@ -111,7 +115,7 @@ def run_set(skewed: bool, args) -> dict[str, float]:
         "TRL RewardTrainer (+ group_by_length)": lambda: trl(tok, pairs, args, cpu_settings=True,
                                                              group_by_length=True),
     }
-    if skewed:
+    if shape == "skewed":
         methods["bare loop, random batches"] = lambda: bare(tok, data, args, bucket=False)
         if not args.skip_trl_defaults:  # bf16 autocast + gradient checkpointing: slow on CPU, so a quarter of the data
             methods["TRL RewardTrainer (its defaults)"] = lambda: trl(tok, pairs[: len(pairs) // 4], args, False)
@@ -120,7 +124,7 @@ def run_set(skewed: bool, args) -> dict[str, float]:
         for k, f in methods.items():
             results[k].append(f())
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\n[{'skewed' if skewed else 'equal'} lengths]")
+    print(f"\n[{shape} lengths: {data.chosen.num_tokens + data.rejected.num_tokens} tokens in {len(data)} pairs]")
     for k, v in med.items():
         print(f"  {k:44s} {v:8.1f} pairs/s   rewardlab/this = {med['rewardlab trainer'] / v:5.2f}x")
     return med
@@ -135,13 +139,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--skip-trl-defaults", action="store_true")
+    ap.add_argument("--shapes", default="equal,skewed,hh", help="comma list of equal, skewed, hh")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, {args.pairs} pairs, batch {args.batch_size}, "
           f"GPT-2 {args.layers} layers x {args.embd}, median of {args.rounds} interleaved rounds")
-    for skewed in (False, True):
-        run_set(skewed, args)
+    for shape in args.shapes.split(","):
+        run_set(shape, args)
 
 
 if __name__ == "__main__":
