@@ -92,13 +92,27 @@ def test_first_token_follows_the_policy(engine, tok, temperature, top_p):
     assert chisquare(observed[keep].numpy(), expected.numpy()).pvalue > 1e-3
 
 
-def test_sync_copies_new_weights(tok):
-    lm = tiny_causal_lm(tok, seed=0)
-    spread(lm, 1)
-    with policy_sampler("vllm", lm, tok) as draw:
-        before = draw(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids
+def test_sync_copies_new_weights(engine, tok):
+    lm, draw = engine  # one engine per process (vLLM's in-process engine): this one, its weights restored after
+    before = draw(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids
+    try:
         spread(lm, 2)
         draw.sync(lm.state_dict())
         after = draw(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids
-    assert after == sample(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids
-    assert after != before
+        assert after == sample(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids
+        assert after != before
+    finally:
+        spread(lm, 0)
+        draw.sync(lm.state_dict())
+    assert draw(lm, tok, PROMPTS, 1, 16, temperature=0).response_ids == before
+
+
+def test_many_long_seeded_requests(engine, tok):
+    """More prompt tokens than one engine step takes (vLLM's CPU budget: 4096): a request's prefill must not be split
+    (chunked prefill discards the sample of a partial prefill by rewinding its seeded generator, which vLLM's CPU
+    generators cannot do: 0.32.0 raised 'CPU Generator does not use offset')."""
+    lm, draw = engine
+    prompts = [" ".join(TEXTS[i : i + 12]) for i in range(24)]  # ~70 tokens each, 24 x 8 requests
+    ro = draw(lm, tok, prompts, 8, 4, temperature=1.0, seed=5)
+    assert len(ro) == 192 and sum(map(len, ro.prompt_ids)) > 2 * 4096
+    assert draw(lm, tok, prompts[:3], 8, 4, temperature=1.0, seed=5).response_ids == ro.response_ids[:24]

@@ -20,7 +20,8 @@ set), so a sync passes tensors, not files; on a CPU its threads are torch's (``V
 unless set; vLLM's CPU worker then ignores later ``torch.set_num_threads`` calls in this process). Memory: on a CPU
 the KV cache gets 2 GiB (``VLLM_CPU_KVCACHE_SPACE``, in GiB, overrides it); on a GPU vLLM takes 30% of the device's
 memory, leaving the rest to the torch copy of the policy (and, when training, its reference, gradients and optimizer
-state).
+state). On a CPU prompts are prefilled whole (no chunked prefill): vLLM 0.32 rewinds the seeded generator of a
+request whose prefill was split, and its CPU generators cannot rewind ("CPU Generator does not use offset").
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from typing import Any
 
 from rewardlab.data.records import Prompt
 from rewardlab.errors import UserError
-from rewardlab.models.generation import Rollout, encode_prompts, prompt_length_cap
+from rewardlab.models.generation import Rollout, encode_prompts, position_limit, prompt_length_cap
 
 CPU_KV_CACHE_GIB = 2
+CPU_STEP_TOKENS = 4096  # vLLM's default token budget of an engine step on a CPU
 GPU_MEMORY_UTILIZATION = 0.3
 DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
 
@@ -57,7 +59,9 @@ def _configure_vllm_env() -> None:
 
 
 class VLLMSampler:
-    """A vLLM engine holding a copy of one policy; call it as :func:`rewardlab.models.generation.sample`."""
+    """A vLLM engine holding a copy of one policy; call it as :func:`rewardlab.models.generation.sample`. One at a
+    time in a process (in-process engines share vLLM's process-wide state: :meth:`close` one before starting
+    another)."""
 
     def __init__(self, model, tokenizer, dtype: Any = None):
         _configure_vllm_env()
@@ -75,6 +79,9 @@ class VLLMSampler:
         memory: dict[str, Any] = {"gpu_memory_utilization": GPU_MEMORY_UTILIZATION}
         if device == "cpu" and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
             memory = {"kv_cache_memory_bytes": CPU_KV_CACHE_GIB << 30}
+        if device == "cpu":  # whole prefills: a split one rewinds its seeded generator, which a CPU one cannot do
+            memory |= {"enable_chunked_prefill": False,
+                       "max_num_batched_tokens": max(CPU_STEP_TOKENS, position_limit(model) or CPU_STEP_TOKENS)}
         try:
             self.llm = LLM(model=self.dir, skip_tokenizer_init=True, dtype=dtype, seed=0, generation_config="vllm",
                            enforce_eager=True, disable_log_stats=True, **memory)
