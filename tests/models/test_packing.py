@@ -160,3 +160,21 @@ def test_imported_classifiers_score_prompt_shared_as_separately(family, corpus, 
     packed = reward.score(prompts, responses)
     reward.packing = False
     torch.testing.assert_close(packed, reward.score(prompts, responses), rtol=0, atol=1e-5)
+
+
+def test_fallback_is_said_once_and_scores_separately(monkeypatch, capsys, tokenizer):
+    """An encoder cannot share prompts: the scorer says why on stderr, once per process, and scores as before."""
+    import transformers
+
+    from rewardlab.models import packing
+    from rewardlab.models.scorer import PooledScorer
+
+    monkeypatch.setattr(packing, "_SAID", set())
+    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64)
+    bert = RewardModel(AutoModel.from_config(config), pooling="mean").eval()
+    first, second = PooledScorer(bert, tokenizer), PooledScorer(bert, tokenizer)
+    assert not first.packing and not second.packing
+    err = capsys.readouterr().err
+    assert err.count("encoding each sequence separately") == 1 and "encoder" in err
+    assert PooledScorer(reward_model("gpt2", "sdpa"), tokenizer, packing="off").packing is False
