@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 
 TOPICS = ("the sea", "a red bicycle", "winter mornings", "learning to cook", "an old library", "city traffic",
@@ -88,7 +89,15 @@ def main() -> None:
             rows += out[:, x.shape[1]:].tolist()
         counts["transformers generate"] = response_tokens(rows, tok.eos_token_id)
 
-    methods = {"vllm": run_vllm, "rewardlab sample": run_rewardlab, "transformers generate": run_generate}
+    def timed(name, f):
+        def run():
+            t = time.perf_counter()
+            f()
+            print(f"  {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+        return run
+
+    methods = {k: timed(k, f) for k, f in {"vllm": run_vllm, "rewardlab sample": run_rewardlab,
+                                          "transformers generate": run_generate}.items()}
     run_vllm()  # warm-up (first-call allocations), not timed
     seconds = interleaved_medians(methods, args.rounds)
     engine.close()
