@@ -3,8 +3,10 @@
 - rewardlab: ``reward.score_ids`` — prompt-shared, packed rows (:mod:`rewardlab.models.packing`);
 - bare transformers, **length-sorted**: the batches a competent user writes (sort by length, batch 32, pad, one
   ``*ForSequenceClassification`` forward);
-- vLLM's pooling runner (``LLM(runner="pooling").classify`` on the token ids, activation off), when vLLM is
-  importable (run this script from the vLLM venv, ``make test-vllm`` builds one, to include it).
+- vLLM's pooling runner (``LLM(runner="pooling").classify`` on the token ids), when vLLM is importable (run this
+  script from the vLLM venv, ``make test-vllm`` builds one, to include it). vLLM's engine runs in processes of its
+  own that keep polling while idle, which slows whatever else runs on a 2-core machine, so it is started after the
+  torch contenders are measured, timed on its own (same rounds, median) and shut down.
 
 Two workloads on hh-rlhf-shaped prompts (multi-turn, median ~93 prompt tokens with the SmolLM2 tokenizer) from
 ``_common.make_hh_pairs``: pairs (chosen and rejected of a prompt, m = 2) and m = 8 sampled responses per prompt (the
@@ -25,6 +27,7 @@ from _common import interleaved_medians, make_hh_pairs, text
 from score_real import classifier_dir
 
 from rewardlab.data.batching import length_sorted_batches, pad_batch
+from rewardlab.models.packing import plan_rows
 
 
 def workloads(n_prompts: int, seed: int = 0) -> dict[str, tuple[list[str], list[str]]]:
@@ -43,7 +46,13 @@ def vllm_classifier(path: Path):
         from vllm import LLM
     except ImportError:
         return None
-    return LLM(model=str(path), runner="pooling", dtype="float32", enforce_eager=True, max_model_len=2048)
+    # on a CPU, vLLM reserves gpu_memory_utilization of the host's memory unless the KV cache is sized: 2 GiB
+    return LLM(model=str(path), runner="pooling", dtype="float32", enforce_eager=True, max_model_len=2048,
+               kv_cache_memory_bytes=2 << 30, disable_log_stats=True)
+
+
+OURS = "rewardlab score (prompt-shared, packed)"
+VLLM = "vLLM classify (pooling runner)"
 
 
 @torch.no_grad()
@@ -65,13 +74,12 @@ def main() -> None:
         path = Path(args.model) if Path(args.model).is_dir() else classifier_dir(args.model, Path(tmp))
         reward = load_reward(str(path), device="cpu")
         hf = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="sdpa").eval()
-        llm = vllm_classifier(path)
         pad = reward.pad_id
         print(f"{args.model}: torch threads {torch.get_num_threads()}, batch {args.batch_size}, median of "
-              f"{args.rounds} interleaved rounds; rewardlab packs: {reward.packing}; vLLM: "
-              f"{'yes' if llm else 'not installed'}")
-        for name, (prompts, responses) in workloads(args.prompts).items():
-            seqs = reward.encode(prompts, responses)
+              f"{args.rounds} rounds (torch contenders interleaved); rewardlab packs: {reward.packing}")
+        rates: dict[str, dict[str, float]] = {}
+        seqs_of = {name: reward.encode(p, r) for name, (p, r) in workloads(args.prompts).items()}
+        for name, seqs in seqs_of.items():
             tokens = sum(map(len, seqs))
 
             def bare(seqs=seqs):
@@ -79,23 +87,28 @@ def main() -> None:
                     ids, mask = pad_batch([seqs[i] for i in b], pad)
                     hf(input_ids=ids, attention_mask=mask)
 
-            methods = {"rewardlab score (prompt-shared, packed)": lambda seqs=seqs: reward.score_ids(seqs),
-                       "bare transformers, length-sorted": bare}
-            if llm is not None:
-                from vllm.inputs import TokensPrompt
-
-                batch = [TokensPrompt(prompt_token_ids=list(map(int, s))) for s in seqs]
-                methods["vLLM classify (pooling runner)"] = lambda batch=batch: llm.classify(
-                    batch, use_tqdm=False)
-            rate = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
-            ours = rate["rewardlab score (prompt-shared, packed)"]
+            methods = {OURS: lambda seqs=seqs: reward.score_ids(seqs), "bare transformers, length-sorted": bare}
+            rates[name] = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
             check = reward.score_ids(seqs[:64])
             ids, mask = pad_batch(seqs[:64], pad)
             ref = hf(input_ids=ids, attention_mask=mask).logits[:, 0]  # right-padded: transformers pools by pad id
-            print(f"\n[{name}: {len(seqs)} sequences, {tokens} tokens scored separately; max |rewardlab − "
-                  f"transformers| on 64 = {(check - ref).abs().max().item():.1e}]")
+            shared = sum(p + sum(len(seqs[i]) - p for i in m) for row in plan_rows(seqs) for p, m in row)
+            print(f"[{name}: {len(seqs)} sequences, {tokens} tokens scored separately, {shared} with prompts shared "
+                  f"(the most sharing can gain: {tokens / shared:.2f}x); max |rewardlab − transformers| on 64 = "
+                  f"{(check - ref).abs().max().item():.1e}]")
+        hf.to("meta")  # its memory back before vLLM starts
+        llm = vllm_classifier(path)
+        if llm is not None:
+            from vllm.inputs import TokensPrompt
+
+            for name, seqs in seqs_of.items():
+                batch = [TokensPrompt(prompt_token_ids=list(map(int, s))) for s in seqs]
+                seconds = interleaved_medians({VLLM: lambda b=batch: llm.classify(b, use_tqdm=False)}, args.rounds)
+                rates[name][VLLM] = sum(map(len, seqs)) / seconds[VLLM]
+        for name, rate in rates.items():
+            print(f"\n[{name}]" + ("" if llm is not None else " (vLLM not installed)"))
             for k, v in rate.items():
-                print(f"  {k:42s} {v:8.0f} tokens/s   rewardlab/this = {ours / v:5.2f}x")
+                print(f"  {k:42s} {v:8.0f} tokens/s   rewardlab/this = {rate[OURS] / v:5.2f}x")
 
 
 if __name__ == "__main__":
