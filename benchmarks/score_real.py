@@ -3,7 +3,8 @@ as ``*ForSequenceClassification`` reward models (real pretrained bodies, a fresh
 change the cost), on the same length-skewed texts:
 
 - rewardlab: ``rewardlab.rewards.registry.load_reward(DIR).score`` — tokenization included, length-sorted batches;
-- bare transformers: ``tokenizer(batch, padding=True)`` + ``model(**batch)`` in input order, same batch size;
+- bare transformers, **length-sorted** (what a competent user writes): texts sorted by token length, then
+  ``tokenizer(batch, padding=True)`` + ``model(**batch)``, same batch size;
 - transformers' ``pipeline("text-classification", function_to_apply="none", batch_size=B)``.
 
 Also the fraction of the CPU's matmul rate that scoring reaches: ``2 · N · tokens/s`` (N = non-embedding
@@ -79,16 +80,18 @@ def run(name: str, n_items: int, args, peak: float) -> None:
     def ours():
         reward.score([""] * len(texts), texts)
 
+    by_length = [texts[i] for i in sorted(range(len(texts)), key=lambda i: len(seqs[i]))]
+
     def bare():
-        for i in range(0, len(texts), args.batch_size):
-            batch = tok(texts[i : i + args.batch_size], padding=True, truncation=True, max_length=budget,
+        for i in range(0, len(by_length), args.batch_size):
+            batch = tok(by_length[i : i + args.batch_size], padding=True, truncation=True, max_length=budget,
                         return_tensors="pt")
             hf(**batch)
 
     def piped():
         pipe(texts, truncation=True, max_length=budget)
 
-    methods = {"rewardlab score (length-sorted)": ours, "bare transformers forward": bare,
+    methods = {"rewardlab score (length-sorted)": ours, "bare transformers, length-sorted": bare,
                "transformers pipeline": piped}
     n_params = non_embedding_params(reward.model)
     rate = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
