@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rewardlab.cli import app
 from rewardlab.data.tokenize import encode
+from rewardlab.evaluate import calibration as C
 from rewardlab.evaluate import metrics as M
 from rewardlab.models.checkpoint import load_reward_model, save_reward_model
 from rewardlab.models.generation import sample
@@ -87,9 +88,9 @@ def test_rewardlab_eval_end_to_end(world):
     r = _scores_one_by_one(world / "rm", [r["prompt"] for r in rows], [r["rejected"] for r in rows])
     assert m["pairs"]["accuracy"] == M.pairwise_accuracy(c, r)
     assert m["pairs"]["accuracy"] > 0.8  # the trained RM learned good > bad
-    assert m["pairs"]["calibration"]["ece"] == pytest.approx(M.expected_calibration_error(M.preference_probs(c - r)),
+    assert m["pairs"]["calibration"]["ece"] == pytest.approx(C.expected_calibration_error(C.preference_probs(c - r)),
                                                              abs=1e-5)
-    assert m["pairs"]["calibration"]["brier"] == pytest.approx(M.brier_score(M.preference_probs(c - r)), abs=1e-5)
+    assert m["pairs"]["calibration"]["brier"] == pytest.approx(C.brier_score(C.preference_probs(c - r)), abs=1e-5)
     lc, lr = [len(x["chosen"]) for x in rows], [len(x["rejected"]) for x in rows]
     assert m["pairs"]["length_bias"] == pytest.approx(M.length_bias(c, r, lc, lr), abs=1e-5)
     subs = [x["subset"] for x in rows]

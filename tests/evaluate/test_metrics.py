@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+from rewardlab.evaluate import calibration as C
 from rewardlab.evaluate import metrics as M
 
 
@@ -60,31 +61,31 @@ def test_calibration_hand_computed():
     # conf = [.5, .72, .72, .92]; correct (chosen wins) = [tie->0, 1, 0, 1]
     # bins over [0.5, 1] of width .05: {0.5} -> bin0 gap .5; {.72, .72} -> bin4 acc .5 gap .22; {.92}
     # -> bin8 gap .08
-    assert M.expected_calibration_error(p) == pytest.approx((0.5 + 2 * 0.22 + 0.08) / 4)
-    rd = M.reliability_diagram(p)
+    assert C.expected_calibration_error(p) == pytest.approx((0.5 + 2 * 0.22 + 0.08) / 4)
+    rd = C.reliability_diagram(p)
     assert rd["count"] == [1, 0, 0, 0, 2, 0, 0, 0, 1, 0]
     assert rd["accuracy"][4] == 0.5 and rd["confidence"][4] == pytest.approx(0.72)
-    assert M.brier_score(p) == pytest.approx((0.25 + 0.28**2 + 0.72**2 + 0.08**2) / 4)
+    assert C.brier_score(p) == pytest.approx((0.25 + 0.28**2 + 0.72**2 + 0.08**2) / 4)
     # explicit labels: p=.81 predicts "first wins" but y=0 -> wrong; p=.31 predicts second -> right
-    assert M.expected_calibration_error([0.81, 0.31], [0, 0]) == pytest.approx((0.81 + (1 - 0.69)) / 2)
-    assert M.reliability_diagram([1.0])["count"][-1] == 1  # right edge in the last bin
+    assert C.expected_calibration_error([0.81, 0.31], [0, 0]) == pytest.approx((0.81 + (1 - 0.69)) / 2)
+    assert C.reliability_diagram([1.0])["count"][-1] == 1  # right edge in the last bin
 
 
 def test_preference_probs_and_nll():
     d = np.array([0.0, math.log(3), -math.log(3)])
-    assert M.preference_probs(d) == pytest.approx([0.5, 0.75, 0.25])
-    assert M.preference_probs(d, temperature=2.0)[1] == pytest.approx(1 / (1 + 3**-0.5))
-    assert M.preference_nll(d) == pytest.approx((math.log(2) + math.log(4 / 3) + math.log(4)) / 3)
-    assert M.preference_nll([1000.0, -1000.0]) == pytest.approx(500.0)  # stable, no overflow
+    assert C.preference_probs(d) == pytest.approx([0.5, 0.75, 0.25])
+    assert C.preference_probs(d, temperature=2.0)[1] == pytest.approx(1 / (1 + 3**-0.5))
+    assert C.preference_nll(d) == pytest.approx((math.log(2) + math.log(4 / 3) + math.log(4)) / 3)
+    assert C.preference_nll([1000.0, -1000.0]) == pytest.approx(500.0)  # stable, no overflow
 
 
 def test_fit_temperature_closed_form():
     # Δ = [2, 2, 2, -2], all labels 1. With a = 2/T, dNLL/da ∝ -3σ(-a) + σ(a) = 0  =>  σ(a) = 3/4, a = ln 3
-    t = M.fit_temperature([2.0, 2.0, 2.0, -2.0])
+    t = C.fit_temperature([2.0, 2.0, 2.0, -2.0])
     assert t == pytest.approx(2 / math.log(3), rel=1e-4)
-    assert M.fit_temperature([1.0, 2.0]) == pytest.approx(1e-2, rel=1e-3)  # separable -> lower bound
-    cal = M.calibration([2.0, 2.0, 2.0, -2.0], temperature=t)
-    assert cal["nll"] < M.calibration([2.0, 2.0, 2.0, -2.0])["nll"]
+    assert C.fit_temperature([1.0, 2.0]) == pytest.approx(1e-2, rel=1e-3)  # separable -> lower bound
+    cal = C.calibration([2.0, 2.0, 2.0, -2.0], temperature=t)
+    assert cal["nll"] < C.calibration([2.0, 2.0, 2.0, -2.0])["nll"]
 
 
 def test_rank_and_spearman_against_scipy():

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from rewardlab.cli import app
 from rewardlab.data.records import KWayRow, PreferencePair
+from rewardlab.evaluate import calibration as C
 from rewardlab.evaluate import metrics as M
 from rewardlab.evaluate.report import comparison_table, write_report
 from rewardlab.evaluate.rewardbench import KWayScores, rb2_scores
@@ -34,7 +35,7 @@ def test_evaluate_pairs_with_known_scores():
     # weights={} -> observed counts (2 and 2) -> S = mean of the two subset accuracies
     assert p["sections"]["sections"]["S"] == 0.5
     assert p["length_bias"]["spearman"] == pytest.approx(1.0)  # reward is the length
-    assert p["calibration"]["ece"] == pytest.approx(M.expected_calibration_error(M.preference_probs(c - r)))
+    assert p["calibration"]["ece"] == pytest.approx(C.expected_calibration_error(C.preference_probs(c - r)))
     assert res.arrays["chosen"] == pytest.approx(c) and res.metrics["summary"]["accuracy"] == 0.5
 
 
@@ -48,7 +49,7 @@ def test_pair_metrics_ensemble_members_and_temperature():
     assert out["ensemble"]["mean_std"] == pytest.approx(M.ensemble_disagreement(c - r).mean())
     val = np.random.default_rng(1).permutation(40)[:20]
     d = c.mean(1) - r.mean(1)
-    assert out["calibration"]["fitted"]["fitted_temperature"] == pytest.approx(M.fit_temperature(d[val]))
+    assert out["calibration"]["fitted"]["fitted_temperature"] == pytest.approx(C.fit_temperature(d[val]))
 
 
 def test_evaluate_kway_matches_rb2_scores():

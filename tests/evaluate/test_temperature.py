@@ -1,4 +1,4 @@
-"""Temperature scaling of p = σ(Δ/T) with its guard (evaluate.metrics.held_out_temperature), on synthetic pairs
+"""Temperature scaling of p = σ(Δ/T) with its guard (evaluate.calibration.held_out_temperature), on synthetic pairs
 whose true temperature is known, and ECE against a computation written out by hand."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rewardlab.evaluate import metrics as M
+from rewardlab.evaluate import calibration as C
 
 
 def ece_by_hand(p: list[float], n_bins: int = 10) -> float:
@@ -46,9 +46,9 @@ def test_ece_matches_hand_computation():
     # 8:{.92/0} 9:{.97/1, 1/1}: gaps .5, .45, .38, 4·|0.5 − 0.73|, .92, 2·|1 − .985|
     expected = (0.5 + 0.45 + 0.38 + 4 * abs(0.5 - 0.73) + 0.92 + 2 * 0.015) / 10
     assert ece_by_hand(p) == pytest.approx(expected)
-    assert M.expected_calibration_error(p) == pytest.approx(expected)
+    assert C.expected_calibration_error(p) == pytest.approx(expected)
     d = pairs(500, 2.0, seed=4)
-    assert M.expected_calibration_error(M.preference_probs(d, 1.3)) == pytest.approx(
+    assert C.expected_calibration_error(C.preference_probs(d, 1.3)) == pytest.approx(
         ece_by_hand([1 / (1 + math.exp(-x / 1.3)) for x in d]))
 
 
@@ -56,20 +56,20 @@ def test_ece_matches_hand_computation():
 def test_recovers_a_known_temperature_and_lowers_held_out_ece(seed):
     d = pairs(4000, 3.0, seed)  # σ(Δ) = σ(3m): over-confident, true T = 3
     val, test = split(len(d), seed)
-    out = M.held_out_temperature(d, val, test)
+    out = C.held_out_temperature(d, val, test)
     assert out["fitted_temperature"] == pytest.approx(3.0, abs=0.3)
     assert out["kept"] and out["temperature"] == out["fitted_temperature"]
     assert out["test_ece_kept"] < 0.5 * out["test_ece_raw"]  # ~0.15 -> ~0.03
-    assert out["test_ece_raw"] == pytest.approx(ece_by_hand(list(M.preference_probs(d[test]))))
+    assert out["test_ece_raw"] == pytest.approx(ece_by_hand(list(C.preference_probs(d[test]))))
     assert out["test_ece_kept"] == pytest.approx(
-        ece_by_hand(list(M.preference_probs(d[test], out["temperature"]))))
+        ece_by_hand(list(C.preference_probs(d[test], out["temperature"]))))
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_calibrated_scores_keep_their_held_out_ece(seed):
     d = pairs(2000, 1.0, seed)  # already calibrated: true T = 1
     val, test = split(len(d), seed)
-    out = M.held_out_temperature(d, val, test)
+    out = C.held_out_temperature(d, val, test)
     assert out["fitted_temperature"] == pytest.approx(1.0, abs=0.15)
     # whatever the guard decides, the T it keeps is near 1: held-out ECE moves by noise only (1000 test pairs)
     assert out["test_ece_kept"] <= out["test_ece_raw"] + 0.01
@@ -84,7 +84,7 @@ def test_confident_errors_make_the_nll_fit_raise_ece_and_the_guard_keeps_t_1():
     wrong = rng.random(len(d)) < 0.02
     d[wrong] = -rng.uniform(4.0, 8.0, wrong.sum())
     val, test = split(len(d))
-    out = M.held_out_temperature(d, val, test)
+    out = C.held_out_temperature(d, val, test)
     assert out["fitted_temperature"] > 1.3
     assert out["test_nll_scaled"] < out["test_nll_raw"]  # the fit does what it is asked: lower NLL
     assert out["test_ece_scaled"] > out["test_ece_raw"] + 0.03  # ... and ECE gets worse
@@ -95,7 +95,7 @@ def test_confident_errors_make_the_nll_fit_raise_ece_and_the_guard_keeps_t_1():
 def test_separable_validation_split_keeps_t_1():
     d = np.r_[np.linspace(0.5, 3.0, 20), np.linspace(0.5, 3.0, 18), [-0.5, -1.0]]
     val, test = np.arange(20), np.arange(20, 40)  # every validation Δ > 0: T -> 0, p -> 1, ECE -> 1 − accuracy
-    out = M.held_out_temperature(d, val, test)
+    out = C.held_out_temperature(d, val, test)
     assert out["at_bound"] and out["fitted_temperature"] < 0.0102
     assert out["test_ece_scaled"] == pytest.approx(1 - 18 / 20, abs=1e-3)
     assert out["temperature"] == 1.0 and "separable" in out["reason"]

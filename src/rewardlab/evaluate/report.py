@@ -329,7 +329,7 @@ def _model_section(r: EvalResult) -> str:
         if "fitted" in cal:
             f = cal["fitted"]
             body += f"<p>temperature fitted on {f['n_val']} pairs, tested on the other {f['n_test']}:</p>"
-            if "reason" in f:  # the kept T and why (evaluate.metrics.held_out_temperature)
+            if "reason" in f:  # the kept T and why (evaluate.calibration.held_out_temperature)
                 body += f"<p>kept T = {_fmt(f['temperature'])}: {html.escape(f['reason'])}</p>"
             elif f.get("at_bound"):
                 body += ("<p><b>T is at its search bound</b>: the validation pairs are (nearly) separable, so the "

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.records import KWayRow, PreferencePair, RatedRow, Response
+from rewardlab.evaluate import calibration as C
 from rewardlab.evaluate import metrics as M
 from rewardlab.evaluate.rewardbench import KWayScores, rb2_scores
 from rewardlab.evaluate.teacher import scalar, score_items, teacher_metrics
@@ -53,7 +54,7 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
 
     Calibration: ECE/Brier/NLL of σ(Δ) on all pairs; a temperature fitted on a seeded ``val_fraction`` of the
     pairs, kept only when it helps there, and ECE/NLL at T = 1, the fitted T and the kept T on the rest
-    (:func:`rewardlab.evaluate.metrics.held_out_temperature`).
+    (:func:`rewardlab.evaluate.calibration.held_out_temperature`).
     """
     c, r = scalar(chosen), scalar(rejected)
     delta = c - r
@@ -69,11 +70,11 @@ def pair_metrics(chosen: np.ndarray, rejected: np.ndarray, pairs: Sequence[Prefe
     if any(p.subset for p in pairs):
         acc = {k: v["accuracy"] for k, v in subsets.items()}
         out["sections"] = M.section_scores(acc, sections, weights, {k: v["n"] for k, v in subsets.items()})
-    cal = M.calibration(delta, n_bins)
+    cal = C.calibration(delta, n_bins)
     perm = np.random.default_rng(seed).permutation(len(pairs))
     n_val = int(len(pairs) * val_fraction)
     if n_val >= 2 and len(pairs) - n_val >= 1:
-        cal["fitted"] = M.held_out_temperature(delta, perm[:n_val], perm[n_val:], n_bins, seed=seed)
+        cal["fitted"] = C.held_out_temperature(delta, perm[:n_val], perm[n_val:], n_bins, seed=seed)
     out["calibration"] = cal
     out["length_bias"] = M.length_bias(c, r, [response_length(p.chosen) for p in pairs],
                                        [response_length(p.rejected) for p in pairs])
