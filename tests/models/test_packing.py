@@ -178,3 +178,20 @@ def test_fallback_is_said_once_and_scores_separately(monkeypatch, capsys, tokeni
     err = capsys.readouterr().err
     assert err.count("encoding each sequence separately") == 1 and "encoder" in err
     assert PooledScorer(reward_model("gpt2", "sdpa"), tokenizer, packing="off").packing is False
+
+
+def test_empty_sequences_score_as_one_pad_token_in_both_paths(tokenizer):
+    """A tokenizer that adds no special token renders an empty prompt + empty response as no ids at all: scored as
+    one pad token, the same packed or not, alone or in a batch (it used to crash when alone)."""
+    from rewardlab.models.scorer import PooledScorer
+    from rewardlab.models.tiny import tiny_reward_model
+
+    model = tiny_reward_model(tokenizer)
+    seqs = [[5, 6, 7], [], [5, 6, 8]]
+    packed, plain = PooledScorer(model, tokenizer), PooledScorer(model, tokenizer, packing="off")
+    assert packed.packing and not plain.packing
+    expected = plain.score_ids([[tokenizer.pad_token_id]])
+    for scorer in (packed, plain):
+        torch.testing.assert_close(scorer.score_ids(seqs)[1:2], expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(scorer.score_ids([[]]), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(packed.score_ids(seqs), plain.score_ids(seqs), rtol=0, atol=1e-5)

@@ -65,6 +65,9 @@ class PooledScorer:
         out = torch.empty((len(seqs), self.num_outputs), dtype=torch.float32)
         if not seqs:
             return out.squeeze(-1) if self.num_outputs == 1 else out
+        # an empty sequence (a tokenizer that adds no special token, nothing rendered) is scored as one pad token:
+        # a real position to read, the same in every batch
+        seqs = [s if len(s) else [self.pad_id] for s in seqs]
         if self.packing:
             budget = self.token_budget or self.batch_size * ROW_TOKENS // 4
             skip = getattr(self.model, "skip_token_id", None)
