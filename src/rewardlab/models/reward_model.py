@@ -131,8 +131,8 @@ class RewardModel(nn.Module):
         of the sequences packed in it, in their order (see :meth:`forward_packed`). A keyword, so that wrappers
         (DDP, accelerate) see every forward."""
         if packed is not None:
-            return self.forward_packed(packed)
-        if self.head is None:
+            rewards = self.forward_packed(packed)
+        elif self.head is None:
             rewards = self._backbone(input_ids, attention_mask)[0].logits.float()
         else:
             pooled = self.features(input_ids, attention_mask)
@@ -154,7 +154,8 @@ class RewardModel(nn.Module):
 
     def forward_packed(self, packed) -> torch.Tensor:
         """Rewards ``[n, k]`` of the sequences packed in ``packed`` (:func:`rewardlab.models.packing.pack`), in their
-        input order: equal to :meth:`forward` on them one by one when :meth:`packable` says so."""
+        input order, before ``output_mean``/``output_std`` (which :meth:`forward` applies to both paths): equal to the
+        padded forward on them one by one when :meth:`packable` says so."""
         attn = getattr(self.backbone.config, "_attn_implementation", None)
         if attn == "sdpa":
             mask = packed.attention_mask  # boolean: True = attend
@@ -162,10 +163,7 @@ class RewardModel(nn.Module):
             mask = packed.additive_mask(next(self.backbone.parameters()).dtype)
         out = self.backbone(input_ids=packed.input_ids, attention_mask=mask, position_ids=packed.position_ids)
         hidden = out.last_hidden_state.flatten(0, 1)[packed.read]
-        rewards = self.head(hidden.to(self.head_weight_dtype)).float()
-        if self.output_std is not None and not self.training:
-            rewards = (rewards - self.output_mean) / self.output_std
-        return rewards
+        return self.head(hidden.to(self.head_weight_dtype)).float()
 
     @property
     def head_weight_dtype(self) -> torch.dtype:
