@@ -195,3 +195,10 @@ def test_empty_sequences_score_as_one_pad_token_in_both_paths(tokenizer):
         torch.testing.assert_close(scorer.score_ids(seqs)[1:2], expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(scorer.score_ids([[]]), expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(packed.score_ids(seqs), plain.score_ids(seqs), rtol=0, atol=1e-5)
+
+
+def test_pack_reads_an_empty_sequence_as_one_pad_token():
+    """Training packs its batches with pack(): an empty sequence there is the same one pad token as in the scorer."""
+    model = reward_model("llama", "sdpa")
+    ids, mask = pad_batch([[9, 8, 3], [0]], 0)
+    torch.testing.assert_close(model(packed=pack([[9, 8, 3], []], 0)), model(ids, mask), rtol=0, atol=1e-5)

@@ -174,11 +174,18 @@ def build(seqs: Sequence[Sequence[int]], rows: list[list[Group]], pad_id: int,
     return indices, Packed(ids, pos, mask, torch.tensor(read, dtype=torch.long))
 
 
+def nonempty(seqs: Sequence[Sequence[int]], pad_id: int) -> list[Sequence[int]]:
+    """``seqs`` with every empty sequence (a tokenizer that adds no special token, nothing rendered) as one pad token:
+    a real position to read, the same in every batch, packed or padded."""
+    return [s if len(s) else [pad_id] for s in seqs]
+
+
 def pack(seqs: Sequence[Sequence[int]], pad_id: int, row_tokens: int = 512, share: bool = True,
          skip_token_id: int | None = None, fill: bool = True) -> Packed:
-    """All of ``seqs`` (non-empty id lists) in one :class:`Packed`, ``read`` in input order (see the module
-    docstring); ``share=False`` packs every sequence as a group of its own (padding-free packing only);
-    ``fill=False`` gives every group a row of its own (prompt sharing only)."""
+    """All of ``seqs`` in one :class:`Packed`, ``read`` in input order (see the module docstring; an empty sequence is
+    one pad token, :func:`nonempty`); ``share=False`` packs every sequence as a group of its own (padding-free
+    packing only); ``fill=False`` gives every group a row of its own (prompt sharing only)."""
+    seqs = nonempty(seqs, pad_id)
     indices, packed = build(seqs, plan_rows(seqs, row_tokens, share, fill), pad_id, skip_token_id)
     order = torch.empty(len(seqs), dtype=torch.long)
     order[torch.tensor(indices, dtype=torch.long)] = torch.arange(len(seqs))

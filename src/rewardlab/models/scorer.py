@@ -20,7 +20,7 @@ import torch
 from rewardlab.data.batching import length_sorted_batches, pad_batch
 from rewardlab.data.records import Prompt, Response
 from rewardlab.data.tokenize import PairEncoder, Rendering
-from rewardlab.models.packing import packed_batches, packing_decision
+from rewardlab.models.packing import nonempty, packed_batches, packing_decision
 
 ROW_TOKENS = 512  # packed row length: long enough to share a long prompt, short enough that masked attention is cheap
 
@@ -65,9 +65,7 @@ class PooledScorer:
         out = torch.empty((len(seqs), self.num_outputs), dtype=torch.float32)
         if not seqs:
             return out.squeeze(-1) if self.num_outputs == 1 else out
-        # an empty sequence (a tokenizer that adds no special token, nothing rendered) is scored as one pad token:
-        # a real position to read, the same in every batch
-        seqs = [s if len(s) else [self.pad_id] for s in seqs]
+        seqs = nonempty(seqs, self.pad_id)  # an empty sequence is scored as one pad token, in both paths
         if self.packing:
             budget = self.token_budget or self.batch_size * ROW_TOKENS // 4
             skip = getattr(self.model, "skip_token_id", None)
