@@ -18,10 +18,11 @@ import time
 
 import torch
 
+from rewardlab.models.backbone import disable_dropout
 from rewardlab.models.device import resolve_device, resolve_dtype
 from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
 from rewardlab.models.tiny import tiny_causal_lm, tiny_reward_model, train_tiny_tokenizer
-from rewardlab.optimize.common import autocast, disable_dropout, frozen_copy
+from rewardlab.optimize.common import autocast, frozen_copy
 from rewardlab.optimize.losses import kl_penalized_rewards, reinforce_loss, rloo_advantages
 from rewardlab.rewards.model import ModelReward
 

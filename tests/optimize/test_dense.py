@@ -104,7 +104,7 @@ def test_step_ends_land_on_the_tokens_holding_each_steps_last_character(tokenize
 
 def test_dense_rollout_scores_steps_once_and_aggregates(tokenizer, corpus):
     policy = tiny_causal_lm(tokenizer, seed=0)
-    from rewardlab.optimize.common import Session
+    from rewardlab.optimize.session import Session
 
     args = RLOOArgs(steps=1, k=2, max_new_tokens=12, eval_prompts=2, eval_samples=2, prompts_per_step=4,
                     dense=True)

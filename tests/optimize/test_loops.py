@@ -136,10 +136,10 @@ def _no_plot(*args, **kwargs):
 @pytest.mark.parametrize("kind", ["bon", "rloo", "grpo", "raft", "dpo"])
 def test_results_are_on_disk_before_plotting(policy, tokenizer, corpus, tmp_path, monkeypatch, kind):
     import rewardlab.optimize.best_of_n as bon_mod
-    import rewardlab.optimize.common as common
+    import rewardlab.optimize.session as session
     from rewardlab.evaluate.report import PlotError
 
-    monkeypatch.setattr(bon_mod if kind == "bon" else common, "plot_overoptimization", _no_plot)
+    monkeypatch.setattr(bon_mod if kind == "bon" else session, "plot_overoptimization", _no_plot)
     small = dict(steps=1, max_new_tokens=6, eval_prompts=4, eval_samples=2, prompts_per_step=4, k=2)
     run = {"bon": lambda: run_best_of_n(policy, tokenizer, LETTERS, corpus[:4], BoNArgs(n_max=4, max_new_tokens=6),
                                         gold=LETTERS, output_dir=tmp_path),
@@ -188,7 +188,8 @@ def test_online_dpo_refuses_an_unknown_reference(tokenizer, corpus):
 @pytest.mark.parametrize("dtype,torch_dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_session_precision_keeps_fp32_master_weights(tokenizer, corpus, dtype, torch_dtype):
     from rewardlab.models.generation import sequence_logprobs
-    from rewardlab.optimize.common import LoopArgs, Session
+    from rewardlab.optimize.common import LoopArgs
+    from rewardlab.optimize.session import Session
 
     policy = tiny_causal_lm(tokenizer, seed=0)
     before = [p.detach().clone() for p in policy.parameters()]

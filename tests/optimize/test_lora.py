@@ -10,11 +10,11 @@ import torch
 from rewardlab.errors import UserError
 from rewardlab.models.generation import sample, sequence_kl, sequence_logprobs
 from rewardlab.models.tiny import tiny_causal_lm
-from rewardlab.optimize.common import Session
 from rewardlab.optimize.dpo import OnlineDPOArgs, train_online_dpo
 from rewardlab.optimize.lora import AdapterOff, attach_lora, detach_lora, merged_state_dict, restored
 from rewardlab.optimize.raft import RAFTArgs, train_raft
 from rewardlab.optimize.rloo import GRPOArgs, RLOOArgs, train_grpo, train_rloo
+from rewardlab.optimize.session import Session
 from tests.optimize.test_loops import LETTERS, SHORT
 
 

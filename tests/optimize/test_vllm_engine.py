@@ -14,7 +14,8 @@ pytest.importorskip("vllm")
 
 from rewardlab.models.generation import sample, sequence_logprobs  # noqa: E402
 from rewardlab.models.tiny import tiny_causal_lm  # noqa: E402
-from rewardlab.optimize.common import LoopArgs, Session  # noqa: E402
+from rewardlab.optimize.common import LoopArgs  # noqa: E402
+from rewardlab.optimize.session import Session  # noqa: E402
 from rewardlab.rewards.base import FunctionReward  # noqa: E402
 
 LETTERS = FunctionReward(lambda p, r: sum(c in "abcdefghijklmnopqrstuvwxyz" for c in r) / 4, name="letters")

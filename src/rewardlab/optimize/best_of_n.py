@@ -31,8 +31,9 @@ from rewardlab.io import write_json_atomic, write_text_atomic
 from rewardlab.models.engines import policy_sampler
 from rewardlab.models.generation import count_truncated, prompt_length_cap
 from rewardlab.optimize.bon import bon_estimate, bon_kl, duplicate_rate
-from rewardlab.optimize.common import plot_overoptimization, step_seed
+from rewardlab.optimize.common import step_seed
 from rewardlab.optimize.fits import fit_bon
+from rewardlab.optimize.gold import plot_overoptimization
 from rewardlab.optimize.progress import RunProgress
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.shaping import calibrate

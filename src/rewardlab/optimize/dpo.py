@@ -26,8 +26,9 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.generation import sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
+from rewardlab.optimize.common import LoopArgs, minibatches, step_seed
 from rewardlab.optimize.losses import dpo_loss
+from rewardlab.optimize.session import Session
 from rewardlab.rewards.base import Reward
 
 

@@ -20,8 +20,9 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.generation import Rollout, sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, minibatches, step_seed
+from rewardlab.optimize.common import LoopArgs, minibatches, step_seed
 from rewardlab.optimize.losses import sft_loss
+from rewardlab.optimize.session import Session
 from rewardlab.rewards.base import Reward
 
 # (session, kept rollout, minibatch indices) -> (loss to minimize, its parts as floats for the log)

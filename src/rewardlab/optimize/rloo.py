@@ -40,7 +40,7 @@ from rewardlab.data.records import Prompt
 from rewardlab.data.stepwise import step_spans
 from rewardlab.errors import UserError
 from rewardlab.models.generation import Rollout, sequence_kl, sequence_logprobs
-from rewardlab.optimize.common import LoopArgs, Session, minibatches, prompt_batch, step_seed
+from rewardlab.optimize.common import LoopArgs, minibatches, prompt_batch, step_seed
 from rewardlab.optimize.losses import (
     grpo_advantages,
     grpo_loss,
@@ -49,6 +49,7 @@ from rewardlab.optimize.losses import (
     reinforce_loss,
     rloo_advantages,
 )
+from rewardlab.optimize.session import Session
 from rewardlab.rewards.base import Reward
 from rewardlab.rewards.dense import step_token_rewards, token_ends_for_spans
 from rewardlab.rewards.prm import aggregate_steps

@@ -4,7 +4,7 @@ Order of work: the output path is checked first (creating nothing; neither an in
 and locked against a second writer (:func:`rewardlab.io.output_lock`), then the options, the prompts, the policy (and
 its prompt budget, ``--max-prompt-length``), the rewards; the run directory is created only when the run writes.
 Precision: ``bon`` samples from the policy loaded in ``--dtype``; the training loops keep fp32 master weights and
-run their forwards under autocast in ``--dtype`` (:mod:`rewardlab.optimize.common`). Rewards load in ``--dtype``.
+run their forwards under autocast in ``--dtype`` (:mod:`rewardlab.optimize.session`). Rewards load in ``--dtype``.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.generation import Rollout, response_logits
-from rewardlab.optimize.common import Session
 from rewardlab.optimize.losses import superhf_loss
 from rewardlab.optimize.raft import RAFTArgs, reward_ranked_loop
+from rewardlab.optimize.session import Session
 from rewardlab.rewards.base import Reward
 
 

@@ -15,7 +15,7 @@ gold, so every reward is judged on identical responses. On it, per reward:
 RL probe: ``steps`` of RLOO (k = 2, β = 0.05, as in Razin et al.) from the same initial policy for every reward and
 the same seeds, against the reward standardized with its mean and std on the shared sample (so every reward
 speaks in the units RV is measured in), tracking gold, proxy and KL(π‖π₀) on fixed evaluation prompts
-(:class:`rewardlab.optimize.common.GoldTracker`). The default optimizer is plain SGD: Razin et al.'s mechanism is the
+(:class:`rewardlab.optimize.gold.GoldTracker`). The default optimizer is plain SGD: Razin et al.'s mechanism is the
 size of the policy gradient, and AdamW divides each step by the gradient's RMS, which hides it
 (``optimizer="adamw"`` is what most trainers use; the probe then measures that setting).
 
