@@ -10,7 +10,8 @@ from scipy import stats
 import rewardlab.evaluate.report as report
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate import metrics as M
-from rewardlab.evaluate.report import PlotError, comparison_table, write_report
+from rewardlab.evaluate.plots import PlotError
+from rewardlab.evaluate.report import comparison_table, write_report
 from rewardlab.evaluate.suite import EvalResult, evaluate_reward, json_ready, paired_difference_ci, replicates
 from rewardlab.rewards.base import FunctionReward
 

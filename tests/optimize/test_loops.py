@@ -137,7 +137,7 @@ def _no_plot(*args, **kwargs):
 def test_results_are_on_disk_before_plotting(policy, tokenizer, corpus, tmp_path, monkeypatch, kind):
     import rewardlab.optimize.best_of_n as bon_mod
     import rewardlab.optimize.session as session
-    from rewardlab.evaluate.report import PlotError
+    from rewardlab.evaluate.plots import PlotError
 
     monkeypatch.setattr(bon_mod if kind == "bon" else session, "plot_overoptimization", _no_plot)
     small = dict(steps=1, max_new_tokens=6, eval_prompts=4, eval_samples=2, prompts_per_step=4, k=2)

@@ -2,7 +2,8 @@
 summary of ``rewardlab eval-prm`` (:mod:`rewardlab.evaluate.prm_cli`).
 
 Same format as the reward-model teacher report (:mod:`rewardlab.evaluate.report`: its CSS, cards and key-value
-tables, the PNG embedded as base64, numbers on disk before any plot), one section per data file:
+tables, the PNG embedded as base64; :mod:`rewardlab.evaluate.plots`: numbers on disk before any plot), one section
+per data file:
 
 - **ProcessBench** (Zheng et al. 2024): accuracy on erroneous solutions (the exact first-error index), on all-correct
   solutions, and their harmonic mean F1; with several files, ``mean F1`` over them (ProcessBench's overall score);
@@ -18,7 +19,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluate.report import CSS, _card, _fmt, _kv_table, plotting
+from rewardlab.evaluate.plots import plotting
+from rewardlab.evaluate.report import CSS, _card, _fmt, _kv_table
 from rewardlab.rewards.prm import AGGREGATIONS
 
 BOUNDS = ("oracle", "random")
@@ -70,7 +72,7 @@ def plot_bon(summary: dict[str, Any], path: Path) -> bytes | None:
     bon = {n: r["best_of_n"] for n, r in summary["files"].items() if r.get("best_of_n", {}).get("groups")}
     if not bon:
         return None
-    from rewardlab.evaluate.report import pyplot, save_figure
+    from rewardlab.evaluate.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(bon) + 2), 3.6))

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from rewardlab.data.records import Prompt, Response
-from rewardlab.evaluate.report import plotting
+from rewardlab.evaluate.plots import plotting
 from rewardlab.io import write_json_atomic, write_text_atomic
 from rewardlab.models.engines import policy_sampler
 from rewardlab.models.generation import count_truncated, prompt_length_cap
@@ -105,7 +105,7 @@ def run_best_of_n(policy, tokenizer, reward: Reward, prompts: Sequence[Prompt], 
                   progress: bool = True) -> dict[str, Any]:
     """Sample N per prompt, score proxy (and gold), write ``bon_table.csv`` and ``summary.json``, then
     ``gold_vs_kl.png`` (with the fit ``gold(d) = d(α − βd)``); returns the summary. The results are on disk before
-    plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.report.PlotError` naming them.
+    plotting starts: a plotting failure raises :class:`~rewardlab.evaluate.plots.PlotError` naming them.
     ``progress``: a bar over the generation batches and the scoring passes (:mod:`rewardlab.optimize.progress`)."""
     args = args or BoNArgs()
     tracking = RunTracker(args.report_to, output_dir, "bon", asdict(args))  # refuses a missing package now

@@ -209,7 +209,7 @@ def _num(x: float) -> float | None:
 def plot_family(curves: Sequence[RunCurve], path: str | os.PathLike) -> None:
     """Each run's gold gain vs d (points) with its fitted Gao curve (dashed, same colour) and fitted peak (star),
     one axis; written atomically (a temporary file in the same directory, then renamed)."""
-    from rewardlab.evaluate.report import pyplot
+    from rewardlab.evaluate.plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -51,7 +51,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.errors import UserError
-from rewardlab.evaluate.report import plotting
+from rewardlab.evaluate.plots import plotting
 from rewardlab.io import write_json_atomic, write_jsonl_atomic
 from rewardlab.models.backbone import disable_dropout  # RL log-probs must not depend on a dropout mask
 from rewardlab.models.device import resolve_dtype
@@ -255,7 +255,7 @@ class Session:
     # -- the end -------------------------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         """Final evaluation, Gao fit, final policy and ``summary.json``, then the plot (a plotting failure raises
-        :class:`~rewardlab.evaluate.report.PlotError` after the results are on disk); returns the summary."""
+        :class:`~rewardlab.evaluate.plots.PlotError` after the results are on disk); returns the summary."""
         self.progress.close()
         if not any(h["step"] == self.args.steps for h in self.tracker.history):
             self.evaluate(self.args.steps)

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluate.report import CSS, plotting, pyplot, save_figure
+from rewardlab.evaluate.plots import plotting, pyplot, save_figure
+from rewardlab.evaluate.report import CSS
 from rewardlab.io import write_text_atomic
 
 COLUMNS = [("accuracy", "Accuracy (--data)"), ("on_policy_accuracy", "On-policy acc."),
