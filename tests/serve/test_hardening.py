@@ -15,7 +15,8 @@ import pytest
 
 from rewardlab.rewards.base import FunctionReward
 from rewardlab.rewards.model import ModelReward
-from rewardlab.serve.app import SMALL_REQUEST_CHARS, ServeConfig
+from rewardlab.serve.app import ServeConfig
+from rewardlab.serve.routes import SMALL_REQUEST_CHARS
 from rewardlab.serve.server import ServerThread
 
 SMALL = {"query": ["the cat sat on a mat"]}

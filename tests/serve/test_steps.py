@@ -13,7 +13,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from rewardlab.rewards.prm import PRMReward, aggregate_steps, response_steps
-from rewardlab.serve.app import ServeConfig, create_app, step_rows
+from rewardlab.serve.app import ServeConfig, create_app
+from rewardlab.serve.routes import step_rows
 from rewardlab.serve.scorer import ServedReward
 from tests.models.test_prm import save_token_classifier
 
