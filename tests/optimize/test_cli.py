@@ -140,3 +140,52 @@ def test_each_command_runs_its_loop_with_args_from_its_flags(tmp_path, monkeypat
     assert uwo == (0.1 if cmd in ("rloo", "grpo") else 0.5)
     filled = run.loop_args(args, options, 12)
     assert (filled.seed, filled.temperature, filled.max_prompt_length, filled.calibration_samples) == (7, 0.5, 12, 2)
+
+
+SHARED_FLAGS = ["--reward", "r2", "--gold", "g", "--max-prompts", "5", "--split", "test", "--aggregate", "uwo",
+                "--uwo-lambda", "0.3", "--normalize", "fixed", "--clip", "2.5", "--par", "3", "--max-new-tokens",
+                "7", "--max-prompt-length", "50", "--temperature", "0.7", "--top-p", "0.9", "--seed", "4",
+                "--batch-size", "8", "--device", "cpu", "--dtype", "fp32", "--report-to", "tensorboard", "--engine",
+                "vllm"]
+GROUP_FLAGS = {  # rloo: the policy-gradient and the training-loop groups, every option off its default
+    "loss": ("--loss", "ppo", "ppo"), "ppo_epochs": ("--ppo-epochs", "3", 3),
+    "minibatch_size": ("--minibatch-size", "4", 4), "prompts_per_step": ("--prompts-per-step", "6", 6),
+    "lr": ("--lr", "0.01", 0.01), "eval_every": ("--eval-every", "2", 2), "eval_prompts": ("--eval-prompts", "3", 3),
+    "eval_samples": ("--eval-samples", "2", 2), "save_every": ("--save-every", "5", 5),
+    "lora_r": ("--lora-r", "4", 4), "lora_alpha": ("--lora-alpha", "8", 8),
+    "lora_target": ("--lora-target", "c_attn", "c_attn")}
+
+
+@pytest.mark.parametrize("cmd", ["bon", "rloo", "grpo", "raft", "superhf", "dpo"])
+def test_grouped_options_reach_run_options_and_the_loop_args(tmp_path, monkeypatch, cmd):
+    """The options each command takes from a group (optimize/cli.py: grouped) come back as one RunOptions, equal
+    field by field to the values typed (written out here), and with no flag given to RunOptions' own defaults (the
+    command line's defaults are the library's); rloo's policy-gradient and loop options land in RLOOArgs."""
+    from pathlib import Path
+
+    from rewardlab.optimize import run
+
+    calls = []
+
+    def fake(loop_fn, args, options, **kwargs):
+        calls.append((args, options))
+        return {"algorithm": cmd, "evaluations": []}
+
+    monkeypatch.setattr(run, "run_optimization", fake)
+    required = ["--policy", "p", "--reward", "r1", "--prompts", "x.jsonl", "-o", str(tmp_path / "out")]
+    for flags in ([], SHARED_FLAGS):
+        result = CliRunner().invoke(app, ["optimize", cmd, *required, *flags])
+        assert result.exit_code == 0, (result.output, result.exception)
+    assert calls[0][1] == run.RunOptions(policy="p", reward=["r1"], prompts=Path("x.jsonl"), output=tmp_path / "out")
+    assert calls[1][1] == run.RunOptions(
+        policy="p", reward=["r1", "r2"], prompts=Path("x.jsonl"), output=tmp_path / "out", gold="g", max_prompts=5,
+        split="test", aggregate="uwo", uwo_lambda=0.3, normalize="fixed", clip=2.5, par=3, max_new_tokens=7,
+        max_prompt_length=50, temperature=0.7, top_p=0.9, seed=4, batch_size=8, device="cpu", dtype="fp32",
+        report_to="tensorboard", engine="vllm")
+    if cmd == "rloo":
+        calls.clear()
+        flags = [x for flag, text, _ in GROUP_FLAGS.values() for x in (flag, text)]
+        assert CliRunner().invoke(app, ["optimize", cmd, *required, *flags, "--resume"]).exit_code == 0
+        (args, _), = calls
+        assert {k: getattr(args, k) for k in GROUP_FLAGS} == {k: v for k, (_, _, v) in GROUP_FLAGS.items()}
+        assert args.resume is True

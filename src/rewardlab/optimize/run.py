@@ -46,12 +46,6 @@ class RunOptions:
     engine: str = "transformers"
 
 
-def shared_options(arguments: dict[str, Any]) -> RunOptions:
-    """The :class:`RunOptions` of a command, read by name from its arguments (``locals()``: every command names its
-    flags as these fields)."""
-    return RunOptions(**{f.name: arguments[f.name] for f in fields(RunOptions)})
-
-
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
