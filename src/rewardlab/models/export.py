@@ -64,7 +64,12 @@ def _effective_head(model: RewardModel) -> tuple[torch.Tensor, torch.Tensor]:
     return w, b
 
 
-def _to_classifier(model: RewardModel, tokenizer, drop_bias: bool):
+def to_classifier(model: RewardModel, tokenizer) -> tuple[torch.nn.Module, torch.Tensor]:
+    """``(classifier, residual)``: ``model`` (a decoder, last-token pooling, linear head) as a transformers
+    ``*ForSequenceClassification`` whose logits are the eval-mode rewards minus ``residual`` ``[k]``, the part of the
+    effective head bias no parameter of the classifier can hold (zeros unless the final norm has no bias). Sets
+    ``pad_token_id`` in ``model``'s config and, when pad == eos, another pad token in ``tokenizer``
+    (:func:`_pad_id_for_hf_pooling`): pass a copy of a tokenizer still in use."""
     from transformers import AutoModelForSequenceClassification
 
     if model.encoder or model.pooling != "last" or model.head_type != "linear":
@@ -76,7 +81,6 @@ def _to_classifier(model: RewardModel, tokenizer, drop_bias: bool):
     config.num_labels = model.num_outputs
     config.pad_token_id = _pad_id_for_hf_pooling(tokenizer)
     classifier = AutoModelForSequenceClassification.from_config(config)
-    prefix = classifier.base_model_prefix
     result = classifier.base_model.load_state_dict(model.backbone.state_dict(), strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise UserError(f"export: backbone does not fit {type(classifier).__name__} "
@@ -86,6 +90,7 @@ def _to_classifier(model: RewardModel, tokenizer, drop_bias: bool):
         raise UserError(f"export: {type(classifier).__name__} has no linear 'score' head")
     w, b = _effective_head(model)
     score.weight.data.copy_(w)
+    residual = torch.zeros_like(b)
     if score.bias is not None:
         score.bias.data.copy_(b)
     elif b.abs().max() > BIAS_ATOL:
@@ -95,11 +100,9 @@ def _to_classifier(model: RewardModel, tokenizer, drop_bias: bool):
             if not torch.allclose(w @ delta, b, atol=1e-6):
                 raise UserError("export: the head bias cannot be folded into the final norm (k > hidden?)")
             norm.bias.data += delta.to(norm.bias.dtype)
-        elif not drop_bias:
-            raise UserError(f"export: the head has a bias ({b.abs().max():.4g}) and {prefix}'s final norm has none "
-                            "to fold it into; pass --drop-bias to export without it (every score shifts by the same "
-                            "constant: pairwise preferences and accuracy are unchanged)")
-    return classifier
+        else:
+            residual = b
+    return classifier, residual.float()
 
 
 def export_hf(path: str | os.PathLike, out: str | os.PathLike, drop_bias: bool = False) -> Path:
@@ -112,7 +115,14 @@ def export_hf(path: str | os.PathLike, out: str | os.PathLike, drop_bias: bool =
         raise UserError(f"export: {out} exists and is not empty; choose a new directory")
     model, tokenizer, manifest = load_reward_model(path)
     model = model.float().eval()
-    classifier = model.backbone if model.head_type == "native" else _to_classifier(model, tokenizer, drop_bias)
+    if model.head_type == "native":
+        classifier = model.backbone
+    else:
+        classifier, residual = to_classifier(model, tokenizer)
+        if residual.abs().max() > BIAS_ATOL and not drop_bias:
+            raise UserError(f"export: the head has a bias ({residual.abs().max():.4g}) and the backbone's final norm "
+                            "has none to fold it into; pass --drop-bias to export without it (every score shifts by "
+                            "the same constant: pairwise preferences and accuracy are unchanged)")
     tmp = out.absolute().with_name(f".{out.name}.exporting")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

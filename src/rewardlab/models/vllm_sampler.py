@@ -15,19 +15,14 @@ the random stream is vLLM's, not torch's, so sampled tokens differ from the tran
 Weights: the engine loads a copy of the model written to a temporary directory (``save_pretrained``: the weights
 as they are in memory, e.g. a random ``tiny`` policy). :meth:`VLLMSampler.sync` copies new weights in place
 (vLLM's ``reload_weights`` with an iterator over a state dict, then the prefix cache is reset: its keys and values
-were computed with the old weights). The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless
-set), so a sync passes tensors, not files; on a CPU its threads are torch's (``VLLM_CPU_OMP_THREADS_BIND=nobind``
-unless set; vLLM's CPU worker then ignores later ``torch.set_num_threads`` calls in this process). Memory: on a CPU
-the KV cache gets 2 GiB (``VLLM_CPU_KVCACHE_SPACE``, in GiB, overrides it); on a GPU vLLM takes 30% of the device's
-memory, leaving the rest to the torch copy of the policy (and, when training, its reference, gradients and optimizer
-state). On a CPU prompts are prefilled whole (no chunked prefill): vLLM 0.32 rewinds the seeded generator of a
-request whose prefill was split, and its CPU generators cannot rewind ("CPU Generator does not use offset").
+were computed with the old weights). The engine runs in this process (:mod:`rewardlab.models.vllm_runtime`: its
+environment, memory and step options), so a sync passes tensors, not files; on a CPU vLLM's worker then ignores later
+``torch.set_num_threads`` calls in this process. On a GPU vLLM takes 30% of the device's memory, leaving the rest to
+the torch copy of the policy (and, when training, its reference, gradients and optimizer state).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -36,11 +31,14 @@ from typing import Any
 from rewardlab.data.records import Prompt
 from rewardlab.errors import UserError
 from rewardlab.models.generation import Rollout, encode_prompts, position_limit, prompt_length_cap
-
-CPU_KV_CACHE_GIB = 2
-CPU_STEP_TOKENS = 4096  # vLLM's default token budget of an engine step on a CPU
-GPU_MEMORY_UTILIZATION = 0.3
-DTYPE_NAMES = {"torch.float32": "float32", "torch.bfloat16": "bfloat16", "torch.float16": "float16"}
+from rewardlab.models.vllm_runtime import (
+    check_platform,
+    configure_env,
+    dtype_name,
+    engine_options,
+    shutdown,
+    started,
+)
 
 
 def request_seed(seed: int, i: int) -> int:
@@ -48,43 +46,24 @@ def request_seed(seed: int, i: int) -> int:
     return (seed * 1_000_003 + i) % (2**31 - 1)
 
 
-def _configure_vllm_env() -> None:
-    """Unless the user set them: the engine in this process; on a CPU, no thread pinning (vLLM's ``auto`` binding
-    keeps a core for a scheduler process there is none of here, and pins this process's torch threads too: the
-    transformers path would lose a core); errors only, on stderr (stdout is the command's)."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-
-
 class VLLMSampler:
-    """A vLLM engine holding a copy of one policy; call it as :func:`rewardlab.models.generation.sample`. One at a
-    time in a process (in-process engines share vLLM's process-wide state: :meth:`close` one before starting
-    another)."""
+    """A vLLM engine holding a copy of one policy; call it as :func:`rewardlab.models.generation.sample`. It runs
+    beside other in-process engines (a ``vllm:`` reward); :meth:`close` follows
+    :func:`rewardlab.models.vllm_runtime.shutdown`."""
 
     def __init__(self, model, tokenizer, dtype: Any = None):
-        _configure_vllm_env()
+        configure_env()
         from vllm import LLM
-        from vllm.platforms import current_platform
 
         device = next(model.parameters()).device.type
-        if current_platform.device_type != device:
-            raise UserError(f"--engine vllm: this vLLM build runs on {current_platform.device_type}, the policy is "
-                            f"on {device} (--device {current_platform.device_type}, or the other vLLM build)")
+        check_platform(device, "--engine vllm")
         self.tokenizer = tokenizer
         self.dir = tempfile.mkdtemp(prefix="rewardlab-vllm-")
         model.save_pretrained(self.dir, safe_serialization=True)
-        dtype = DTYPE_NAMES[str(dtype or next(model.parameters()).dtype)]
-        memory: dict[str, Any] = {"gpu_memory_utilization": GPU_MEMORY_UTILIZATION}
-        if device == "cpu" and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-            memory = {"kv_cache_memory_bytes": CPU_KV_CACHE_GIB << 30}
-        if device == "cpu":  # whole prefills: a split one rewinds its seeded generator, which a CPU one cannot do
-            memory |= {"enable_chunked_prefill": False,
-                       "max_num_batched_tokens": max(CPU_STEP_TOKENS, position_limit(model) or CPU_STEP_TOKENS)}
         try:
-            self.llm = LLM(model=self.dir, skip_tokenizer_init=True, dtype=dtype, seed=0, generation_config="vllm",
-                           enforce_eager=True, disable_log_stats=True, **memory)
+            self.llm = started(LLM(model=self.dir, skip_tokenizer_init=True, seed=0, generation_config="vllm",
+                           dtype=dtype_name(dtype or next(model.parameters()).dtype),
+                           **engine_options(device, position_limit(model))))
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
@@ -132,8 +111,5 @@ class VLLMSampler:
 
     def close(self) -> None:
         """Shut the engine down and remove its weights directory."""
-        llm = self.__dict__.pop("llm", None)
-        if llm is not None:
-            with contextlib.suppress(Exception):
-                llm.llm_engine.engine_core.shutdown()
+        shutdown(self.__dict__.pop("llm", None))
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -33,6 +33,8 @@ Spec forms:
   rewards aggregated (default min) → PRMReward (rewards/prm.py; a bare PRM PATH loads the same)
 - ``ppoc:[w=W,alpha=A,mean=M:]SPEC`` — PPO-C's calibrated reward: SPEC's reward of the answer without its
   ``Confidence: N`` statement, moved by w·(r − running mean)·(N/10 − 0.5) → PPOCReward (rewards/calibrated.py)
+- ``vllm:PATH`` — a decoder reward model (directory or hub id, as a bare PATH) scored on vLLM's pooling runner: the
+  same rendering, token ids and scores as the bare PATH, vLLM's forward → VLLMReward (rewards/vllm.py)
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         from rewardlab.rewards.calibrated import ppoc_from_spec
 
         return ppoc_from_spec(spec, lambda s: load_reward(s, device=device, dtype=dtype))
+    if spec.startswith("vllm:"):
+        from rewardlab.rewards.vllm import vllm_reward_from_spec
+
+        return vllm_reward_from_spec(spec, device=device, dtype=dtype, chat_template=chat_template,
+                                     attn_implementation=attn_implementation)
     from rewardlab.hub import local_model_path
     from rewardlab.models.formats import detect
 
@@ -127,7 +134,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
         return cls.from_pretrained(path, device=device, **{k: options[k] for k in takes})
     raise UserError(f"reward spec {spec!r}: not a checkpoint directory, a hub id (org/name) or a known spec form "
                     "(python:MODULE:FN, ensemble:METHOD:SPECS, maxmin:SPECS, http://HOST:PORT, rule:, mix:, dpo:, "
-                    "armo:, dpa:, judge:, micro:, prm:)")
+                    "armo:, dpa:, judge:, micro:, prm:, ppoc:, vllm:)")
 
 
 def import_function(spec: str):
