@@ -3,10 +3,11 @@
 - rewardlab: ``reward.score_ids`` — prompt-shared, packed rows (:mod:`rewardlab.models.packing`);
 - bare transformers, **length-sorted**: the batches a competent user writes (sort by length, batch 32, pad, one
   ``*ForSequenceClassification`` forward);
-- vLLM's pooling runner (``LLM(runner="pooling").classify`` on the token ids), when vLLM is importable (run this
-  script from the vLLM venv, ``make test-vllm`` builds one, to include it). vLLM's engine runs in processes of its
-  own that keep polling while idle, which slows whatever else runs on a 2-core machine, so it is started after the
-  torch contenders are measured, timed on its own (same rounds, median) and shut down.
+- when vLLM is importable (run this script from the vLLM venv, ``make test-vllm`` builds one, to include them):
+  rewardlab's ``vllm:DIR`` reward (:mod:`rewardlab.rewards.vllm`: vLLM's pooling runner behind rewardlab's
+  interface) and vLLM's own ``classify`` on the same engine (what the wrapper costs). The engine runs in this process
+  (:mod:`rewardlab.models.vllm_runtime`: no engine process polls beside torch, no thread pinning), so every
+  contender is interleaved in the same rounds.
 
 Two workloads on hh-rlhf-shaped prompts (multi-turn, median ~93 prompt tokens with the SmolLM2 tokenizer) from
 ``_common.make_hh_pairs``: pairs (chosen and rejected of a prompt, m = 2) and m = 8 sampled responses per prompt (the
@@ -27,6 +28,7 @@ from _common import interleaved_medians, make_hh_pairs, text
 from score_real import classifier_dir
 
 from rewardlab.data.batching import length_sorted_batches, pad_batch
+from rewardlab.models.engines import vllm_installed
 from rewardlab.models.packing import plan_rows
 
 
@@ -41,18 +43,23 @@ def workloads(n_prompts: int, seed: int = 0) -> dict[str, tuple[list[str], list[
             "m = 8 per prompt": ([p for p, _ in m8], [r for _, r in m8])}
 
 
-def vllm_classifier(path: Path):
-    try:
-        from vllm import LLM
-    except ImportError:
-        return None
-    # on a CPU, vLLM reserves gpu_memory_utilization of the host's memory unless the KV cache is sized: 2 GiB
-    return LLM(model=str(path), runner="pooling", dtype="float32", enforce_eager=True, max_model_len=2048,
-               kv_cache_memory_bytes=2 << 30, disable_log_stats=True)
+def classify(reward, seqs):
+    """vLLM's own ``classify`` of the token ids on the engine of a ``vllm:`` reward (raw logits)."""
+    from vllm import PoolingParams
+    from vllm.inputs import TokensPrompt
+
+    prompts = [TokensPrompt(prompt_token_ids=list(map(int, s))) for s in seqs]
+    return reward.vllm.llm.classify(prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=False)
+
+
+def cold(reward, run):
+    """``run`` with vLLM's prefix cache emptied first: it keeps the previous round's prefixes otherwise."""
+    return lambda: (reward.vllm.llm.reset_prefix_cache(), run())
 
 
 OURS = "rewardlab score (prompt-shared, packed)"
-VLLM = "vLLM classify (pooling runner)"
+OURS_VLLM = "rewardlab score vllm:DIR"
+VLLM = "vLLM classify, same engine"
 
 
 @torch.no_grad()
@@ -74,12 +81,14 @@ def main() -> None:
         path = Path(args.model) if Path(args.model).is_dir() else classifier_dir(args.model, Path(tmp))
         reward = load_reward(str(path), device="cpu")
         hf = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="sdpa").eval()
+        on_vllm = load_reward(f"vllm:{path}", device="cpu") if vllm_installed() else None
         pad = reward.pad_id
         print(f"{args.model}: torch threads {torch.get_num_threads()}, batch {args.batch_size}, median of "
-              f"{args.rounds} rounds (torch contenders interleaved); rewardlab packs: {reward.packing}")
+              f"{args.rounds} interleaved rounds; rewardlab packs: {reward.packing}; vLLM: "
+              f"{'in this process' if on_vllm else 'not installed'}")
         rates: dict[str, dict[str, float]] = {}
-        seqs_of = {name: reward.encode(p, r) for name, (p, r) in workloads(args.prompts).items()}
-        for name, seqs in seqs_of.items():
+        for name, (prompts, responses) in workloads(args.prompts).items():
+            seqs = reward.encode(prompts, responses)
             tokens = sum(map(len, seqs))
 
             def bare(seqs=seqs):
@@ -88,25 +97,20 @@ def main() -> None:
                     hf(input_ids=ids, attention_mask=mask)
 
             methods = {OURS: lambda seqs=seqs: reward.score_ids(seqs), "bare transformers, length-sorted": bare}
+            if on_vllm is not None:
+                methods[OURS_VLLM] = cold(on_vllm, lambda seqs=seqs: on_vllm.score_ids(seqs))
+                methods[VLLM] = cold(on_vllm, lambda seqs=seqs: classify(on_vllm, seqs))
             rates[name] = {k: tokens / v for k, v in interleaved_medians(methods, args.rounds).items()}
             check = reward.score_ids(seqs[:64])
             ids, mask = pad_batch(seqs[:64], pad)
             ref = hf(input_ids=ids, attention_mask=mask).logits[:, 0]  # right-padded: transformers pools by pad id
+            agree = f", vllm: {(on_vllm.score_ids(seqs[:64]) - ref).abs().max().item():.1e}" if on_vllm else ""
             shared = sum(p + sum(len(seqs[i]) - p for i in m) for row in plan_rows(seqs) for p, m in row)
             print(f"[{name}: {len(seqs)} sequences, {tokens} tokens scored separately, {shared} with prompts shared "
                   f"(the most sharing can gain: {tokens / shared:.2f}x); max |rewardlab − transformers| on 64 = "
-                  f"{(check - ref).abs().max().item():.1e}]")
-        hf.to("meta")  # its memory back before vLLM starts
-        llm = vllm_classifier(path)
-        if llm is not None:
-            from vllm.inputs import TokensPrompt
-
-            for name, seqs in seqs_of.items():
-                batch = [TokensPrompt(prompt_token_ids=list(map(int, s))) for s in seqs]
-                seconds = interleaved_medians({VLLM: lambda b=batch: llm.classify(b, use_tqdm=False)}, args.rounds)
-                rates[name][VLLM] = sum(map(len, seqs)) / seconds[VLLM]
+                  f"{(check - ref).abs().max().item():.1e}{agree}]")
         for name, rate in rates.items():
-            print(f"\n[{name}]" + ("" if llm is not None else " (vLLM not installed)"))
+            print(f"\n[{name}]")
             for k, v in rate.items():
                 print(f"  {k:42s} {v:8.0f} tokens/s   rewardlab/this = {rate[OURS] / v:5.2f}x")
 
