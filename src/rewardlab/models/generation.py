@@ -172,16 +172,23 @@ def _cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def _last_logits_only(model) -> dict[str, int]:
+    """``{"logits_to_keep": 1}`` where ``model.forward`` takes it: the LM head then runs on the last position only
+    (a prefill of b prompts of length L would otherwise compute b·L·vocab logits to read b·vocab of them)."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
 @torch.no_grad()
 def _sample_batch(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, temperature: float,
                   top_p: float, eos_id: int | None, gen: torch.Generator) -> list[list[int]]:
     b = ids.shape[0]
     out = torch.empty((b, 0), dtype=torch.long, device=ids.device)
     done = torch.zeros(b, dtype=torch.bool, device=ids.device)
-    past, cache_arg = None, _cache_argument(model)
+    past, cache_arg, last = None, _cache_argument(model), _last_logits_only(model)
     step_ids, pos = ids, _positions(mask)
     for _ in range(max_new_tokens):
-        o = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_arg: past})
+        o = model(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_arg: past},
+                  **last)
         past = o[cache_arg]
         logits = o.logits[:, -1, :].float()
         if temperature <= 0:
