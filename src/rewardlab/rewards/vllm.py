@@ -34,8 +34,6 @@ SCORABLE_FORMATS = ("rewardlab", "transformers", "openrlhf", "peft")
 class VLLMReward(ModelReward):
     """A :class:`ModelReward` whose :meth:`score_ids` runs on vLLM; :meth:`close` shuts the engine down."""
 
-    engine = "vllm"
-
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | None = None, dtype: str | None = None,
                         chat_template: str | None = None, attn_implementation: str | None = None,
