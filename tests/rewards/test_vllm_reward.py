@@ -63,7 +63,11 @@ def both(path) -> tuple[torch.Tensor, torch.Tensor]:
         reward.close()
 
 
-def test_gpt2_checkpoint_with_head_bias_and_output_normalization(tokenizer, tmp_path):
+def test_gpt2_checkpoint_with_head_bias_and_output_normalization(tokenizer, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the converted copy is written
+    (tmp_path / "tmp").mkdir()
     rm = tiny_reward_model(tokenizer, seed=1)
     rm.output_mean, rm.output_std = 0.4, 2.5  # folded into the converted head, with the bias (into ln_f's bias)
     with torch.no_grad():
@@ -72,6 +76,7 @@ def test_gpt2_checkpoint_with_head_bias_and_output_normalization(tokenizer, tmp_
     ref, got = both(tmp_path / "rm")
     assert got.shape == ref.shape == (len(PROMPTS),) and ref.std() > 0.05
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the copy is gone once vLLM has read it (no close at CLI exit)
 
 
 def test_llama_checkpoint_bias_without_a_norm_bias_pad_is_eos(corpus, tmp_path):

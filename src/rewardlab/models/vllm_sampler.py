@@ -13,12 +13,13 @@ Seeds: response ``i`` of a call with ``seed`` is one vLLM request seeded ``(seed
 the random stream is vLLM's, not torch's, so sampled tokens differ from the transformers path's for the same seed.
 
 Weights: the engine loads a copy of the model written to a temporary directory (``save_pretrained``: the weights
-as they are in memory, e.g. a random ``tiny`` policy). :meth:`VLLMSampler.sync` copies new weights in place
-(vLLM's ``reload_weights`` with an iterator over a state dict, then the prefix cache is reset: its keys and values
-were computed with the old weights). The engine runs in this process (:mod:`rewardlab.models.vllm_runtime`: its
-environment, memory and step options), so a sync passes tensors, not files; on a CPU vLLM's worker then ignores later
-``torch.set_num_threads`` calls in this process. On a GPU vLLM takes 30% of the device's memory, leaving the rest to
-the torch copy of the policy (and, when training, its reference, gradients and optimizer state).
+as they are in memory, e.g. a random ``tiny`` policy), removed once the engine has read it.
+:meth:`VLLMSampler.sync` copies new weights in place (vLLM's ``reload_weights`` with an iterator over a state dict,
+then the prefix cache is reset: its keys and values were computed with the old weights). The engine runs in this
+process (:mod:`rewardlab.models.vllm_runtime`: its environment, memory and step options), so a sync passes tensors,
+not files; on a CPU vLLM's worker then ignores later ``torch.set_num_threads`` calls in this process. On a GPU vLLM
+takes 30% of the device's memory, leaving the rest to the torch copy of the policy (and, when training, its
+reference, gradients and optimizer state).
 """
 
 from __future__ import annotations
@@ -58,9 +59,8 @@ class VLLMSampler:
                 model=self.dir, skip_tokenizer_init=True, seed=0, generation_config="vllm",
                 dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
                 **runtime.engine_options(device, position_limit(model))))
-        except BaseException:
+        finally:  # the engine holds the weights; later ones come by sync, not from disk
             shutil.rmtree(self.dir, ignore_errors=True)
-            raise
 
     def __call__(self, model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 64,
@@ -104,6 +104,5 @@ class VLLMSampler:
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
-        """Shut the engine down and remove its weights directory."""
+        """Shut the engine down (:func:`rewardlab.models.vllm_runtime.shutdown`)."""
         runtime.shutdown(self.__dict__.pop("llm", None))
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -91,9 +91,9 @@ class VLLMScorer:
                 model=str(source or self.dir), runner="pooling", seed=0, max_model_len=max_model_len,
                 dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
                 **runtime.engine_options(device, max_model_len)))
-        except BaseException:
-            self.close()
-            raise
+        finally:  # the engine holds what it read: the copy goes now, not at exit (a CLI run never calls close)
+            if self.dir is not None:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     @torch.no_grad()
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -111,7 +111,5 @@ class VLLMScorer:
         return out.squeeze(-1) if self.num_outputs == 1 else out
 
     def close(self) -> None:
-        """Shut the engine down and remove a converted copy."""
+        """Shut the engine down (:func:`rewardlab.models.vllm_runtime.shutdown`)."""
         runtime.shutdown(self.__dict__.pop("llm", None))
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
