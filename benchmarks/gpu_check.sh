@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The prepared GPU check (one run, ~5 min on an H100): bf16 scoring and training throughput, peak memory and
 # effective MFU of decoder RMs (SmolLM2-135M and Llama-3.2-1B shapes, random weights built from config) on hh-shaped
-# rows, rewardlab's prompt-shared packed rows vs length-sorted padded batches. Needs a Python with a CUDA torch and
-# transformers (PYTHON=...); the numbers go to stdout as a markdown table and to $OUT/gpu_check.json.
+# rows, rewardlab's prompt-shared packed rows vs length-sorted padded batches (and rewardlab's vllm: engine where vLLM
+# is installed). Needs a Python with a CUDA torch and transformers (PYTHON=...); the numbers go to stdout as a markdown
+# table and to $OUT/gpu_check.json.
 #   bash benchmarks/gpu_check.sh            # the full check
 #   bash benchmarks/gpu_check.sh --dry-run  # on the CPU with tiny models: checks that the script runs
 set -euo pipefail
