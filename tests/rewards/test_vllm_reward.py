@@ -186,3 +186,15 @@ def test_served_vllm_reward_answers_as_the_torch_one(tokenizer, tmp_path):
         reward.close()
     assert got == pytest.approx(ref.score([""] * 3, texts).tolist(), abs=1e-4)
     assert scores == pytest.approx(ref.score(PROMPTS, RESPONSES).tolist(), abs=1e-4)
+
+
+def test_openrlhf_reward_model_with_normalize_reward(corpus, tmp_path, monkeypatch):
+    """OpenRLHF's layout (value head, normalize_reward mean/std): converted, (r − μ)/σ folded into the head, its
+    constant −μ/σ added back after vLLM (Llama's RMSNorm has no bias to hold it)."""
+    from tests.models import hf_families
+
+    monkeypatch.setattr(hf_families, "family_config", lambda family, tok, num_labels=1: config(family, tok, num_labels))
+    hf_families.save_openrlhf(corpus, tmp_path / "openrlhf", mean=0.3, std=2.0)
+    ref, got = both(tmp_path / "openrlhf")
+    assert ref.std() > 0.01
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
