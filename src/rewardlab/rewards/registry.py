@@ -26,7 +26,8 @@ Spec forms:
 - ``dpa:DIR:DIRECTION`` — directional preference ⟨unit direction, attribute scores⟩ of an ArmoRM or k-output
   checkpoint; DIRECTION = ``name=w,...`` or ``w1,w2,...`` → DirectionalReward
 - ``judge:TARGET[:pairwise|pointwise][:KEY=VALUE,...]`` — a causal LM (directory, .gguf, ``smollm2``, or
-  ``openai/MODEL`` via ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY``) as a generative judge → JudgeReward (rewards/judge.py)
+  ``openai/MODEL`` via ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY``) as a generative judge → JudgeReward
+  (rewards/judge_spec.py)
 - ``micro:DIR[:router|min|mean|head=K]`` — a mixture of K BT heads with a context router → MixtureReward
   (rewards/personalized.py; a bare PATH with ``router.safetensors`` loads the same)
 - ``prm:DIR[:min|last|product|mean]`` — a process reward model (rewardlab PRM or transformers token classifier), step
@@ -101,7 +102,7 @@ def load_reward(spec: str, device: str | None = None, dtype: str | None = None, 
 
         return multiobjective_from_spec(spec, device=device)
     if spec.startswith("judge:"):
-        from rewardlab.rewards.judge import judge_from_spec
+        from rewardlab.rewards.judge_spec import judge_from_spec
 
         return judge_from_spec(spec, device=device, dtype=dtype)
     if spec.startswith("micro:"):
