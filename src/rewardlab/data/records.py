@@ -6,12 +6,18 @@ messages. Everything downstream (rewards, evaluation, optimization, serving) spe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 Message = dict[str, str]
 Prompt = str | list[Message]
 Response = str | list[Message]
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """A hashable key for a prompt: the text itself, or a conversation's canonical JSON (keys sorted)."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
 @dataclass

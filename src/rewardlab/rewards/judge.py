@@ -33,7 +33,6 @@ Pointwise judges make good CGPO-style constraint judges in :class:`rewardlab.rew
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from typing import Any
 
 import torch
 
-from rewardlab.data.records import Prompt, Response
+from rewardlab.data.records import Prompt, Response, prompt_key
 from rewardlab.rewards.judge_backends import JudgeBackend, as_messages
 
 PAIRWISE_TEMPLATE = (
@@ -141,10 +140,6 @@ def parse_verdict(text: str, labels: Sequence[str], pattern: str = JudgeConfig.v
 def as_text(x: Prompt | Response) -> str:
     """A prompt/response as text for the judge prompt; a conversation becomes ``role: content`` lines."""
     return x if isinstance(x, str) else "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in x)
-
-
-def prompt_key(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------------------------- the reward

