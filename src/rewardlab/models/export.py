@@ -64,6 +64,15 @@ def _effective_head(model: RewardModel) -> tuple[torch.Tensor, torch.Tensor]:
     return w, b
 
 
+def not_a_classifier(model: RewardModel) -> str | None:
+    """None when ``model`` is a transformers ``*ForSequenceClassification`` in other clothes (a decoder, last-token
+    pooling, a linear head: what :func:`to_classifier` converts and vLLM's pooling runner scores), else what it is."""
+    if model.encoder or model.pooling != "last" or model.head_type != "linear":
+        kind = "encoder" if model.encoder else "decoder"
+        return f"a {kind} with pooling {model.pooling!r} and a {model.head_type!r} head"
+    return None
+
+
 def to_classifier(model: RewardModel, tokenizer) -> tuple[torch.nn.Module, torch.Tensor]:
     """``(classifier, residual)``: ``model`` (a decoder, last-token pooling, linear head) as a transformers
     ``*ForSequenceClassification`` whose logits are the eval-mode rewards minus ``residual`` ``[k]``, the part of the
@@ -72,11 +81,9 @@ def to_classifier(model: RewardModel, tokenizer) -> tuple[torch.nn.Module, torch
     (:func:`_pad_id_for_hf_pooling`): pass a copy of a tokenizer still in use."""
     from transformers import AutoModelForSequenceClassification
 
-    if model.encoder or model.pooling != "last" or model.head_type != "linear":
-        raise UserError(f"export --format hf: a {'encoder' if model.encoder else 'decoder'} with pooling "
-                        f"{model.pooling!r} and a {model.head_type!r} head has no transformers "
-                        "*ForSequenceClassification equivalent (supported: decoders with last-token pooling and a "
-                        "linear head, and imported classifiers)")
+    if (what := not_a_classifier(model)) is not None:
+        raise UserError(f"export --format hf: {what} has no transformers *ForSequenceClassification equivalent "
+                        "(supported: decoders with last-token pooling and a linear head, and imported classifiers)")
     config = model.backbone.config
     config.num_labels = model.num_outputs
     config.pad_token_id = _pad_id_for_hf_pooling(tokenizer)

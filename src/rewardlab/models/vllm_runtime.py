@@ -48,14 +48,15 @@ def check_platform(device: str, what: str) -> None:
 def engine_options(device: str, max_model_len: int | None, gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
                    ) -> dict[str, Any]:
     """``LLM(...)`` keyword arguments for memory and engine steps on ``device`` (see the module docstring)."""
-    options: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization, "enforce_eager": True,
-                               "disable_log_stats": True}
-    if device != "cpu":
-        return options
-    if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        options = {"kv_cache_memory_bytes": CPU_KV_CACHE_GIB << 30, "enforce_eager": True, "disable_log_stats": True}
-    return options | {"enable_chunked_prefill": False,
-                      "max_num_batched_tokens": max(CPU_STEP_TOKENS, max_model_len or CPU_STEP_TOKENS)}
+    options: dict[str, Any] = {"enforce_eager": True, "disable_log_stats": True}
+    if device == "cpu" and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        options["kv_cache_memory_bytes"] = CPU_KV_CACHE_GIB << 30
+    else:
+        options["gpu_memory_utilization"] = gpu_memory_utilization
+    if device == "cpu":
+        options |= {"enable_chunked_prefill": False,
+                    "max_num_batched_tokens": max(CPU_STEP_TOKENS, max_model_len or CPU_STEP_TOKENS)}
+    return options
 
 
 def dtype_name(dtype: Any) -> str:

@@ -52,15 +52,15 @@ class VLLMSampler:
         device = next(model.parameters()).device.type
         runtime.check_platform(device, "--engine vllm")
         self.tokenizer = tokenizer
-        self.dir = tempfile.mkdtemp(prefix="rewardlab-vllm-")
-        model.save_pretrained(self.dir, safe_serialization=True)
+        weights = tempfile.mkdtemp(prefix="rewardlab-vllm-")
+        model.save_pretrained(weights, safe_serialization=True)
         try:
             self.llm = runtime.started(LLM(
-                model=self.dir, skip_tokenizer_init=True, seed=0, generation_config="vllm",
+                model=weights, skip_tokenizer_init=True, seed=0, generation_config="vllm",
                 dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
                 **runtime.engine_options(device, position_limit(model))))
         finally:  # the engine holds the weights; later ones come by sync, not from disk
-            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(weights, ignore_errors=True)
 
     def __call__(self, model, tokenizer, prompts: Sequence[Prompt], num_samples: int, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, batch_size: int = 64,

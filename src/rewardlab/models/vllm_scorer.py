@@ -33,6 +33,7 @@ import torch
 
 from rewardlab.errors import UserError
 from rewardlab.models import vllm_runtime as runtime
+from rewardlab.models.export import not_a_classifier, to_classifier
 from rewardlab.models.generation import position_limit
 from rewardlab.models.packing import nonempty
 from rewardlab.models.reward_model import RewardModel
@@ -54,15 +55,15 @@ class VLLMScorer:
 
     ``source``: a transformers classifier directory of exactly these weights (vLLM loads it as is), else None (a
     converted copy is written to a temporary directory). ``device``: where vLLM runs (its build decides: cuda or
-    cpu). ``dtype``: vLLM's compute dtype (default the model's). ``model`` can be freed after construction
-    (``model.to("meta")``): only its configuration is read afterwards."""
+    cpu). ``dtype``: vLLM's compute dtype (default the model's). ``max_model_len``: ``max_length`` capped to the
+    model's positions (vLLM refuses longer inputs). ``model`` can be freed after construction (``model.to("meta")``):
+    only its configuration is read afterwards."""
 
     def __init__(self, model: RewardModel, tokenizer, max_length: int, device: str, source: Path | None = None,
                  dtype: torch.dtype | None = None):
-        if model.head is None or model.encoder or model.pooling != "last" or model.head_type != "linear":
+        if (what := not_a_classifier(model)) is not None:
             raise UserError("vllm: only decoder reward models with last-token pooling and a linear head run on vLLM "
-                            f"(this one: {'encoder' if model.encoder else 'decoder'}, pooling {model.pooling!r}, "
-                            f"head {model.head_type!r}); score it without the vllm: prefix")
+                            f"(this one: {what}); score it without the vllm: prefix")
         runtime.configure_env()
         from vllm import LLM
 
@@ -74,26 +75,24 @@ class VLLMScorer:
         # a converted copy has the normalization folded into its head; a directory loaded as is does not
         normalized = source is not None and model.output_std is not None
         self.affine = (float(model.output_mean), float(model.output_std)) if normalized else None
-        self.dir = None
+        converted = None
         if source is None:
-            from rewardlab.models.export import to_classifier
-
             tokenizer = copy.deepcopy(tokenizer)
             classifier, self.residual = to_classifier(model, tokenizer)
-            self.dir = tempfile.mkdtemp(prefix="rewardlab-vllm-rm-")
-            classifier.save_pretrained(self.dir, safe_serialization=True)
-            tokenizer.save_pretrained(self.dir)  # vLLM's pooling runner wants one; token ids are passed, never text
+            converted = tempfile.mkdtemp(prefix="rewardlab-vllm-rm-")
+            classifier.save_pretrained(converted, safe_serialization=True)
+            tokenizer.save_pretrained(converted)  # vLLM's pooling runner wants one; token ids are passed, never text
             del classifier
         limit = position_limit(model.backbone)
-        max_model_len = min(max_length, limit) if limit else max_length
+        self.max_model_len = min(max_length, limit) if limit else max_length  # vLLM refuses longer inputs
         try:
             self.llm = runtime.started(LLM(
-                model=str(source or self.dir), runner="pooling", seed=0, max_model_len=max_model_len,
+                model=str(source or converted), runner="pooling", seed=0, max_model_len=self.max_model_len,
                 dtype=runtime.dtype_name(dtype or next(model.parameters()).dtype),
-                **runtime.engine_options(device, max_model_len)))
+                **runtime.engine_options(device, self.max_model_len)))
         finally:  # the engine holds what it read: the copy goes now, not at exit (a CLI run never calls close)
-            if self.dir is not None:
-                shutil.rmtree(self.dir, ignore_errors=True)
+            if converted is not None:
+                shutil.rmtree(converted, ignore_errors=True)
 
     @torch.no_grad()
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -41,7 +41,6 @@ class VLLMReward(ModelReward):
         from rewardlab.models.device import resolve_device, resolve_dtype
         from rewardlab.models.engines import require_vllm
         from rewardlab.models.formats import detect
-        from rewardlab.models.generation import position_limit
         from rewardlab.models.vllm_scorer import VLLMScorer
 
         require_vllm(f"vllm:{path}")
@@ -54,14 +53,13 @@ class VLLMReward(ModelReward):
         dtype = resolve_dtype(dtype, device)
         reward = super().from_pretrained(path, device="cpu", dtype=dtype, chat_template=chat_template,
                                          attn_implementation=attn_implementation, **kwargs)
-        limit = position_limit(reward.model.backbone)
-        if limit and limit < reward.max_length:  # vLLM refuses inputs longer than the model's positions
-            print(f"vllm:{path}: max_length {reward.max_length} capped to the model's {limit} positions",
-                  file=sys.stderr)
-            reward.max_length = reward.encoder.max_length = limit
         source = Path(path) if fmt.name == "transformers" else None  # vLLM reads a transformers classifier as is
         reward.vllm = VLLMScorer(reward.model, reward.tokenizer, reward.max_length, device.type, source, dtype)
         reward.model.to("meta")  # vLLM holds the weights now
+        if reward.vllm.max_model_len < reward.max_length:  # the model has fewer positions: truncate as vLLM must
+            print(f"vllm:{path}: max_length {reward.max_length} capped to the model's {reward.vllm.max_model_len} "
+                  "positions", file=sys.stderr)
+            reward.max_length = reward.encoder.max_length = reward.vllm.max_model_len
         return reward
 
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
